@@ -1,0 +1,52 @@
+using Zns.Core.Nvme;
+
+namespace Zns.Target;
+
+/// <summary>
+/// The transport side of one NVMe queue (one NVMe/TCP connection), as seen by the controller layer.
+/// </summary>
+public interface IQueueTransport
+{
+    /// <summary>Peer address, for logs.</summary>
+    string RemoteEndPoint { get; }
+
+    /// <summary>
+    /// Closes the connection (controller reset, shutdown, keep-alive expiry, controller destroyed).
+    /// Thread-safe and idempotent; outstanding commands are dropped.
+    /// </summary>
+    void Abort(string reason);
+}
+
+/// <summary>
+/// The NVMe side of one queue: created by <see cref="IQueueHandlerFactory"/> when a connection completes ICReq,
+/// disposed when the connection closes. It sees every capsule, starting with Fabrics Connect.
+/// </summary>
+/// <remarks>
+/// Contract with the transport:
+/// <list type="bullet">
+/// <item>The transport derives the data direction from the opcode (bit 0 host-to-controller, bit 1
+/// controller-to-host; for Fabrics commands FCTYPE bit 0) and the length from SGL1. It validates the SGL form and
+/// refuses lengths above <see cref="MaxDataLength"/> itself (no data is buffered for them).</item>
+/// <item><see cref="ExecuteAsync"/> is called in the order capsules arrive, after all host-to-controller data is
+/// in <c>data</c>. The handler may complete synchronously (keeping per-queue order, as zone writes need) or
+/// asynchronously (reads, Asynchronous Event Requests that wait for an event).</item>
+/// <item>For controller-to-host commands <c>data</c> has exactly the SGL length; on success the handler has written
+/// every byte of it and the transport sends it all as C2HData before the response. On error no data is sent.</item>
+/// <item>The returned CQE is sent as is (the handler fills CID, SQID, SQHD, status and result).</item>
+/// </list>
+/// </remarks>
+public interface IQueueHandler : IDisposable
+{
+    /// <summary>Largest data length in bytes a single command on this queue may carry right now.</summary>
+    int MaxDataLength { get; }
+
+    /// <summary>Executes one command.</summary>
+    ValueTask<CompletionQueueEntry> ExecuteAsync(SubmissionQueueEntry command, Memory<byte> data);
+}
+
+/// <summary>Creates the NVMe side of a new connection.</summary>
+public interface IQueueHandlerFactory
+{
+    /// <summary>Called once per connection after ICReq/ICResp.</summary>
+    IQueueHandler CreateQueueHandler(IQueueTransport transport);
+}
