@@ -158,10 +158,15 @@ public class PersistenceTests
         var stored = ZoneStateFile.TryLoad(path + ".zns")!;
         Assert.Equal(ZoneState.Empty, stored.Zones[0].State);
         Assert.Equal(0ul, stored.Zones[0].WritePointer);
+        ns.Dispose();
         using (var f = File.OpenRead(path))
         {
             Assert.Equal(0, f.ReadByte()); // the zone's blocks are zero in the file, as QEMU leaves them
         }
-        ns.Dispose();
+
+        // One writer at a time: a second open of a namespace in use is refused.
+        using var first = ZonedNamespace.OpenFile(path, Small());
+        Assert.Throws<IOException>(() => ZonedNamespace.OpenFile(path, Small()));
+        Assert.NotNull(ZonedNamespace.ReadStoredZones(path)); // readers may still look
     }
 }

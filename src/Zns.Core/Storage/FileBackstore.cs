@@ -24,10 +24,13 @@ public sealed partial class FileBackstore : IBackstore
     /// <inheritdoc/>
     public long Length { get; }
 
-    /// <summary>Opens an existing file for reading and writing.</summary>
+    /// <summary>
+    /// Opens an existing file for reading and writing, exclusively: two processes writing one namespace would
+    /// overwrite each other's zone state.
+    /// </summary>
     public static FileBackstore Open(string path)
     {
-        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
         return new FileBackstore(handle, path, RandomAccess.GetLength(handle));
     }
 

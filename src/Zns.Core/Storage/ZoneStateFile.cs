@@ -149,8 +149,8 @@ internal sealed partial class ZoneStateFile : IDisposable
     /// <summary>Opens (creating if needed) the state file for writing commits after <paramref name="lastSequence"/>.</summary>
     public static ZoneStateFile OpenForCommits(string path, ZoneGeometry geometry, ulong lastSequence)
     {
-        // Exclusive: two processes committing to one state file would overwrite each other's zone state.
-        var handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        // Readers (zns report while serving) may look; the backstore's exclusive open keeps out a second writer.
+        var handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
         int slotSize = SlotSizeFor(geometry);
         if (RandomAccess.GetLength(handle) != 2L * slotSize)
         {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test: the .NET suites (unit, model-based, crash, protocol, target over loopback) and, when the guest
+# harness can run here, the real-kernel tests (Linux 6.1 under QEMU as the NVMe/TCP host). Prints one summary
+# line "N passed, N failed" at the end and exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")"
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+dotnet build zns.slnx -c Release -nologo -v quiet 2>&1 | tail -n 3
+dotnet test zns.slnx -c Release --no-build --logger "trx" --results-directory "$results/trx" 2>&1 \
+  | grep -E '^(Passed!|Failed!)|\[FAIL\]|error' || true
+
+passed=0; failed=0
+for trx in "$results"/trx/*.trx; do
+  [ -f "$trx" ] || continue
+  p=$(grep -o 'passed="[0-9]*"' "$trx" | head -1 | grep -o '[0-9]*')
+  f=$(grep -o 'failed="[0-9]*"' "$trx" | head -1 | grep -o '[0-9]*')
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+done
+if [ "$passed" -eq 0 ]; then
+  echo "no .NET test results were produced"; failed=$((failed + 1))
+fi
+
+if [ -x tests/guest/kernel-tests.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ]; then
+  tests/guest/kernel-tests.sh | tee "$results/kernel.log"
+  kp=$(grep -c '^ok ' "$results/kernel.log" || true)
+  kf=$(grep -c '^not ok ' "$results/kernel.log" || true)
+  if [ "$kp" -eq 0 ] && [ "$kf" -eq 0 ]; then kf=1; echo "not ok - the kernel tests reported nothing"; fi
+  passed=$((passed + kp)); failed=$((failed + kf))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
