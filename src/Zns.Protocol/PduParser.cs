@@ -1,3 +1,4 @@
+using Zns.Core;
 using System.Buffers;
 using System.Buffers.Binary;
 using Zns.Core.Nvme;

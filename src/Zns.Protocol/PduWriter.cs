@@ -1,3 +1,4 @@
+using Zns.Core;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using Zns.Core.Nvme;

@@ -1,3 +1,4 @@
+using Zns.Core;
 using Xunit;
 using Zns.Core.Nvme;
 using Zns.Protocol;

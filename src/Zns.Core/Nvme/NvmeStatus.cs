@@ -51,8 +51,8 @@ public readonly record struct NvmeStatus(ushort Value)
     public static NvmeStatus MetadataSglLengthInvalid => Generic(0x10);
     public static NvmeStatus SglDescriptorTypeInvalid => Generic(0x11);
     public static NvmeStatus SglOffsetInvalid => Generic(0x16);
-    public static NvmeStatus KeepAliveTimerExpired => Generic(0x18);
-    public static NvmeStatus KeepAliveTimeoutInvalid => Generic(0x19);
+    public static NvmeStatus KeepAliveTimerExpired => Generic(0x19);
+    public static NvmeStatus KeepAliveTimeoutInvalid => Generic(0x1A);
     public static NvmeStatus CommandInterruptedOrAbortedSqDeletion => Generic(0x08);
     public static NvmeStatus InvalidCommandSet => Generic(0x2C);
     public static NvmeStatus LbaOutOfRange => Generic(0x80);

@@ -1,3 +1,4 @@
+using Zns.Core;
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Numerics;
 
-namespace Zns.Protocol;
+namespace Zns.Core;
 
 /// <summary>
 /// CRC-32C (Castagnoli), as used by NVMe/TCP header and data digests: initial value FFFFFFFFh, reflected polynomial
