@@ -1,0 +1,134 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace Zns.Core.Storage;
+
+/// <summary>
+/// A raw image file: LBA n at byte n × block size, the same layout QEMU's <c>format=raw</c> drive uses, so one file
+/// can be served by either. I/O is positional (pread/pwrite), so concurrent requests need no shared cursor.
+/// </summary>
+public sealed partial class FileBackstore : IBackstore
+{
+    private readonly SafeFileHandle _handle;
+
+    private FileBackstore(SafeFileHandle handle, string path, long length)
+    {
+        _handle = handle;
+        Path = path;
+        Length = length;
+    }
+
+    /// <summary>The file's path.</summary>
+    public string Path { get; }
+
+    /// <inheritdoc/>
+    public long Length { get; }
+
+    /// <summary>Opens an existing file for reading and writing.</summary>
+    public static FileBackstore Open(string path)
+    {
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        return new FileBackstore(handle, path, RandomAccess.GetLength(handle));
+    }
+
+    /// <summary>
+    /// Creates a file of <paramref name="length"/> bytes. Sparse (like <c>truncate</c>) unless
+    /// <paramref name="preallocate"/>, which allocates every block (like <c>dd</c>), reporting bytes done.
+    /// </summary>
+    public static void Create(string path, long length, bool preallocate, IProgress<long>? progress = null)
+    {
+        using var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        RandomAccess.SetLength(handle, length);
+        if (!preallocate)
+        {
+            return;
+        }
+        const long Step = 256L << 20;
+        for (long done = 0; done < length;)
+        {
+            long n = Math.Min(Step, length - done);
+            if (!TryAllocate(handle, done, n))
+            {
+                WriteZeroes(handle, done, n);
+            }
+            done += n;
+            progress?.Report(done);
+        }
+        if (fsync(handle) != 0)
+        {
+            throw new IOException($"fsync {path}: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Read(long offset, Span<byte> destination)
+    {
+        while (!destination.IsEmpty)
+        {
+            int n = RandomAccess.Read(_handle, destination, offset);
+            if (n == 0)
+            {
+                // Past the end of the file: QEMU's raw driver reads zeros there too.
+                destination.Clear();
+                return;
+            }
+            destination = destination[n..];
+            offset += n;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Write(long offset, ReadOnlySpan<byte> data) => RandomAccess.Write(_handle, data, offset);
+
+    /// <inheritdoc/>
+    public void Zero(long offset, long length)
+    {
+        if (length <= 0)
+        {
+            return;
+        }
+        // Punching a hole both zeroes and frees the blocks, as QEMU's write-zeroes with MAY_UNMAP does.
+        if (fallocate(_handle, FallocPunchHole | FallocKeepSize, offset, length) != 0)
+        {
+            WriteZeroes(_handle, offset, length);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Flush()
+    {
+        if (fdatasync(_handle) != 0)
+        {
+            throw new IOException($"fdatasync {Path}: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _handle.Dispose();
+
+    private static bool TryAllocate(SafeFileHandle handle, long offset, long length) => fallocate(handle, 0, offset, length) == 0;
+
+    private static void WriteZeroes(SafeFileHandle handle, long offset, long length)
+    {
+        byte[] zeros = new byte[Math.Min(length, 1 << 20)];
+        while (length > 0)
+        {
+            int n = (int)Math.Min(length, zeros.Length);
+            RandomAccess.Write(handle, zeros.AsSpan(0, n), offset);
+            offset += n;
+            length -= n;
+        }
+    }
+
+    private const int FallocKeepSize = 0x01;
+    private const int FallocPunchHole = 0x02;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fallocate(SafeFileHandle fd, int mode, long offset, long len);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fdatasync(SafeFileHandle fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fsync(SafeFileHandle fd);
+}

@@ -1,0 +1,23 @@
+namespace Zns.Core.Storage;
+
+/// <summary>
+/// Where a namespace's data lives: LBA n at byte n × block size, as in a QEMU raw image. Implementations are
+/// thread-safe for non-overlapping ranges.
+/// </summary>
+public interface IBackstore : IDisposable
+{
+    /// <summary>Size in bytes.</summary>
+    long Length { get; }
+
+    /// <summary>Reads exactly <c>destination.Length</c> bytes at <paramref name="offset"/> (zeros past the end of a sparse file).</summary>
+    void Read(long offset, Span<byte> destination);
+
+    /// <summary>Writes <paramref name="data"/> at <paramref name="offset"/>.</summary>
+    void Write(long offset, ReadOnlySpan<byte> data);
+
+    /// <summary>Makes the range read as zeros, releasing space where the medium allows.</summary>
+    void Zero(long offset, long length);
+
+    /// <summary>Makes every completed write durable.</summary>
+    void Flush();
+}

@@ -1,0 +1,141 @@
+using System.Globalization;
+
+namespace Zns.Core.Zones;
+
+/// <summary>
+/// The configuration of one namespace, with QEMU's option names and meanings (<c>-device nvme-ns</c> and the
+/// controller's <c>zoned.zasl</c>/<c>mdts</c>). Immutable; <see cref="ZoneGeometry.Create"/> validates it against a
+/// backstore size.
+/// </summary>
+public sealed record NamespaceOptions
+{
+    /// <summary><c>logical_block_size</c>: 512 or 4096 bytes.</summary>
+    public int LogicalBlockSize { get; init; } = 4096;
+
+    /// <summary><c>zoned</c>: a zoned namespace (ZNS command set) or a conventional NVM namespace.</summary>
+    public bool Zoned { get; init; } = true;
+
+    /// <summary><c>zoned.zone_size</c> in bytes.</summary>
+    public long ZoneSize { get; init; } = 128L << 20;
+
+    /// <summary><c>zoned.zone_capacity</c> in bytes; 0 means the zone size.</summary>
+    public long ZoneCapacity { get; init; }
+
+    /// <summary><c>zoned.max_open</c>: open zone limit; 0 means no limit.</summary>
+    public uint MaxOpen { get; init; }
+
+    /// <summary><c>zoned.max_active</c>: active zone limit; 0 means no limit.</summary>
+    public uint MaxActive { get; init; }
+
+    /// <summary><c>zoned.zasl</c>: Zone Append Size Limit as a power of two of 4 KiB pages; 0 means MDTS.</summary>
+    public byte Zasl { get; init; }
+
+    /// <summary><c>zoned.descr_ext_size</c>: zone descriptor extension size in bytes (multiple of 64).</summary>
+    public int DescriptorExtensionSize { get; init; }
+
+    /// <summary><c>zoned.cross_read</c>: reads may cross zone boundaries (OZCS.RAZB).</summary>
+    public bool CrossRead { get; init; }
+
+    /// <summary><c>zoned.auto_transition</c>: close an implicitly opened zone when the open limit is reached.</summary>
+    public bool AutoTransition { get; init; } = true;
+
+    /// <summary><c>mdts</c>: Maximum Data Transfer Size as a power of two of 4 KiB pages (QEMU's default 7 = 512 KiB).</summary>
+    public byte Mdts { get; init; } = 7;
+
+    /// <summary>The memory page size MDTS and ZASL are expressed in (CAP.MPSMIN = 4 KiB).</summary>
+    public const int PageSize = 4096;
+
+    /// <summary>
+    /// Applies QEMU-style <c>key=value</c> pairs separated by commas
+    /// (<c>zoned.zone_size=64M,zoned.zone_capacity=62M,logical_block_size=4096</c>). Sizes take K/M/G/T suffixes
+    /// (powers of 1024). Throws <see cref="OptionException"/> naming the bad option.
+    /// </summary>
+    public NamespaceOptions WithQemuOptions(string list)
+    {
+        var result = this;
+        foreach (var item in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int eq = item.IndexOf('=');
+            if (eq <= 0)
+            {
+                throw new OptionException(item, $"expected key=value, got '{item}'");
+            }
+            result = result.With(item[..eq], item[(eq + 1)..]);
+        }
+        return result;
+    }
+
+    /// <summary>Sets one option by its QEMU name (with or without the <c>zoned.</c> prefix for zone options).</summary>
+    public NamespaceOptions With(string key, string value)
+    {
+        string name = key.Trim();
+        return name switch
+        {
+            "physical_block_size" => this, // a hint only; the logical block size decides the layout
+            "logical_block_size" => this with { LogicalBlockSize = checked((int)ParseSize(name, value)) },
+            "zoned" => this with { Zoned = ParseBool(name, value) },
+            "zoned.zone_size" or "zone_size" => this with { ZoneSize = ParseSize(name, value) },
+            "zoned.zone_capacity" or "zone_capacity" => this with { ZoneCapacity = ParseSize(name, value) },
+            "zoned.max_open" or "max_open" => this with { MaxOpen = ParseUInt(name, value) },
+            "zoned.max_active" or "max_active" => this with { MaxActive = ParseUInt(name, value) },
+            "zoned.zasl" or "zasl" => this with { Zasl = ParseByte(name, value) },
+            "zoned.descr_ext_size" or "descr_ext_size" => this with { DescriptorExtensionSize = checked((int)ParseSize(name, value)) },
+            "zoned.cross_read" or "cross_read" => this with { CrossRead = ParseBool(name, value) },
+            "zoned.auto_transition" or "auto_transition" => this with { AutoTransition = ParseBool(name, value) },
+            "mdts" => this with { Mdts = ParseByte(name, value) },
+            _ => throw new OptionException(name, $"unknown option '{name}'"),
+        };
+    }
+
+    /// <summary>Parses a byte size with an optional K/M/G/T suffix (powers of 1024) and optional trailing B.</summary>
+    public static long ParseSize(string option, string text)
+    {
+        string s = text.Trim();
+        if (s.EndsWith('B') || s.EndsWith('b'))
+        {
+            s = s[..^1];
+        }
+        int shift = 0;
+        if (s.Length > 0)
+        {
+            switch (char.ToUpperInvariant(s[^1]))
+            {
+                case 'K': shift = 10; break;
+                case 'M': shift = 20; break;
+                case 'G': shift = 30; break;
+                case 'T': shift = 40; break;
+            }
+        }
+        if (shift != 0)
+        {
+            s = s[..^1];
+        }
+        if (!long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n < 0 || n > (long.MaxValue >> shift))
+        {
+            throw new OptionException(option, $"invalid size '{text}' (use a number with an optional K, M, G or T suffix)");
+        }
+        return n << shift;
+    }
+
+    private static bool ParseBool(string option, string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "on" or "true" or "yes" or "1" => true,
+        "off" or "false" or "no" or "0" => false,
+        _ => throw new OptionException(option, $"invalid boolean '{text}' (use on or off)"),
+    };
+
+    private static uint ParseUInt(string option, string text) =>
+        uint.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out uint v)
+            ? v : throw new OptionException(option, $"invalid number '{text}'");
+
+    private static byte ParseByte(string option, string text) =>
+        byte.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out byte v)
+            ? v : throw new OptionException(option, $"invalid number '{text}'");
+}
+
+/// <summary>A configuration error, naming the option at fault.</summary>
+public sealed class OptionException(string option, string message) : Exception($"{option}: {message}")
+{
+    /// <summary>The option's name.</summary>
+    public string Option { get; } = option;
+}
