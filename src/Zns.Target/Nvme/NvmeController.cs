@@ -152,8 +152,9 @@ internal sealed class NvmeController
             }
             if (CcShn(value) != 0 && CcShn(old) == 0)
             {
-                // Normal/abrupt shutdown: stop processing (commands now get Command Sequence Error), make written
-                // data durable, report SHST = complete at once so `nvme disconnect` does not wait out its timeout.
+                // Normal/abrupt shutdown: stop processing (commands now get Command Sequence Error), shut the
+                // namespaces down as QEMU does (open zones become Closed, or Empty if unwritten; state and data made
+                // durable) and report SHST = complete at once so `nvme disconnect` does not wait out its timeout.
                 _ready = false;
                 _csts = (_csts & ~CstsReady) | CstsShutdownComplete;
                 abort ??= DetachIoQueuesLocked();
@@ -167,7 +168,7 @@ internal sealed class NvmeController
         if (shutdown)
         {
             _logger.Shutdown(Cntlid, CcShn(value));
-            FlushNamespaces();
+            ShutdownNamespaces();
         }
         AbortAll(abort, "controller reset or shutdown");
     }
@@ -180,13 +181,13 @@ internal sealed class NvmeController
         CcIosqes(cc) == 6 && CcIocqes(cc) == 4 && CcMps(cc) == 0 && CcAms(cc) == 0 &&
         CcCss(cc) is CssNvm or CssAllSupported;
 
-    private void FlushNamespaces()
+    private void ShutdownNamespaces()
     {
         foreach (NamespaceInfo ns in Subsystem.NamespaceInfos)
         {
             try
             {
-                ns.Namespace.Flush();
+                ns.Namespace.Shutdown();
             }
             catch (Exception ex) when (ex is IOException or ObjectDisposedException)
             {
