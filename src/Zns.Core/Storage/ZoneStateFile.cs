@@ -149,7 +149,8 @@ internal sealed partial class ZoneStateFile : IDisposable
     /// <summary>Opens (creating if needed) the state file for writing commits after <paramref name="lastSequence"/>.</summary>
     public static ZoneStateFile OpenForCommits(string path, ZoneGeometry geometry, ulong lastSequence)
     {
-        var handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
+        // Exclusive: two processes committing to one state file would overwrite each other's zone state.
+        var handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         int slotSize = SlotSizeFor(geometry);
         if (RandomAccess.GetLength(handle) != 2L * slotSize)
         {

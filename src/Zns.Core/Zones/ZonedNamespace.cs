@@ -206,6 +206,54 @@ public sealed class ZonedNamespace : IDisposable
         _zones[zone].WritePointer != Geometry.ZoneStart(zone) || (_zones[zone].Attributes & ZoneAttributes.DescriptorExtensionValid) != 0
             ? ZoneState.Closed : ZoneState.Empty;
 
+    /// <summary>
+    /// The zones of a backstore file as its state file last committed them, without opening the namespace (so a
+    /// running server is not disturbed). Null when the file has no state file (every zone would start Empty).
+    /// </summary>
+    public static (ZoneGeometry Geometry, ZoneInfo[] Zones)? ReadStoredZones(string backstorePath)
+    {
+        var loaded = ZoneStateFile.TryLoad(ZoneStateFile.PathFor(backstorePath));
+        if (loaded is null)
+        {
+            return null;
+        }
+        var g = ZoneGeometry.Create(loaded.Options, loaded.BackstoreLength);
+        if (g.ZoneCount != loaded.Zones.Length)
+        {
+            throw new InvalidDataException($"{backstorePath}.zns: zone count does not match its geometry");
+        }
+        var zones = new ZoneInfo[g.ZoneCount];
+        for (uint i = 0; i < zones.Length; i++)
+        {
+            var r = loaded.Zones[i];
+            zones[i] = new ZoneInfo(i, g.ZoneStart(i), g.ZoneCapacityLbas, r.WritePointer, r.State, r.Attributes);
+        }
+        return (g, zones);
+    }
+
+    /// <summary>
+    /// Commits the state exactly as it is (open zones stay open in the state file; the next open applies the power
+    /// cycle rule) and releases the files. For tools that change zones offline, like <c>zns open</c>.
+    /// </summary>
+    public void Detach()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        try
+        {
+            Interlocked.Increment(ref _changes);
+            Commit(force: true);
+        }
+        finally
+        {
+            _stateFile?.Dispose();
+            _backstore.Dispose();
+        }
+    }
+
     /// <summary>A snapshot of zone <paramref name="index"/>.</summary>
     public ZoneInfo GetZone(uint index)
     {

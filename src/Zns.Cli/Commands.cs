@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace Zns.Cli;
+
+/// <summary>Commands beyond the offline zone tools.</summary>
+internal static partial class Commands
+{
+    public static IEnumerable<Command> Extra()
+    {
+        yield break;
+    }
+}

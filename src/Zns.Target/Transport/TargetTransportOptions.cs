@@ -1,0 +1,65 @@
+using System.Net;
+using Zns.Core.Nvme;
+using Zns.Protocol;
+
+namespace Zns.Target.Transport;
+
+/// <summary>Settings of the NVMe/TCP listener and its connections.</summary>
+public sealed record TargetTransportOptions
+{
+    /// <summary>Address and port to listen on. Port 0 picks a free port (see <see cref="NvmeTcpListener.LocalEndPoint"/>).
+    /// Default: any IPv4 address, port 4420.</summary>
+    public IPEndPoint ListenEndPoint { get; init; } = new(IPAddress.Any, NvmeTcp.DefaultPort);
+
+    /// <summary>MAXH2CDATA advertised in ICResp: the largest data segment of one H2CData PDU. At least 4096 and a
+    /// multiple of 4 (the Linux host rejects anything else). Default 128 KiB.</summary>
+    public int MaxH2CData { get; init; } = 128 * 1024;
+
+    /// <summary>
+    /// Largest in-capsule data a CapsuleCmd may carry, on every queue. Default 8192: the Linux host sends Fabrics
+    /// commands (Connect data) and admin writes in-capsule up to 8192 bytes regardless of IOCCSZ, so this must stay
+    /// ≥ 8192. The controller should advertise IOCCSZ = <see cref="IoCommandCapsuleSizeUnits"/>.
+    /// </summary>
+    public int MaxInCapsuleDataLength { get; init; } = 8192;
+
+    /// <summary>Largest data segment of one C2HData PDU this target sends. Default 128 KiB.</summary>
+    public int MaxC2HDataPduLength { get; init; } = 128 * 1024;
+
+    /// <summary>Most connections served at once; more are accepted and closed immediately. Default 1024.</summary>
+    public int MaxConnections { get; init; } = 1024;
+
+    /// <summary>Most commands outstanding on one connection (the host keeps within SQSIZE + 1 ≤ 1024).
+    /// Default 1024.</summary>
+    public int MaxOutstandingCommands { get; init; } = 1024;
+
+    /// <summary>How long a new connection may stay silent before sending ICReq. Default 10 s.</summary>
+    public TimeSpan InitializationTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>After a C2HTermReq, how long to wait for the host to read it and close before the socket is closed.
+    /// Default 2 s.</summary>
+    public TimeSpan TerminationLinger { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Listen backlog. Default 512.</summary>
+    public int ListenBacklog { get; init; } = 512;
+
+    /// <summary>IOCCSZ for Identify Controller matching <see cref="MaxInCapsuleDataLength"/>: (64 + in-capsule bytes) / 16.</summary>
+    public int IoCommandCapsuleSizeUnits => (SubmissionQueueEntry.Size + MaxInCapsuleDataLength) / 16;
+
+    /// <summary>Throws <see cref="ArgumentException"/> when a setting is out of range.</summary>
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(ListenEndPoint);
+        if (MaxH2CData < NvmeTcp.MinMaxH2CData || MaxH2CData % 4 != 0)
+            throw new ArgumentException($"MaxH2CData must be ≥ {NvmeTcp.MinMaxH2CData} and a multiple of 4 (was {MaxH2CData}).");
+        if (MaxInCapsuleDataLength < 0 || MaxInCapsuleDataLength % 16 != 0 || MaxInCapsuleDataLength > 1024 * 1024)
+            throw new ArgumentException($"MaxInCapsuleDataLength must be a multiple of 16 in 0..1 MiB (was {MaxInCapsuleDataLength}).");
+        if (MaxC2HDataPduLength < 512)
+            throw new ArgumentException($"MaxC2HDataPduLength must be ≥ 512 (was {MaxC2HDataPduLength}).");
+        if (MaxConnections < 1)
+            throw new ArgumentException("MaxConnections must be positive.");
+        if (MaxOutstandingCommands is < 1 or > ushort.MaxValue)
+            throw new ArgumentException("MaxOutstandingCommands must be in 1..65535 (it bounds the R2T transfer tags).");
+        if (InitializationTimeout <= TimeSpan.Zero || TerminationLinger < TimeSpan.Zero)
+            throw new ArgumentException("Timeouts must be positive.");
+    }
+}
