@@ -1,0 +1,207 @@
+using System.Collections.Concurrent;
+using Zns.Core.Zones;
+using Zns.Target.Nvme.Wire;
+
+namespace Zns.Target.Nvme;
+
+/// <summary>
+/// An NVM subsystem (or the discovery subsystem): its NQN, its namespaces (NSID 1..N in the order given) and its
+/// live controllers. Zone state lives in the namespaces, not in controllers, so it survives host reconnects.
+/// </summary>
+public sealed class NvmeSubsystem
+{
+    /// <summary>CNTLIDs FFF0h..FFFFh are reserved (FFFFh is the "dynamic controller" wildcard of Connect).</summary>
+    internal const ushort MinCntlid = 1, MaxCntlid = 0xFFEF;
+
+    /// <summary>Transfer cap when no namespace limits MDTS (the transport must buffer whole commands).</summary>
+    internal const int UnlimitedMdtsDataLength = 8 << 20;
+
+    private readonly ConcurrentDictionary<ushort, NvmeController> _controllers = new();
+    private readonly Lock _allocationLock = new();
+    private readonly NamespaceInfo[] _namespaces;
+    private ushort _nextCntlid = MinCntlid;
+
+    // SMART counters, subsystem-wide so that they survive controller reconnects (512-byte units and commands).
+    private long _sectorsRead, _sectorsWritten, _hostReads, _hostWrites;
+    private readonly long _createdTimestamp;
+
+    internal NvmeSubsystem(NvmeTarget target, string nqn, bool isDiscovery, IReadOnlyList<ZonedNamespace> namespaces)
+    {
+        Target = target;
+        Nqn = nqn;
+        IsDiscovery = isDiscovery;
+        Namespaces = namespaces;
+        _namespaces = new NamespaceInfo[namespaces.Count];
+        for (int i = 0; i < namespaces.Count; i++)
+        {
+            _namespaces[i] = new NamespaceInfo((uint)(i + 1), namespaces[i]);
+        }
+        Mdts = ComputeMdts(namespaces);
+        Zasl = ComputeZasl(namespaces, Mdts);
+        MaxIoDataLength = Mdts == 0 ? UnlimitedMdtsDataLength : 4096 << Mdts;
+        _createdTimestamp = target.Options.TimeProvider.GetTimestamp();
+    }
+
+    /// <summary>The subsystem NQN.</summary>
+    public string Nqn { get; }
+
+    /// <summary>True for the discovery subsystem.</summary>
+    public bool IsDiscovery { get; }
+
+    /// <summary>Namespaces; NSID n is element n−1.</summary>
+    public IReadOnlyList<ZonedNamespace> Namespaces { get; }
+
+    /// <summary>Number of live controllers.</summary>
+    public int ControllerCount => _controllers.Count;
+
+    internal NvmeTarget Target { get; }
+
+    /// <summary>
+    /// Controller MDTS: the smallest of the namespaces' limits (each namespace still enforces its own), because
+    /// MDTS is a controller property and the host applies it to every namespace.
+    /// </summary>
+    internal byte Mdts { get; }
+
+    /// <summary>ZASL for the ZNS Identify Controller structure: the smallest append limit of the zoned namespaces.</summary>
+    internal byte Zasl { get; }
+
+    /// <summary>Largest data length of one I/O command (MDTS bytes, at least 4 KiB; 8 MiB when MDTS is unlimited).</summary>
+    internal int MaxIoDataLength { get; }
+
+    internal ReadOnlySpan<NamespaceInfo> NamespaceInfos => _namespaces;
+
+    /// <summary>The namespace for an NSID, or null when the NSID is not an active namespace of this subsystem.</summary>
+    internal NamespaceInfo? GetNamespace(uint nsid) => nsid - 1 < (uint)_namespaces.Length ? _namespaces[nsid - 1] : null;
+
+    /// <summary>
+    /// Reports that namespace <paramref name="nsid"/> changed (for example its capacity): every controller that enabled
+    /// Namespace Attribute Notices completes an Asynchronous Event Request pointing at the Changed Namespace List.
+    /// </summary>
+    public void NotifyNamespaceChanged(uint nsid)
+    {
+        foreach (NvmeController controller in _controllers.Values)
+        {
+            controller.OnNamespaceChanged(nsid);
+        }
+    }
+
+    internal NvmeController? CreateController(Func<ushort, NvmeController> factory)
+    {
+        lock (_allocationLock)
+        {
+            // Allocate round-robin rather than lowest-free so a reconnecting host never sees the CNTLID of the
+            // controller it just lost ("Duplicate cntlid" checks compare against controllers it still knows).
+            for (int tries = 0; tries <= MaxCntlid - MinCntlid; tries++)
+            {
+                ushort candidate = _nextCntlid;
+                _nextCntlid = candidate == MaxCntlid ? MinCntlid : (ushort)(candidate + 1);
+                if (!_controllers.ContainsKey(candidate))
+                {
+                    NvmeController controller = factory(candidate);
+                    _controllers[candidate] = controller;
+                    return controller;
+                }
+            }
+        }
+        return null;
+    }
+
+    internal bool TryGetController(ushort cntlid, out NvmeController controller) =>
+        _controllers.TryGetValue(cntlid, out controller!);
+
+    internal void RemoveController(NvmeController controller) =>
+        _controllers.TryRemove(new KeyValuePair<ushort, NvmeController>(controller.Cntlid, controller));
+
+    internal IEnumerable<NvmeController> Controllers => _controllers.Values;
+
+    internal void CountRead(int bytes)
+    {
+        Interlocked.Increment(ref _hostReads);
+        Interlocked.Add(ref _sectorsRead, bytes >> 9);
+    }
+
+    internal void CountWrite(int bytes)
+    {
+        Interlocked.Increment(ref _hostWrites);
+        Interlocked.Add(ref _sectorsWritten, bytes >> 9);
+    }
+
+    /// <summary>SMART values: data units are thousands of 512-byte units, rounded up (NVMe Base Figure 207).</summary>
+    internal SmartValues GetSmartValues()
+    {
+        static ulong Units(long sectors) => (ulong)((sectors + 999) / 1000);
+        TimeSpan up = Target.Options.TimeProvider.GetElapsedTime(_createdTimestamp);
+        return new SmartValues(
+            Units(Volatile.Read(ref _sectorsRead)), Units(Volatile.Read(ref _sectorsWritten)),
+            (ulong)Volatile.Read(ref _hostReads), (ulong)Volatile.Read(ref _hostWrites), (ulong)up.TotalHours);
+    }
+
+    private static byte ComputeMdts(IReadOnlyList<ZonedNamespace> namespaces)
+    {
+        byte mdts = 0;
+        foreach (ZonedNamespace ns in namespaces)
+        {
+            byte m = ns.Geometry.Mdts;
+            if (m != 0 && (mdts == 0 || m < mdts))
+            {
+                mdts = m;
+            }
+        }
+        return namespaces.Count == 0 ? (byte)7 : mdts;
+    }
+
+    private static byte ComputeZasl(IReadOnlyList<ZonedNamespace> namespaces, byte mdts)
+    {
+        byte zasl = 0;
+        bool any = false;
+        foreach (ZonedNamespace ns in namespaces)
+        {
+            if (!ns.IsZoned)
+            {
+                continue;
+            }
+            // A namespace's ZASL 0 means "MDTS"; the controller-wide value must not exceed any namespace's limit.
+            byte z = ns.Geometry.Zasl != 0 ? ns.Geometry.Zasl : mdts;
+            if (!any || (z != 0 && (zasl == 0 || z < zasl)))
+            {
+                zasl = z;
+            }
+            any = true;
+        }
+        return zasl;
+    }
+}
+
+/// <summary>A namespace with its NSID and the identifiers derived once from its persisted UUID.</summary>
+internal sealed class NamespaceInfo
+{
+    public NamespaceInfo(uint nsid, ZonedNamespace ns)
+    {
+        Nsid = nsid;
+        Namespace = ns;
+        Csi = ns.IsZoned ? Wire.Csi.Zoned : Wire.Csi.Nvm;
+        // UUID in RFC 4122 (big-endian) byte order, as nvme-cli prints it. The NGUID uses the same 16 bytes: both
+        // are then stable across restarts (the host rejects identifiers that change) and unique per namespace.
+        Uuid = ns.Uuid.ToByteArray(bigEndian: true);
+        Nguid = Uuid;
+        ZoneSendDataLength = ns.Geometry.DescriptorExtensionSize;
+    }
+
+    public uint Nsid { get; }
+    public ZonedNamespace Namespace { get; }
+    public byte Csi { get; }
+    public byte[] Uuid { get; }
+    public byte[] Nguid { get; }
+    public int ZoneSendDataLength { get; }
+
+    public NamespaceIdentity Identity
+    {
+        get
+        {
+            ZoneGeometry g = Namespace.Geometry;
+            return new NamespaceIdentity(
+                g.NamespaceSizeLbas, g.BlockShift, Nguid, Namespace.IsZoned, g.ZoneSizeLbas, g.MaxActive, g.MaxOpen,
+                g.CrossRead, g.DescriptorExtensionSize);
+        }
+    }
+}

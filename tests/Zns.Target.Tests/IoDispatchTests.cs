@@ -1,0 +1,233 @@
+using System.Buffers.Binary;
+using Zns.Core.Nvme;
+using Zns.Core.Zones;
+using Zns.Target.Nvme;
+using static Zns.Target.Tests.TestHost;
+
+namespace Zns.Target.Tests;
+
+public sealed class IoDispatchTests
+{
+    private const int Bs = 4096;
+
+    private static (TestHost Host, IQueueHandler Io) Connected(params NamespaceOptions[] namespaces)
+    {
+        var host = new TestHost(null, namespaces);
+        var (_, _, io, _, _) = host.ConnectAll();
+        return (host, io);
+    }
+
+    private static ulong ZoneLbas(TestHost host) => host.Namespaces[0].Geometry.ZoneSizeLbas;
+
+    [Fact]
+    public void WriteThenRead_RoundTrips()
+    {
+        var (host, io) = Connected();
+        using (host)
+        {
+            byte[] data = new byte[4 * Bs];
+            Random.Shared.NextBytes(data);
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 0, 4, cdw12Flags: 1u << 30), data));
+            byte[] back = new byte[4 * Bs];
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Read, 1, 0, 4), back));
+            Assert.Equal(data, back);
+        }
+    }
+
+    [Fact]
+    public void ZoneStatusesPassThroughUnchanged()
+    {
+        var (host, io) = Connected();
+        using (host)
+        {
+            byte[] block = new byte[Bs];
+            // Not at the write pointer.
+            Assert.Equal(NvmeStatus.ZoneInvalidWrite.WithDnr(), Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 5, 1), block).Status);
+            // Past the namespace.
+            ulong end = host.Namespaces[0].Geometry.NamespaceSizeLbas;
+            Assert.Equal(NvmeStatus.LbaOutOfRange.WithDnr(), Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, end, 1), block).Status);
+            // Finish then write: Zone Is Full.
+            Ok(Run(io, Sqe.ZoneSend(1, 0, ZoneSendAction.Finish)));
+            Assert.Equal(NvmeStatus.ZoneIsFull.WithDnr(), Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 0, 1), block).Status);
+            // Close of a full zone: Invalid Zone State Transition.
+            Assert.Equal(NvmeStatus.InvalidZoneStateTransition.WithDnr(), Run(io, Sqe.ZoneSend(1, 0, ZoneSendAction.Close)).Status);
+            // Reset all.
+            Ok(Run(io, Sqe.ZoneSend(1, 0, ZoneSendAction.Reset, selectAll: true)));
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 0, 1), block));
+        }
+    }
+
+    [Fact]
+    public void ZoneAppend_ReturnsAlbaInResult()
+    {
+        var (host, io) = Connected();
+        using (host)
+        {
+            ulong zone1 = ZoneLbas(host);
+            byte[] data = new byte[2 * Bs];
+            CompletionQueueEntry first = Run(io, Sqe.ReadWrite(IoOpcode.ZoneAppend, 1, zone1, 2), data);
+            Ok(first);
+            Assert.Equal(zone1, first.Result);
+            CompletionQueueEntry second = Run(io, Sqe.ReadWrite(IoOpcode.ZoneAppend, 1, zone1, 2), data);
+            Assert.Equal(zone1 + 2, second.Result);
+            // Not a zone start: Invalid Field from the core.
+            Assert.Equal(NvmeStatus.InvalidField.WithDnr(), Run(io, Sqe.ReadWrite(IoOpcode.ZoneAppend, 1, zone1 + 1, 2), data).Status);
+        }
+    }
+
+    [Fact]
+    public void ZoneReport_ShowsStateAndWritePointer()
+    {
+        var (host, io) = Connected();
+        using (host)
+        {
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 0, 3), new byte[3 * Bs]));
+            Ok(Run(io, Sqe.ZoneSend(1, ZoneLbas(host), ZoneSendAction.Open)));
+            byte[] report = new byte[64 + 2 * 64];
+            Ok(Run(io, Sqe.ZoneReceive(1, 0, report.Length, partial: true), report));
+            Assert.Equal(2UL, BinaryPrimitives.ReadUInt64LittleEndian(report));
+            Assert.Equal(0x20, report[64 + 1]);                                               // implicitly opened
+            Assert.Equal(3UL, BinaryPrimitives.ReadUInt64LittleEndian(report.AsSpan(64 + 24)));  // WP
+            Assert.Equal(0x30, report[128 + 1]);                                              // explicitly opened
+            // Filter: only explicitly opened zones, from the start.
+            byte[] filtered = new byte[128];
+            Ok(Run(io, Sqe.ZoneReceive(1, 0, filtered.Length, zrasf: 3, partial: false), filtered));
+            Assert.Equal(1UL, BinaryPrimitives.ReadUInt64LittleEndian(filtered));
+            // Invalid filter is judged by the core.
+            Assert.Equal(NvmeStatus.InvalidField.WithDnr(), Run(io, Sqe.ZoneReceive(1, 0, 128, zrasf: 9), new byte[128]).Status);
+        }
+    }
+
+    [Fact]
+    public void DataLengthMustMatchNlb()
+    {
+        var (host, io) = Connected();
+        using (host)
+        {
+            Fails(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 0, 2), new byte[Bs]), NvmeStatus.DataSglLengthInvalid);
+            Fails(Run(io, Sqe.ReadWrite(IoOpcode.Read, 1, 0, 1), new byte[2 * Bs]), NvmeStatus.DataSglLengthInvalid);
+            Fails(Run(io, Sqe.ReadWrite(IoOpcode.ZoneAppend, 1, 0, 1), new byte[512]), NvmeStatus.DataSglLengthInvalid);
+            Fails(Run(io, Sqe.ReadWrite(IoOpcode.WriteZeroes, 1, 0, 1), new byte[Bs]), NvmeStatus.DataSglLengthInvalid);
+            Fails(Run(io, Sqe.ZoneReceive(1, 0, 128), new byte[64]), NvmeStatus.DataSglLengthInvalid);
+            Fails(Run(io, Sqe.ZoneSend(1, 0, ZoneSendAction.Reset), new byte[64]), NvmeStatus.DataSglLengthInvalid);
+            Fails(Run(io, Sqe.Create(IoOpcode.Flush, 1), new byte[4]), NvmeStatus.DataSglLengthInvalid);
+        }
+    }
+
+    [Theory]
+    [InlineData(0u)]
+    [InlineData(3u)]
+    [InlineData(0xFFFFFFFEu)]
+    public void InvalidNsid_IsInvalidNamespace(uint nsid)
+    {
+        var (host, io) = Connected();
+        using (host)
+        {
+            Fails(Run(io, Sqe.ReadWrite(IoOpcode.Read, nsid, 0, 1), new byte[Bs]), NvmeStatus.InvalidNamespace);
+            Fails(Run(io, Sqe.ReadWrite(IoOpcode.Write, nsid, 0, 1), new byte[Bs]), NvmeStatus.InvalidNamespace);
+            Fails(Run(io, Sqe.ZoneSend(nsid, 0, ZoneSendAction.Open)), NvmeStatus.InvalidNamespace);
+        }
+    }
+
+    [Fact]
+    public void ZoneOpcodesOnConventionalNamespace_AreInvalidOpcode()
+    {
+        var (host, io) = Connected(new NamespaceOptions { ZoneSize = 4L << 20 }, new NamespaceOptions { Zoned = false, LogicalBlockSize = 512 });
+        using (host)
+        {
+            Fails(Run(io, Sqe.ZoneSend(2, 0, ZoneSendAction.Open)), NvmeStatus.InvalidOpcode);
+            Fails(Run(io, Sqe.ZoneReceive(2, 0, 128), new byte[128]), NvmeStatus.InvalidOpcode);
+            Fails(Run(io, Sqe.ReadWrite(IoOpcode.ZoneAppend, 2, 0, 1), new byte[512]), NvmeStatus.InvalidOpcode);
+            // Conventional writes anywhere, 512-byte blocks.
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 2, 77, 2), new byte[1024]));
+            Fails(Run(io, Sqe.Create(0x05, 2)), NvmeStatus.InvalidOpcode);
+        }
+    }
+
+    [Fact]
+    public void WriteZeroesFlushAndDeallocate()
+    {
+        var (host, io) = Connected(new NamespaceOptions { Zoned = false });
+        using (host)
+        {
+            byte[] data = new byte[2 * Bs];
+            data.AsSpan().Fill(0x5A);
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 10, 2), data));
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.WriteZeroes, 1, 10, 1)));
+            Ok(Run(io, Sqe.Create(IoOpcode.Flush, 1)));
+            Ok(Run(io, Sqe.Create(IoOpcode.Flush, uint.MaxValue)));
+
+            byte[] back = new byte[2 * Bs];
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Read, 1, 10, 2), back));
+            Assert.All(back[..Bs], b => Assert.Equal(0, b));
+            Assert.All(back[Bs..], b => Assert.Equal(0x5A, b));
+
+            // DSM deallocate of LBA 11 (one range: attributes, NLB, SLBA).
+            SubmissionQueueEntry dsm = Sqe.Create(IoOpcode.DatasetManagement, 1);
+            dsm.SetCdw(10, 0);
+            dsm.SetCdw(11, 1u << 2);
+            byte[] range = new byte[16];
+            BinaryPrimitives.WriteUInt32LittleEndian(range.AsSpan(4), 1);
+            BinaryPrimitives.WriteUInt64LittleEndian(range.AsSpan(8), 11);
+            Ok(Run(io, dsm, range));
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Read, 1, 10, 2), back));
+            Assert.All(back, b => Assert.Equal(0, b));
+            Fails(Run(io, dsm, new byte[32]), NvmeStatus.DataSglLengthInvalid);
+        }
+    }
+
+    [Fact]
+    public async Task ReadsCompleteAsynchronouslyAndOverlap()
+    {
+        var (host, io) = Connected();
+        using (host)
+        {
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 0, 1), new byte[Bs]));
+            var reads = new List<Task<CompletionQueueEntry>>();
+            for (int i = 0; i < 64; i++)
+            {
+                reads.Add(io.ExecuteAsync(Sqe.ReadWrite(IoOpcode.Read, 1, 0, 1), new byte[Bs]).AsTask());
+            }
+            CompletionQueueEntry[] results = await Task.WhenAll(reads).WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+            Assert.All(results, Ok);
+            Assert.Equal(64, results.Select(r => r.CommandId).Distinct().Count());
+        }
+    }
+
+    [Fact]
+    public async Task SynchronousDispatch_DoesNotAllocate()
+    {
+        var (host, io) = Connected();
+        using (host)
+        {
+            SubmissionQueueEntry write = Sqe.ReadWrite(IoOpcode.Write, 1, 0, 1);
+            SubmissionQueueEntry read = Sqe.ReadWrite(IoOpcode.Read, 1, 0, 1);
+            Memory<byte> block = new byte[Bs];
+            // Warm up: JIT, the read pool.
+            for (int i = 0; i < 8; i++)
+            {
+                write.SetCdw10_11((ulong)i);
+                await io.ExecuteAsync(write, block);
+                await io.ExecuteAsync(read, block);
+            }
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 8; i < 40; i++)
+            {
+                write.SetCdw10_11((ulong)i);
+                ValueTask<CompletionQueueEntry> vt = io.ExecuteAsync(write, block);
+                Assert.True(vt.IsCompletedSuccessfully);
+                Ok(Completed(vt));
+            }
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+    }
+
+    [Fact]
+    public void VolatileWriteCacheDisabled_StillWrites()
+    {
+        using var host = new TestHost();
+        var (admin, _, io, _, _) = host.ConnectAll();
+        Ok(Run(admin, Sqe.SetFeatures(FeatureId.VolatileWriteCache, 0)));
+        Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 0, 1), new byte[Bs]));
+    }
+}
