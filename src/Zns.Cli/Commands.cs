@@ -7,6 +7,6 @@ internal static partial class Commands
 {
     public static IEnumerable<Command> Extra()
     {
-        yield break;
+        yield return Serve();
     }
 }

@@ -357,7 +357,7 @@ internal sealed class NvmeController
         {
             if (_katoMs == 0)
             {
-                return StatusCodes.KeepAliveTimeoutInvalid.WithDnr();
+                return NvmeStatus.KeepAliveTimeoutInvalid.WithDnr();
             }
         }
         Touch();
@@ -505,11 +505,4 @@ internal sealed class NvmeController
             return cqe;
         }
     }
-}
-
-/// <summary>Status values this layer needs that are not (correctly) in <see cref="NvmeStatus"/> yet.</summary>
-internal static class StatusCodes
-{
-    /// <summary>Generic status 1Ah, Keep Alive Timeout Invalid (NVMe Base 2.0 Figure 102; Linux NVME_SC_KA_TIMEOUT_INVALID).</summary>
-    public static NvmeStatus KeepAliveTimeoutInvalid => new(0x1A);
 }

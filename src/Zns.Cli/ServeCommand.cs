@@ -1,0 +1,211 @@
+using System.CommandLine;
+using System.Net;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Zns.Core.Storage;
+using Zns.Core.Zones;
+using Zns.Target.Nvme;
+using Zns.Target.Transport;
+
+namespace Zns.Cli;
+
+internal static partial class Commands
+{
+    /// <summary>The namespace <c>zns serve</c> makes when given no file: the seed geometry of a QEMU ZNS setup.</summary>
+    public const string DefaultFile = "zns.raw";
+    public const long DefaultSize = 32L << 30;
+    public static readonly NamespaceOptions DefaultOptions = new()
+    {
+        LogicalBlockSize = 4096, ZoneSize = 64L << 20, ZoneCapacity = 62L << 20, MaxOpen = 16, MaxActive = 32, Zasl = 5,
+    };
+
+    public static Command Serve()
+    {
+        var files = new Argument<string[]>("FILE")
+        {
+            Description = "Backstores, one namespace each (nsid in order): PATH or ram:SIZE, optionally followed by ,key=value options " +
+                          "for that namespace only (e.g. conv.raw,zoned=off). Default: zns.raw in the working directory, " +
+                          "created as a 32 GiB sparse file with 64M zones, 62M capacity, max_open 16, max_active 32, zasl 5",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var listen = new Option<string>("--listen", "-l") { Description = "Address and port to listen on (default 127.0.0.1:4420)", DefaultValueFactory = _ => "127.0.0.1:4420" };
+        var nqn = new Option<string>("--nqn") { Description = "Subsystem NQN", DefaultValueFactory = _ => new TargetOptions().SubsystemNqn };
+        var serial = new Option<string>("--serial") { Description = "Serial number (default deadbeef)", DefaultValueFactory = _ => "deadbeef" };
+        var model = new Option<string>("--model") { Description = "Model number", DefaultValueFactory = _ => new TargetOptions().ModelNumber };
+        var firmware = new Option<string>("--firmware") { Description = "Firmware revision", DefaultValueFactory = _ => new TargetOptions().FirmwareRevision };
+        var allowHost = new Option<string[]>("--allow-host") { Description = "Host NQN allowed to connect (repeatable; default: any host)", Arity = ArgumentArity.OneOrMore, AllowMultipleArgumentsPerToken = false };
+        var size = new Option<string>("--size", "-s") { Description = "Create missing backstore files with this size (sparse)" };
+        var ephemeral = new Option<bool>("--ephemeral") { Description = "Like QEMU: every zone starts Empty and no zone state is kept" };
+        var reformat = new Option<bool>("--reformat") { Description = "Discard stored zone state and apply the given geometry (data is lost)" };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Log connections and commands" };
+        var geometry = new GeometryOptions();
+        var cmd = new Command("serve", "Serve zoned namespaces over NVMe/TCP until Ctrl-C")
+        {
+            files, listen, nqn, serial, model, firmware, allowHost, size, ephemeral, reformat, verbose,
+        };
+        geometry.AddTo(cmd);
+        cmd.SetAction(async (r, ct) =>
+        {
+            var endPoint = ParseEndPoint(r.GetValue(listen)!);
+            if (r.GetValue(ephemeral) && r.GetValue(reformat))
+            {
+                throw new UsageException("--ephemeral and --reformat cannot be combined");
+            }
+            var mode = r.GetValue(ephemeral) ? StateMode.Ephemeral : r.GetValue(reformat) ? StateMode.Reformat : StateMode.Persistent;
+            string[] specs = r.GetValue(files) is { Length: > 0 } f ? f : [DefaultFile];
+            bool isDefault = r.GetValue(files) is not { Length: > 0 };
+            long? createSize = r.GetValue(size) is { } s ? ZoneCommands.ParseSize("--size", s) : isDefault ? DefaultSize : null;
+
+            var namespaces = new List<ZonedNamespace>();
+            try
+            {
+                foreach (string spec in specs)
+                {
+                    namespaces.Add(OpenNamespace(spec, r, geometry, mode, createSize, isDefault));
+                }
+                var targetOptions = new TargetOptions
+                {
+                    SubsystemNqn = r.GetValue(nqn)!, SerialNumber = r.GetValue(serial)!, ModelNumber = r.GetValue(model)!,
+                    FirmwareRevision = r.GetValue(firmware)!, AllowedHostNqns = r.GetValue(allowHost) ?? [],
+                };
+                try
+                {
+                    targetOptions.Validate();
+                }
+                catch (ArgumentException e)
+                {
+                    throw new UsageException(e.Message);
+                }
+                await RunAsync(targetOptions, endPoint, namespaces, specs, r.GetValue(verbose), ct);
+            }
+            finally
+            {
+                foreach (var ns in namespaces)
+                {
+                    ns.Dispose(); // clean shutdown: open zones become Closed, state committed
+                }
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static ZonedNamespace OpenNamespace(string spec, ParseResult r, GeometryOptions geometry, StateMode mode, long? createSize, bool isDefault)
+    {
+        string[] parts = spec.Split(',', 2);
+        string path = parts[0];
+        string? local = parts.Length > 1 ? parts[1] : null;
+        if (path.StartsWith("ram:", StringComparison.Ordinal))
+        {
+            long bytes = ZoneCommands.ParseSize(path, path[4..]);
+            var ramOptions = ApplyLocal(geometry.Apply(r, isDefault ? DefaultOptions : new NamespaceOptions()), local, spec);
+            ZoneCommands.Validate(ramOptions, bytes);
+            return ZonedNamespace.CreateInMemory(bytes, ramOptions);
+        }
+        bool exists = File.Exists(path);
+        var stored = exists && mode != StateMode.Reformat ? ZonedNamespace.ReadStoredOptions(path) : null;
+        var baseline = stored ?? (isDefault ? DefaultOptions : new NamespaceOptions());
+        var options = ApplyLocal(geometry.Apply(r, baseline), local, spec);
+        if (!exists)
+        {
+            if (createSize is null)
+            {
+                throw new UsageException($"{path}: no such file (create it with `zns create {path} --size SIZE`, or pass --size)");
+            }
+            ZoneCommands.Validate(options, createSize.Value);
+            FileBackstore.Create(path, createSize.Value, preallocate: false);
+        }
+        else
+        {
+            ZoneCommands.Validate(options, new FileInfo(path).Length);
+        }
+        try
+        {
+            return ZonedNamespace.OpenFile(path, options, mode);
+        }
+        catch (OptionException e)
+        {
+            throw new UsageException($"{path}: {GeometryOptions.Describe(e.Option)}: {e.Message[(e.Option.Length + 2)..]}");
+        }
+        catch (IOException e) when (e.Message.Contains("being used by another process", StringComparison.Ordinal))
+        {
+            throw new UsageException($"{path}: in use by another zns process");
+        }
+    }
+
+    private static NamespaceOptions ApplyLocal(NamespaceOptions options, string? local, string spec)
+    {
+        if (local is null)
+        {
+            return options;
+        }
+        try
+        {
+            return options.WithQemuOptions(local);
+        }
+        catch (OptionException e)
+        {
+            throw new UsageException($"{spec}: {e.Message}");
+        }
+    }
+
+    private static IPEndPoint ParseEndPoint(string text)
+    {
+        if (IPEndPoint.TryParse(text, out var ep) && ep.Port != 0 || (IPEndPoint.TryParse(text, out ep) && text.EndsWith(":0", StringComparison.Ordinal)))
+        {
+            return ep!;
+        }
+        if (IPAddress.TryParse(text, out var address))
+        {
+            return new IPEndPoint(address, 4420);
+        }
+        throw new UsageException($"--listen: '{text}' is not ADDRESS:PORT (e.g. 127.0.0.1:4420 or 0.0.0.0:4420)");
+    }
+
+    private static async Task RunAsync(TargetOptions options, IPEndPoint endPoint, List<ZonedNamespace> namespaces, string[] specs, bool verbose, CancellationToken ct)
+    {
+        using var loggerFactory = LoggerFactory.Create(b => b
+            .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
+            .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information));
+        using var target = new NvmeTarget(options, namespaces, loggerFactory);
+        var transport = new TargetTransportOptions { ListenEndPoint = endPoint };
+        await using var listener = new NvmeTcpListener(transport, target, loggerFactory);
+        try
+        {
+            listener.Start();
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new UsageException($"--listen {endPoint}: {e.Message}");
+        }
+        var bound = listener.LocalEndPoint;
+        string address = bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any) ? "<this machine's address>" : bound.Address.ToString();
+        target.SetListenerAddress(bound.Address.Equals(IPAddress.Any) ? new IPEndPoint(IPAddress.Loopback, bound.Port) : bound);
+
+        var stdout = Console.Out;
+        stdout.WriteLine($"zns: serving {namespaces.Count} namespace{(namespaces.Count == 1 ? "" : "s")} on {bound}");
+        for (int i = 0; i < namespaces.Count; i++)
+        {
+            stdout.WriteLine($"  nsid {i + 1}: {specs[i]}: {Output.Summary(namespaces[i].Geometry)}{(namespaces[i].StatePath is { } sp ? $", zone state in {sp}" : ", zone state not kept")}");
+        }
+        stdout.WriteLine($"subsystem NQN: {options.SubsystemNqn}");
+        stdout.WriteLine("attach from a Linux host (modprobe nvme-tcp):");
+        stdout.WriteLine($"  nvme discover -t tcp -a {address} -s {bound.Port}");
+        stdout.WriteLine($"  nvme connect -t tcp -a {address} -s {bound.Port} -n {options.SubsystemNqn}");
+        if (!IPAddress.IsLoopback(bound.Address) && options.AllowedHostNqns.Count == 0)
+        {
+            Console.Error.WriteLine($"zns: warning: listening on {bound} without --allow-host: any host that can reach this port can connect and overwrite the data");
+        }
+        stdout.WriteLine("press Ctrl-C to stop");
+        stdout.Flush();
+
+        var stop = new TaskCompletionSource();
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+        using var reg = ct.Register(() => stop.TrySetResult());
+        await stop.Task;
+        stdout.WriteLine("zns: stopping: closing connections and saving zone state");
+        await listener.StopAsync();
+        target.Dispose();
+    }
+}
