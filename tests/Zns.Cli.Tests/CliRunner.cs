@@ -1,0 +1,50 @@
+using System.Diagnostics;
+
+namespace Zns.Cli.Tests;
+
+/// <summary>Runs the built <c>zns</c> program as a user would.</summary>
+internal static class CliRunner
+{
+    public static string ZnsDll => Path.Combine(AppContext.BaseDirectory, "zns.dll");
+
+    public static ProcessStartInfo StartInfo(string workingDirectory, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workingDirectory,
+        };
+        psi.ArgumentList.Add(ZnsDll);
+        foreach (string a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        return psi;
+    }
+
+    public static async Task<(int Exit, string Out, string Err)> RunAsync(string workingDirectory, params string[] args)
+    {
+        using var p = Process.Start(StartInfo(workingDirectory, args))!;
+        var ct = TestContext.Current.CancellationToken;
+        var stdout = p.StandardOutput.ReadToEndAsync(ct);
+        var stderr = p.StandardError.ReadToEndAsync(ct);
+        await p.WaitForExitAsync(ct);
+        return (p.ExitCode, await stdout, await stderr);
+    }
+}
+
+/// <summary>A temporary working directory.</summary>
+internal sealed class TempDir : IDisposable
+{
+    public TempDir()
+    {
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "zns-cli-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path);
+    }
+
+    public string Path { get; }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, recursive: true); } catch (IOException) { }
+    }
+}
