@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Real-kernel tests: zns serves the seed's default namespace on the host, Linux 6.1 boots under QEMU
+# (tests/guest/run-guest.sh) and attaches it over NVMe/TCP through 10.0.2.2, runs nvme-cli, blkzone and fio
+# against it, disconnects; zns is stopped and restarted; a second boot checks that every zone and the data are as
+# before. Prints one TAP-style line per check ("ok N - ..." / "not ok N - ...").
+set -uo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+here="$repo/tests/guest"
+zns_dll="$repo/src/Zns.Cli/bin/Release/net10.0/zns.dll"
+[ -f "$zns_dll" ] || dotnet build "$repo/src/Zns.Cli" -c Release -nologo -v quiet >/dev/null
+work=$(mktemp -d /var/tmp/zns-kernel-tests.XXXXXX)
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(( 20000 + RANDOM % 20000 ))
+nqn=nqn.2026-01.io.zns:subsys
+
+start_server() {
+  (cd "$work/target" && exec dotnet "$zns_dll" serve --listen "127.0.0.1:$port" >>"$work/serve.log" 2>&1) &
+  server_pid=$!
+  for _ in $(seq 1 100); do
+    grep -q "press Ctrl-C" "$work/serve.log" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "not ok - zns serve did not start"; cat "$work/serve.log"; return 1
+}
+
+stop_server() {
+  kill -TERM "$server_pid"; wait "$server_pid"; local rc=$?; server_pid=
+  return $rc
+}
+
+mkdir -p "$work/target" "$work/share"
+start_server || exit 1
+
+run_guest() {
+  "$here/run-guest.sh" -t 600 -w "$work/share" "$@"
+}
+
+# Phase 1: attach, check identity and geometry, zone actions, errors, fio, then write known data.
+run_guest "$here/kernel-phase1.sh" "$port" "$nqn" "$work/share"
+n=$(grep -c -E '^(ok|not ok) ' "$work/share/phase1.tap" 2>/dev/null || echo 0)
+
+if stop_server; then echo "ok $((n+1)) - zns serve stops cleanly on SIGTERM"; else echo "not ok $((n+1)) - zns serve exit status on SIGTERM"; fi
+start_server || exit 1
+
+# Phase 2: a new boot against the restarted target sees the same zones and data.
+run_guest "$here/kernel-phase2.sh" "$port" "$nqn" "$work/share" "$((n+2))"
+stop_server >/dev/null 2>&1 || true
