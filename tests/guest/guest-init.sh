@@ -1,0 +1,58 @@
+#!/bin/sh
+# Stage 1: PID 1 of the harness initramfs (busybox). Builds the guest root
+# (host / over 9p, read-only, under a tmpfs overlay), mounts the per-run
+# control share and the optional work dir, then switches to stage 2.
+export PATH=/bin
+
+fail() {
+    echo "zns-guest stage1: FAILED: $*" >/dev/console
+    sleep 1
+    poweroff -f
+}
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "zns-guest stage1: start" >/dev/console
+
+while read -r mod; do
+    insmod "/modules/$mod" || fail "insmod $mod"
+done </modules/order
+
+mkdir -p /share/run /share/root /share/rw /newroot
+P9=trans=virtio,version=9p2000.L,msize=262144
+mount -t 9p -o "$P9,cache=mmap" zgrun /share/run || fail "mount run share"
+mount -t 9p -o "$P9,ro,cache=loose" zgroot /share/root || fail "mount host root"
+mount -t tmpfs -o mode=0755 tmpfs /share/rw
+mkdir -p /share/rw/upper /share/rw/work
+mount -t overlay -o lowerdir=/share/root,upperdir=/share/rw/upper,workdir=/share/rw/work \
+    overlay /newroot || fail "mount overlay root"
+
+R=/newroot
+mount -t devtmpfs devtmpfs $R/dev
+mount -t proc proc $R/proc
+mount -t sysfs sysfs $R/sys
+mkdir -p $R/dev/pts $R/dev/shm
+mount -t devpts -o gid=5,mode=620,ptmxmode=000 devpts $R/dev/pts
+mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
+mount -t tmpfs -o mode=1777 tmpfs $R/tmp
+mount -t tmpfs -o mode=0755 tmpfs $R/run
+mount -t tmpfs -o mode=1777 tmpfs $R/var/tmp
+ln -sf /proc/self/fd $R/dev/fd
+ln -sf /proc/self/fd/0 $R/dev/stdin
+ln -sf /proc/self/fd/1 $R/dev/stdout
+ln -sf /proc/self/fd/2 $R/dev/stderr
+
+mkdir -p $R/run/zns-guest
+mount --move /share/run $R/run/zns-guest || fail "move run share"
+
+workdir=
+[ -f $R/run/zns-guest/workdir ] && read -r workdir <$R/run/zns-guest/workdir
+if [ -n "$workdir" ]; then
+    mkdir -p "$R$workdir"
+    mount -t 9p -o "$P9,cache=mmap" zgwork "$R$workdir" || fail "mount work dir $workdir"
+fi
+
+echo "zns-guest stage1: switch_root" >/dev/console
+exec switch_root $R /bin/bash /run/zns-guest/stage2.sh
+fail "switch_root"
