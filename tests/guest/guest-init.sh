@@ -4,8 +4,12 @@
 # control share and the optional work dir, then switches to stage 2.
 export PATH=/bin
 
+log() {
+    read -r up _ </proc/uptime
+    echo "zns-guest stage1 [$up]: $*" >/dev/console
+}
 fail() {
-    echo "zns-guest stage1: FAILED: $*" >/dev/console
+    log "FAILED: $*"
     sleep 1
     poweroff -f
 }
@@ -13,10 +17,10 @@ fail() {
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-echo "zns-guest stage1: start" >/dev/console
+log start
 
 while read -r mod; do
-    insmod "/modules/$mod" || fail "insmod $mod"
+    insmod "/modules/$mod" || log "insmod $mod failed"
 done </modules/order
 
 mkdir -p /share/run /share/root /share/rw /newroot
@@ -32,6 +36,8 @@ R=/newroot
 mount -t devtmpfs devtmpfs $R/dev
 mount -t proc proc $R/proc
 mount -t sysfs sysfs $R/sys
+mount -t configfs configfs $R/sys/kernel/config 2>/dev/null
+mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts -o gid=5,mode=620,ptmxmode=000 devpts $R/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
@@ -42,6 +48,8 @@ ln -sf /proc/self/fd $R/dev/fd
 ln -sf /proc/self/fd/0 $R/dev/stdin
 ln -sf /proc/self/fd/1 $R/dev/stdout
 ln -sf /proc/self/fd/2 $R/dev/stderr
+# ttyS1 carries the script's output: no newline translation, no echo.
+stty -F $R/dev/ttyS1 raw -echo || log "stty ttyS1 failed"
 
 mkdir -p $R/run/zns-guest
 mount --move /share/run $R/run/zns-guest || fail "move run share"
@@ -53,6 +61,6 @@ if [ -n "$workdir" ]; then
     mount -t 9p -o "$P9,cache=mmap" zgwork "$R$workdir" || fail "mount work dir $workdir"
 fi
 
-echo "zns-guest stage1: switch_root" >/dev/console
+log switch_root
 exec switch_root $R /bin/bash /run/zns-guest/stage2.sh
 fail "switch_root"

@@ -1,13 +1,17 @@
 #!/bin/bash
 # Stage 2: PID 1 in the guest's root (the host's root, read-only, with a tmpfs
-# overlay). Loads modules, configures networking, runs the user's script with
-# its output on ttyS1, records the exit status in the run share, powers off.
+# overlay). Loads extra modules, configures networking, runs the user's script
+# with its output on ttyS1, records the exit status in the run share, powers off.
 RUN=/run/zns-guest
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TERM=dumb LANG=C.UTF-8
 export ZNS_GUEST=1
 
-log() { echo "zns-guest stage2: $*" >/dev/console; }
+log() {
+    local up _
+    read -r up _ </proc/uptime
+    echo "zns-guest stage2 [$up]: $*" >/dev/console
+}
 finish() {
     echo "$1" >"$RUN/exit-status"
     sync
@@ -17,29 +21,36 @@ finish() {
     sleep 10
 }
 
+log start
 # shellcheck source=/dev/null
 source "$RUN/config" || finish 125
-
-ip link set lo up
-modprobe -a virtio_net configfs "${GUEST_MODULES[@]}" || log "modprobe failed: virtio_net configfs ${GUEST_MODULES[*]}"
-mount -t configfs configfs /sys/kernel/config 2>/dev/null
-mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-
-# User networking: the guest is 10.0.2.15, QEMU's slirp gateway 10.0.2.2 is the host's loopback.
-for _ in $(seq 50); do [[ -e /sys/class/net/eth0 ]] && break; sleep 0.1; done
-if [[ -e /sys/class/net/eth0 ]]; then
-    ip addr add 10.0.2.15/24 dev eth0
-    ip link set eth0 up
-    ip route add default via 10.0.2.2
-else
-    log "no eth0"
-fi
 echo zns-guest >/proc/sys/kernel/hostname
 
-stty -F /dev/ttyS1 raw -echo
+if ((${#GUEST_MODULES[@]})); then
+    modprobe -a "${GUEST_MODULES[@]}" || log "modprobe failed: ${GUEST_MODULES[*]}"
+fi
+
+# User networking: the guest is 10.0.2.15; QEMU's slirp gateway 10.0.2.2
+# forwards to the host's loopback (127.0.0.1).
+for ((i = 0; i < 50; i++)); do
+    [[ -e /sys/class/net/eth0 ]] && break
+    read -r -t 0.1 <> <(:) || true
+done
+if [[ -e /sys/class/net/eth0 ]]; then
+    ip -batch - <<'NET' || log "network setup failed"
+link set lo up
+addr add 10.0.2.15/24 dev eth0
+link set eth0 up
+route add default via 10.0.2.2
+NET
+else
+    ip link set lo up
+    log "no eth0"
+fi
+
 for kv in "${GUEST_ENV[@]}"; do export "${kv?}"; done
 cd "$GUEST_CWD" 2>/dev/null || cd /
-touch "$RUN/started"
+: >"$RUN/started"
 log "running ${GUEST_CMD[*]}"
 "${GUEST_CMD[@]}" </dev/null >/dev/ttyS1 2>&1
 finish $?

@@ -29,8 +29,10 @@ options:
   -v              verbose: harness progress and the kernel console log
   -c COMMANDS     run 'bash -c COMMANDS' instead of a script
   -e NAME=VALUE   export a variable to the script (repeatable)
-  -m MODULE       modprobe MODULE before the script (repeatable;
-                  default set: nvme_tcp; virtio_net and configfs always)
+  -m MODULE       modprobe MODULE before the script (repeatable); virtio_net,
+                  configfs and nvme_tcp (with nvme_core, nvme_fabrics) are
+                  always loaded; the script can modprobe any other module
+                  of the host's /lib/modules/KVER itself
   --append ARGS   extra kernel command line, e.g. "nvme_core.multipath=N"
   --mem SIZE      guest memory (default ${ZNS_GUEST_MEM:-2G})
   --smp N         guest CPUs (default ${ZNS_GUEST_SMP:-2})
@@ -41,7 +43,9 @@ options:
 exit status: the script's; 124 on timeout; 125 if the guest ended without
 reporting one (kernel panic, boot failure) or on a harness error.
 environment: ZNS_GUEST_CACHE (cache dir, default \$REPO/.cache/guest),
-ZNS_GUEST_TIMEOUT, ZNS_GUEST_MEM, ZNS_GUEST_SMP, ZNS_GUEST_ACCEL (default tcg).
+ZNS_GUEST_TIMEOUT, ZNS_GUEST_MEM, ZNS_GUEST_SMP, ZNS_GUEST_ACCEL (default tcg),
+ZNS_GUEST_KERNEL, ZNS_GUEST_PVH=0 (boot the compressed bzImage instead of the
+cached uncompressed vmlinux).
 EOF
 }
 
@@ -59,7 +63,6 @@ kernel=${ZNS_GUEST_KERNEL:-}
 keep=0
 envs=()
 modules=()
-modules_set=0
 
 while (($#)); do
     case $1 in
@@ -68,7 +71,7 @@ while (($#)); do
         -v) verbose=1; shift ;;
         -c) command=${2?-c needs commands}; shift 2 ;;
         -e) [[ ${2:-} == [A-Za-z_]*=* ]] || die "-e needs NAME=VALUE"; envs+=("$2"); shift 2 ;;
-        -m) modules+=("${2:?-m needs a module}"); modules_set=1; shift 2 ;;
+        -m) modules+=("${2:?-m needs a module}"); shift 2 ;;
         --append) append=${2?--append needs an argument}; shift 2 ;;
         --append=*) append=${1#*=}; shift ;;
         --mem) mem=${2:?}; shift 2 ;;
@@ -81,7 +84,6 @@ while (($#)); do
         *) break ;;
     esac
 done
-((modules_set)) || modules=(nvme_tcp)
 [[ $timeout =~ ^[0-9]+$ ]] && ((timeout > 0)) || die "bad timeout: $timeout"
 
 vlog() { ((verbose)) && echo "run-guest: $*" >&2 || true; }
@@ -112,14 +114,14 @@ busybox=$(command -v busybox || true)
 
 # ---------------------------------------------------------------- initramfs
 # Stage-1 modules, in dependency order, from the host's modules dir.
-STAGE1_MODULES=(virtio_pci 9pnet_virtio 9p overlay)
+STAGE1_MODULES=(virtio_pci 9pnet_virtio 9p overlay virtio_net configfs nvme_tcp)
 
 build_initramfs() {
     local out=$1 tmp m path
     tmp=$(mktemp -d "$CACHE/build.XXXXXX")
     mkdir -p "$tmp"/{bin,dev,proc,sys,modules}
     cp "$busybox" "$tmp/bin/busybox"
-    for a in sh mount insmod mkdir ln cat echo sleep switch_root poweroff; do
+    for a in sh mount insmod mkdir ln cat echo sleep stty switch_root poweroff; do
         ln -s busybox "$tmp/bin/$a"
     done
     for m in "${STAGE1_MODULES[@]}"; do
@@ -148,6 +150,39 @@ initrd=$CACHE/initramfs-$kver-$key.cpio
 if [[ ! -s $initrd ]]; then
     vlog "building $initrd"
     build_initramfs "$initrd"
+fi
+
+# ---------------------------------------------------------------- vmlinux
+# The Debian bzImage is XZ-compressed; decompressing it in emulated code costs
+# 2-4 s of every boot under TCG. With CONFIG_PVH=y, QEMU can boot the
+# uncompressed ELF vmlinux directly (PVH entry), so extract it once and cache it.
+extract_vmlinux() {
+    local in=$1 out=$2 magic off dec tmp
+    tmp=$(mktemp "$CACHE/vmlinux.XXXXXX")
+    for magic in 'xz:\xfd7zXZ\x00' 'zstd:\x28\xb5\x2f\xfd' 'gzip:\x1f\x8b\x08' 'lz4:\x02\x21\x4c\x18'; do
+        dec=${magic%%:*}
+        command -v "$dec" >/dev/null || continue
+        for off in $(LC_ALL=C grep -obUaP "${magic#*:}" "$in" 2>/dev/null | cut -d: -f1 | head -n 5); do
+            tail -c "+$((off + 1))" "$in" | "$dec" -dc >"$tmp" 2>/dev/null || true
+            if [[ $(head -c 4 "$tmp" | od -An -tx1 | tr -d ' ') == 7f454c46 ]]; then
+                mv -f "$tmp" "$out"
+                return 0
+            fi
+        done
+    done
+    rm -f "$tmp"
+    return 1
+}
+
+boot_kernel=$kernel
+if [[ ${ZNS_GUEST_PVH:-1} != 0 ]] && grep -qx 'CONFIG_PVH=y' "/boot/config-$kver" 2>/dev/null; then
+    vkey=$(stat -L -c '%s %Y' "$kernel" | sha256sum | cut -c1-16)
+    vmlinux=$CACHE/vmlinux-$kver-$vkey
+    if [[ ! -s $vmlinux ]]; then
+        vlog "extracting $vmlinux"
+        extract_vmlinux "$kernel" "$vmlinux" || vlog "could not extract vmlinux; booting $kernel"
+    fi
+    [[ -s $vmlinux ]] && boot_kernel=$vmlinux
 fi
 
 # ---------------------------------------------------------------- run dir
@@ -245,7 +280,7 @@ else
     qemu+=(-accel tcg,thread=multi -cpu max)
 fi
 [[ -f /usr/share/qemu/qboot.rom ]] && qemu+=(-bios /usr/share/qemu/qboot.rom)
-qemu+=(-kernel "$kernel" -initrd "$initrd" -append "$cmdline"
+qemu+=(-kernel "$boot_kernel" -initrd "$initrd" -append "$cmdline"
        -chardev "file,id=con0,path=$run/console.log" -serial chardev:con0
        -chardev stdio,id=out0,signal=off -serial chardev:out0
        -virtfs local,path=/,mount_tag=zgroot,security_model=none,readonly=on,multidevs=remap
@@ -254,7 +289,7 @@ qemu+=(-kernel "$kernel" -initrd "$initrd" -append "$cmdline"
 [[ -n $workdir ]] &&
     qemu+=(-virtfs "local,path=$workdir,mount_tag=zgwork,security_model=none,multidevs=remap")
 
-vlog "kernel $kernel, initrd $initrd, run dir $run, timeout ${timeout}s"
+vlog "kernel $boot_kernel, initrd $initrd, run dir $run, timeout ${timeout}s"
 vlog "guest command: ${guest_cmd[*]}"
 "${qemu[@]}" </dev/null 2>"$run/qemu.log" &
 qemu_pid=$!
