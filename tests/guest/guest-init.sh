@@ -48,8 +48,23 @@ ln -sf /proc/self/fd $R/dev/fd
 ln -sf /proc/self/fd/0 $R/dev/stdin
 ln -sf /proc/self/fd/1 $R/dev/stdout
 ln -sf /proc/self/fd/2 $R/dev/stderr
-# ttyS1 carries the script's output: no newline translation, no echo.
-stty -F $R/dev/ttyS1 raw -echo || log "stty ttyS1 failed"
+# The script's output goes to the virtio-serial port named zns.out; link it
+# as /dev/zns-out (there is no udev to make /dev/virtio-ports/zns.out).
+i=0
+port=
+while [ -z "$port" ] && [ $i -lt 200 ]; do
+    for f in /sys/class/virtio-ports/*/name; do
+        [ -f "$f" ] && [ "$(cat "$f")" = zns.out ] && port=${f%/name} && port=${port##*/}
+    done
+    [ -n "$port" ] || sleep 0.05
+    i=$((i + 1))
+done
+if [ -n "$port" ]; then
+    ln -sf "$port" $R/dev/zns-out
+else
+    log "no zns.out virtio-serial port; script output goes to the console"
+    ln -sf console $R/dev/zns-out
+fi
 
 mkdir -p $R/run/zns-guest
 mount --move /share/run $R/run/zns-guest || fail "move run share"

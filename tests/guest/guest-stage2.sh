@@ -1,7 +1,7 @@
 #!/bin/bash
 # Stage 2: PID 1 in the guest's root (the host's root, read-only, with a tmpfs
 # overlay). Loads extra modules, configures networking, runs the user's script
-# with its output on ttyS1, records the exit status in the run share, powers off.
+# with its output on the zns.out port, records the exit status in the run share, powers off.
 RUN=/run/zns-guest
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TERM=dumb LANG=C.UTF-8
@@ -52,5 +52,5 @@ for kv in "${GUEST_ENV[@]}"; do export "${kv?}"; done
 cd "$GUEST_CWD" 2>/dev/null || cd /
 : >"$RUN/started"
 log "running ${GUEST_CMD[*]}"
-"${GUEST_CMD[@]}" </dev/null >/dev/ttyS1 2>&1
+"${GUEST_CMD[@]}" </dev/null >/dev/zns-out 2>&1
 finish $?

@@ -114,14 +114,14 @@ busybox=$(command -v busybox || true)
 
 # ---------------------------------------------------------------- initramfs
 # Stage-1 modules, in dependency order, from the host's modules dir.
-STAGE1_MODULES=(virtio_pci 9pnet_virtio 9p overlay virtio_net configfs nvme_tcp)
+STAGE1_MODULES=(virtio_pci 9pnet_virtio 9p overlay virtio_console virtio_net configfs nvme_tcp)
 
 build_initramfs() {
     local out=$1 tmp m path
     tmp=$(mktemp -d "$CACHE/build.XXXXXX")
     mkdir -p "$tmp"/{bin,dev,proc,sys,modules}
     cp "$busybox" "$tmp/bin/busybox"
-    for a in sh mount insmod mkdir ln cat echo sleep stty switch_root poweroff; do
+    for a in sh mount insmod mkdir ln cat echo sleep switch_root poweroff; do
         ln -s busybox "$tmp/bin/$a"
     done
     for m in "${STAGE1_MODULES[@]}"; do
@@ -267,7 +267,7 @@ hidden "$cwd" && cwd=/
 cp "$HERE/guest-stage2.sh" "$run/stage2.sh"
 
 # ---------------------------------------------------------------- QEMU
-cmdline="console=ttyS0,115200 rdinit=/init panic=-1 loglevel=4 8250.nr_uarts=2"
+cmdline="console=ttyS0,115200 rdinit=/init panic=-1 loglevel=4 8250.nr_uarts=1"
 cmdline+=" i8042.noaux i8042.nokbd i8042.nopnp cryptomgr.notests mitigations=off"
 cmdline+=" random.trust_cpu=on no_timer_check tsc=reliable"
 [[ -n $append ]] && cmdline+=" $append"
@@ -282,7 +282,8 @@ fi
 [[ -f /usr/share/qemu/qboot.rom ]] && qemu+=(-bios /usr/share/qemu/qboot.rom)
 qemu+=(-kernel "$boot_kernel" -initrd "$initrd" -append "$cmdline"
        -chardev "file,id=con0,path=$run/console.log" -serial chardev:con0
-       -chardev stdio,id=out0,signal=off -serial chardev:out0
+       -chardev stdio,id=out0,signal=off
+       -device virtio-serial-pci,id=vser0 -device virtserialport,chardev=out0,bus=vser0.0,name=zns.out
        -virtfs local,path=/,mount_tag=zgroot,security_model=none,readonly=on,multidevs=remap
        -virtfs "local,path=$run,mount_tag=zgrun,security_model=none,multidevs=remap"
        -netdev user,id=net0 -device virtio-net-pci,netdev=net0,romfile=)
@@ -291,7 +292,15 @@ qemu+=(-kernel "$boot_kernel" -initrd "$initrd" -append "$cmdline"
 
 vlog "kernel $boot_kernel, initrd $initrd, run dir $run, timeout ${timeout}s"
 vlog "guest command: ${guest_cmd[*]}"
-"${qemu[@]}" </dev/null 2>"$run/qemu.log" &
+# If this shell is killed with SIGKILL (no trap runs), the kernel kills QEMU.
+pdeath=()
+setpriv --help 2>/dev/null | grep -q -- --pdeathsig && pdeath=(setpriv --pdeathsig KILL)
+# QEMU's stdin is a FIFO this shell holds open and never writes: the stdio
+# chardev then never sees EOF, which would mark the virtio-serial port as
+# disconnected and block the guest's writes.
+mkfifo "$run/stdin"
+exec {stdin_fd}<>"$run/stdin"
+"${pdeath[@]}" "${qemu[@]}" <"$run/stdin" 2>"$run/qemu.log" &
 qemu_pid=$!
 
 deadline=$(awk -v s="$t_start" -v t="$timeout" 'BEGIN { printf "%d", s + t }')
