@@ -19,8 +19,19 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 log start
 
+# insmod does not apply "module.param=value" from the kernel command line
+# (modprobe does), so pass those on by hand, e.g. nvme_core.multipath=N.
+read -r cmdline </proc/cmdline
+mod_params() {
+    for tok in $cmdline; do
+        case $tok in "$1".*=*) echo "${tok#"$1".}" ;; esac
+    done
+}
 while read -r mod; do
-    insmod "/modules/$mod" || log "insmod $mod failed"
+    name=${mod%.ko}
+    name=${name//-/_}
+    # shellcheck disable=SC2046
+    insmod "/modules/$mod" $(mod_params "$name") || log "insmod $mod failed"
 done </modules/order
 
 mkdir -p /share/run /share/root /share/rw /newroot

@@ -4,7 +4,8 @@
 #   tests/guest/selftest.sh            run on the host (as root)
 #
 # Boots the guest (tests/guest/run-guest.sh) and checks, inside it: nvme-cli,
-# blkzone and fio run; nvme_tcp, nvmet and nvmet_tcp load; a zoned null_blk
+# blkzone and fio run; nvme_tcp, nvmet and nvmet_tcp load; a module parameter
+# given with --append reaches the early-loaded nvme_core; a zoned null_blk
 # device can be created and reported with blkzone; a TCP listener on the
 # host's 127.0.0.1 is reachable at 10.0.2.2; the rw work dir is shared. On the
 # host it checks exit-status propagation, the hard timeout and the cleanup.
@@ -27,6 +28,7 @@ if [[ ${1:-} == --in-guest ]]; then
     check "blkzone runs" blkzone --version
     check "fio runs" fio --version
     check "nvme_tcp loads" bash -c 'modprobe nvme-tcp && grep -q "^nvme_tcp " /proc/modules && ls /sys/module/nvme_core >/dev/null'
+    check "kernel arg nvme_core.multipath=N applied" grep -qx N /sys/module/nvme_core/parameters/multipath
     check "nvmet + nvmet_tcp load" bash -c 'modprobe -a nvmet nvmet_tcp && test -d /sys/kernel/config/nvmet'
     check "host TCP listener reachable at 10.0.2.2:$port" \
         bash -c "reply=\$(echo '$token' | nc -N -w 10 10.0.2.2 $port) && echo \"reply: \$reply\" && [[ \$reply == pong ]]"
@@ -74,7 +76,7 @@ done
 echo "selftest: host listener on 127.0.0.1:$port"
 
 # 1. The main guest run.
-"$run_guest" -v -w "$work" -t 300 "$HERE/selftest.sh" --in-guest "$port" "$token" "$work" \
+"$run_guest" -v -w "$work" -t 300 --append "nvme_core.multipath=N" "$HERE/selftest.sh" --in-guest "$port" "$token" "$work" \
     2>"$work/guest.err" | tee "$work/guest.out"
 rc=${PIPESTATUS[0]}
 sed -n '/^run-guest: [kgb]/p' "$work/guest.err"
