@@ -147,9 +147,12 @@ mkdir -p "$CACHE"
 key=$( { echo "$kver"; sha256sum "$HERE/guest-init.sh" "$busybox"; echo "${STAGE1_MODULES[*]}";
          stat -c '%n %s %Y' "$moddir/modules.dep"; } | sha256sum | cut -c1-16)
 initrd=$CACHE/initramfs-$kver-$key.cpio
+# Drop stale images of this kernel (older than 10 minutes, other keys).
+prune() { find "$CACHE" -maxdepth 1 -name "$1" ! -name "$(basename "$2")" -mmin +10 -delete 2>/dev/null || true; }
 if [[ ! -s $initrd ]]; then
     vlog "building $initrd"
     build_initramfs "$initrd"
+    prune "initramfs-$kver-*.cpio" "$initrd"
 fi
 
 # ---------------------------------------------------------------- vmlinux
@@ -180,7 +183,12 @@ if [[ ${ZNS_GUEST_PVH:-1} != 0 ]] && grep -qx 'CONFIG_PVH=y' "/boot/config-$kver
     vmlinux=$CACHE/vmlinux-$kver-$vkey
     if [[ ! -s $vmlinux ]]; then
         vlog "extracting $vmlinux"
-        extract_vmlinux "$kernel" "$vmlinux" || vlog "could not extract vmlinux; booting $kernel"
+        if extract_vmlinux "$kernel" "$vmlinux"; then
+            chmod 0644 "$vmlinux"
+            prune "vmlinux-$kver-*" "$vmlinux"
+        else
+            vlog "could not extract vmlinux; booting $kernel"
+        fi
     fi
     [[ -s $vmlinux ]] && boot_kernel=$vmlinux
 fi
@@ -300,6 +308,7 @@ setpriv --help 2>/dev/null | grep -q -- --pdeathsig && pdeath=(setpriv --pdeaths
 # disconnected and block the guest's writes.
 mkfifo "$run/stdin"
 exec {stdin_fd}<>"$run/stdin"
+t_qemu=$(now)
 "${pdeath[@]}" "${qemu[@]}" <"$run/stdin" 2>"$run/qemu.log" &
 qemu_pid=$!
 
@@ -309,7 +318,7 @@ timed_out=0
 while kill -0 "$qemu_pid" 2>/dev/null; do
     if [[ -z $t_boot && -e $run/started ]]; then
         t_boot=$(now)
-        vlog "guest script started after $(elapsed "$t_start" "$t_boot") s"
+        vlog "guest script started $(elapsed "$t_qemu" "$t_boot") s after QEMU's start"
     fi
     if (($(date +%s) >= deadline)); then
         timed_out=1
@@ -336,7 +345,8 @@ else
     rc=125
 fi
 
-boot_s=$([[ -n $t_boot ]] && elapsed "$t_start" "$t_boot" || echo "n/a")
+# boot: QEMU start to script start; total: this command's start to QEMU's exit.
+boot_s=$([[ -n $t_boot ]] && elapsed "$t_qemu" "$t_boot" || echo "n/a")
 echo "run-guest: boot ${boot_s} s, total $(elapsed "$t_start" "$t_end") s, exit $rc" >&2
 if ((verbose)) || ((rc != 0)); then
     if [[ -s $run/qemu.log ]]; then
