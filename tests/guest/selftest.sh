@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Self-test of the Linux-guest harness.
 #
-#   tests/guest/selftest.sh            run on the host (as root)
+#   tests/guest/selftest.sh [--with-nvmet]     run on the host (as root)
 #
 # Boots the guest (tests/guest/run-guest.sh) and checks, inside it: nvme-cli,
 # blkzone and fio run; nvme_tcp, nvmet and nvmet_tcp load; a module parameter
@@ -9,6 +9,7 @@
 # device can be created and reported with blkzone; a TCP listener on the
 # host's 127.0.0.1 is reachable at 10.0.2.2; the rw work dir is shared. On the
 # host it checks exit-status propagation, the hard timeout and the cleanup.
+# --with-nvmet also runs nvmet-reference.sh (zoned NVMe/TCP end to end).
 # Ends with a "N passed, N failed" line; exits non-zero on any failure.
 set -uo pipefail
 
@@ -113,6 +114,15 @@ if [[ -n $rundir ]] && ! pgrep -f -- "$rundir" >/dev/null && [[ ! -e $rundir ]];
     ok "no QEMU process or run dir left after timeout"
 else
     notok "QEMU process or run dir '$rundir' left after timeout"
+fi
+
+# 4. Optional: the zoned NVMe/TCP path end to end against the kernel's nvmet.
+if [[ ${1:-} == --with-nvmet ]]; then
+    "$run_guest" -t 300 "$HERE/nvmet-reference.sh" 2>&1 | tee "$work/nvmet.out" | sed 's/^/  | /'
+    rc=${PIPESTATUS[0]}
+    ((rc == 0)) && grep -q '^zoned-nvme-check: OK' "$work/nvmet.out" &&
+        ok "zoned-nvme-check.sh against in-guest nvmet-tcp" ||
+        notok "zoned-nvme-check.sh against in-guest nvmet-tcp (exit $rc)"
 fi
 
 t1=$(date +%s.%N)
