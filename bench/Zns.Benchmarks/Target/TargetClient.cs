@@ -10,7 +10,7 @@ namespace Zns.Benchmarks.Target;
 
 /// <summary>
 /// The load generator, run as a child process so the server's allocations can be measured alone in the parent. It
-/// connects, warms up, prints <c>START</c>, measures for the window, prints <c>END ops seconds allocated</c> and exits.
+/// connects, warms up, prints <c>START</c>, measures for the window, prints <c>END ops seconds allocated cpu-seconds</c> and exits.
 /// </summary>
 internal static class TargetClient
 {
@@ -39,14 +39,16 @@ internal static class TargetClient
         await Task.Delay(TimeSpan.FromSeconds(warmup));
         long ops0 = Sum(counters);
         long alloc0 = GC.GetTotalAllocatedBytes(precise: true);
+        TimeSpan cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         long t0 = Stopwatch.GetTimestamp();
         Console.WriteLine("START");
         await Task.Delay(TimeSpan.FromSeconds(seconds));
         long ops1 = Sum(counters);
         long t1 = Stopwatch.GetTimestamp();
         long alloc1 = GC.GetTotalAllocatedBytes(precise: true);
+        TimeSpan cpu1 = Process.GetCurrentProcess().TotalProcessorTime;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"END {ops1 - ops0} {(t1 - t0) / (double)Stopwatch.Frequency:0.000000} {alloc1 - alloc0}"));
+            $"END {ops1 - ops0} {(t1 - t0) / (double)Stopwatch.Frequency:0.000000} {alloc1 - alloc0} {(cpu1 - cpu0).TotalSeconds:0.000000}"));
         stop.Cancel();
         try { await Task.WhenAll(running); }
         catch (OperationCanceledException) { }

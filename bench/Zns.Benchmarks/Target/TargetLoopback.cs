@@ -19,8 +19,11 @@ internal static class TargetLoopback
 {
     public const string ClientMode = "target-client";
 
-    private sealed record Result(long Ops, double Seconds, long ServerAllocated, long ClientAllocated, int Gen0, int Gen1, int Gen2)
+    private sealed record Result(long Ops, double Seconds, long ServerAllocated, long ClientAllocated, int Gen0, int Gen1, int Gen2,
+        double ServerCpu, double ClientCpu)
     {
+        public double ServerMicrosPerIo => ServerCpu * 1e6 / Ops;
+        public double ClientMicrosPerIo => ClientCpu * 1e6 / Ops;
         public double OpsPerSecond => Ops / Seconds;
         public double ServerBytesPerIo => Ops == 0 ? 0 : ServerAllocated / (double)Ops;
         public double ClientBytesPerIo => Ops == 0 ? 0 : ClientAllocated / (double)Ops;
@@ -90,7 +93,7 @@ internal static class TargetLoopback
                 $"{warmup:0.#} s warm-up + {seconds:0.#} s per row");
             Console.WriteLine($".NET {Environment.Version}, {Environment.ProcessorCount} CPUs; client = TestKit initiator in a child process");
             Console.WriteLine();
-            string header = $"{"workload",-16} {"conn",4} {"nvme ops/s",11} {"MB/s",8} {"bare ops/s",11} {"MB/s",8} {"ratio",6} {"srv B/IO",9} {"cli B/IO",9} {"bare srv",9} {"srv GC 0/1/2",13}";
+            string header = $"{"workload",-16} {"conn",4} {"nvme ops/s",11} {"MB/s",8} {"bare ops/s",11} {"MB/s",8} {"ratio",6} {"srv B/IO",9} {"cli B/IO",9} {"bare srv",9} {"srv GC 0/1/2",13} {"srv us/IO",9} {"cli us/IO",9} {"bare srv",8} {"bare cli",8}";
             Console.WriteLine(header);
             Console.WriteLine(new string('-', header.Length));
             foreach (var w in workloads)
@@ -105,7 +108,7 @@ internal static class TargetLoopback
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{w.Name,-16} {w.Connections,4} {nvme.OpsPerSecond,11:N0} {nvme.OpsPerSecond * mb,8:N0} {raw.OpsPerSecond,11:N0} {raw.OpsPerSecond * mb,8:N0} " +
                     $"{nvme.OpsPerSecond / raw.OpsPerSecond,6:0.00} {nvme.ServerBytesPerIo,9:0.0} {nvme.ClientBytesPerIo,9:0.0} {raw.ServerBytesPerIo,9:0.0} " +
-                    $"{$"{nvme.Gen0}/{nvme.Gen1}/{nvme.Gen2}",13}"));
+                    $"{$"{nvme.Gen0}/{nvme.Gen1}/{nvme.Gen2}",13} {nvme.ServerMicrosPerIo,9:0.00} {nvme.ClientMicrosPerIo,9:0.00} {raw.ServerMicrosPerIo,8:0.00} {raw.ClientMicrosPerIo,8:0.00}"));
             }
         }
         finally
@@ -150,6 +153,7 @@ internal static class TargetLoopback
         var stderr = child.StandardError.ReadToEndAsync();
         long alloc0 = 0;
         int g0 = 0, g1 = 0, g2 = 0;
+        TimeSpan cpu0 = default;
         Result? result = null;
         while (await child.StandardOutput.ReadLineAsync() is { } line)
         {
@@ -157,14 +161,17 @@ internal static class TargetLoopback
             {
                 g0 = GC.CollectionCount(0); g1 = GC.CollectionCount(1); g2 = GC.CollectionCount(2);
                 alloc0 = GC.GetTotalAllocatedBytes(precise: true);
+                cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             }
             else if (line.StartsWith("END ", StringComparison.Ordinal))
             {
                 long alloc1 = GC.GetTotalAllocatedBytes(precise: true);
+                TimeSpan cpu1 = Process.GetCurrentProcess().TotalProcessorTime;
                 int e0 = GC.CollectionCount(0), e1 = GC.CollectionCount(1), e2 = GC.CollectionCount(2);
                 string[] p = line.Split(' ');
                 result = new Result(long.Parse(p[1], CultureInfo.InvariantCulture), double.Parse(p[2], CultureInfo.InvariantCulture),
-                    alloc1 - alloc0, long.Parse(p[3], CultureInfo.InvariantCulture), e0 - g0, e1 - g1, e2 - g2);
+                    alloc1 - alloc0, long.Parse(p[3], CultureInfo.InvariantCulture), e0 - g0, e1 - g1, e2 - g2,
+                    (cpu1 - cpu0).TotalSeconds, double.Parse(p[4], CultureInfo.InvariantCulture));
             }
         }
         await child.WaitForExitAsync();

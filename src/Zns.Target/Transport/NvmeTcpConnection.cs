@@ -525,7 +525,9 @@ internal sealed class NvmeTcpConnection : IQueueTransport
         var reader = _outbound.Reader;
         try
         {
-            while (await reader.WaitToReadAsync(_closing.Token).ConfigureAwait(false))
+            // No token here: Abort and Terminate complete the channel, which ends the wait. A cancelable token
+            // would make the single-reader channel allocate a new waiter on every wait (once per I/O at QD1).
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
                 while (reader.TryRead(out var item))
                 {
