@@ -35,6 +35,7 @@ internal static class TargetLoopback
         string backstore = "ram";
         int[] connections = [1, 4];
         string? only = null;
+        AllocationSampler? sampler = null;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -44,8 +45,9 @@ internal static class TargetLoopback
                 case "--backstore": backstore = args[++i]; break;
                 case "--connections": connections = [.. args[++i].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))]; break;
                 case "--only": only = args[++i]; break;
+                case "--trace-allocations": sampler = new AllocationSampler(); break;
                 default:
-                    Console.Error.WriteLine($"unknown option {args[i]}; usage: target [--seconds N] [--warmup N] [--backstore ram|shm] [--connections 1,4] [--only TEXT]");
+                    Console.Error.WriteLine($"unknown option {args[i]}; usage: target [--seconds N] [--warmup N] [--backstore ram|shm] [--connections 1,4] [--only TEXT] [--trace-allocations]");
                     return 2;
             }
         }
@@ -101,7 +103,9 @@ internal static class TargetLoopback
                 ResetWriteZones(ns);
                 GC.Collect();
                 GC.WaitForPendingFinalizers();
+                if (sampler is not null) sampler.Recording = true;
                 var nvme = await MeasureAsync("nvme", listener.LocalEndPoint.Port, target.Subsystem.Nqn, warmup, seconds, w);
+                if (sampler is not null) sampler.Recording = false;
                 GC.Collect();
                 var raw = await MeasureAsync("bare", bare.EndPoint.Port, "-", warmup, seconds, w);
                 double mb = w.Size / 1e6;
@@ -109,6 +113,8 @@ internal static class TargetLoopback
                     $"{w.Name,-16} {w.Connections,4} {nvme.OpsPerSecond,11:N0} {nvme.OpsPerSecond * mb,8:N0} {raw.OpsPerSecond,11:N0} {raw.OpsPerSecond * mb,8:N0} " +
                     $"{nvme.OpsPerSecond / raw.OpsPerSecond,6:0.00} {nvme.ServerBytesPerIo,9:0.0} {nvme.ClientBytesPerIo,9:0.0} {raw.ServerBytesPerIo,9:0.0} " +
                     $"{$"{nvme.Gen0}/{nvme.Gen1}/{nvme.Gen2}",13} {nvme.ServerMicrosPerIo,9:0.00} {nvme.ClientMicrosPerIo,9:0.00} {raw.ServerMicrosPerIo,8:0.00} {raw.ClientMicrosPerIo,8:0.00}"));
+                if (sampler is not null)
+                    Console.WriteLine($"    server allocation samples: {sampler.TakeTop(5)}");
             }
         }
         finally
