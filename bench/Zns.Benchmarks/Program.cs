@@ -1,3 +1,19 @@
 using BenchmarkDotNet.Running;
+using Zns.Benchmarks.Core;
+using Zns.Benchmarks.Target;
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+// `core` and `target` are hand-run side-by-side measurements that print one table; anything else goes to
+// BenchmarkDotNet (for example `--filter *Core*`).
+return args.FirstOrDefault() switch
+{
+    "core" => CoreSideBySide.Run(args[1..]),
+    "target" => await TargetLoopback.RunAsync(args[1..]),
+    TargetLoopback.ClientMode => await TargetClient.RunAsync(args[1..]),
+    _ => Run(args),
+};
+
+static int Run(string[] args)
+{
+    BenchmarkSwitcher.FromAssembly(typeof(CoreFixture).Assembly).Run(args);
+    return 0;
+}

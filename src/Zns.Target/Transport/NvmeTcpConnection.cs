@@ -25,7 +25,7 @@ namespace Zns.Target.Transport;
 /// load share a send call.</item>
 /// </list>
 /// Command state lives in pooled <see cref="CommandContext"/> objects whose index doubles as the R2T transfer tag;
-/// data buffers come from <see cref="ArrayPool{T}"/>. Steady-state I/O allocates nothing unless the handler completes
+/// data buffers come from <see cref="ArrayPool{T}"/>, and a context keeps a small one (up to 16 KiB) for its next command. Steady-state I/O allocates nothing unless the handler completes
 /// asynchronously with a <see cref="Task"/>-backed <see cref="ValueTask{T}"/>.
 /// </remarks>
 internal sealed class NvmeTcpConnection : IQueueTransport
@@ -525,7 +525,9 @@ internal sealed class NvmeTcpConnection : IQueueTransport
         var reader = _outbound.Reader;
         try
         {
-            while (await reader.WaitToReadAsync(_closing.Token).ConfigureAwait(false))
+            // No token here: Abort and Terminate complete the channel, which ends the wait. A cancelable token
+            // would make the single-reader channel allocate a new waiter on every wait (once per I/O at QD1).
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
                 while (reader.TryRead(out var item))
                 {
@@ -715,8 +717,13 @@ internal sealed class NvmeTcpConnection : IQueueTransport
     /// <summary>State of one outstanding command; pooled per connection, its index is the R2T TTAG.</summary>
     private sealed class CommandContext
     {
+        // Small data buffers stay with the context between commands: ArrayPool.Shared keeps only a few dozen
+        // arrays per size per core, so at 100+ outstanding 4 KiB commands most rents missed and allocated.
+        private const int KeptBufferLength = 16 * 1024;
+
         private readonly NvmeTcpConnection _owner;
         private byte[]? _buffer;
+        private byte[]? _kept;
 
         public CommandContext(NvmeTcpConnection owner, int index)
         {
@@ -747,7 +754,15 @@ internal sealed class NvmeTcpConnection : IQueueTransport
                 Data = Memory<byte>.Empty;
                 return;
             }
-            _buffer = ArrayPool<byte>.Shared.Rent(length);
+            if (_kept is { } kept && kept.Length >= length)
+            {
+                _kept = null;
+                _buffer = kept;
+            }
+            else
+            {
+                _buffer = ArrayPool<byte>.Shared.Rent(length);
+            }
             Data = _buffer.AsMemory(0, length);
         }
 
@@ -756,7 +771,10 @@ internal sealed class NvmeTcpConnection : IQueueTransport
             if (_buffer is { } b)
             {
                 _buffer = null;
-                ArrayPool<byte>.Shared.Return(b);
+                if (_kept is null && b.Length <= KeptBufferLength)
+                    _kept = b;
+                else
+                    ArrayPool<byte>.Shared.Return(b);
             }
             Data = Memory<byte>.Empty;
             Length = 0;
