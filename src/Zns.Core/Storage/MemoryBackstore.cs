@@ -2,7 +2,8 @@ namespace Zns.Core.Storage;
 
 /// <summary>
 /// A RAM backstore allocated lazily in 1 MiB chunks (unwritten chunks read as zeros), like null_blk's
-/// memory_backed mode. Nothing survives the process.
+/// memory_backed mode. Memory grows with the highest amount ever written and is not returned on reset.
+/// Nothing survives the process.
 /// </summary>
 public sealed class MemoryBackstore : IBackstore
 {
@@ -59,6 +60,11 @@ public sealed class MemoryBackstore : IBackstore
     }
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// Chunks are cleared in place, not released: a zone that is reset is usually written again soon, and keeping the
+    /// chunk keeps the write path free of allocations and of the garbage collections that releasing 1 MiB arrays
+    /// would cause. A chunk is only ever used for its own range, so a read racing a reset never sees other data.
+    /// </remarks>
     public void Zero(long offset, long length)
     {
         CheckRange(offset, length);
@@ -66,15 +72,7 @@ public sealed class MemoryBackstore : IBackstore
         {
             int within = (int)(offset & (ChunkSize - 1));
             int n = (int)Math.Min(length, ChunkSize - within);
-            long index = offset >> ChunkShift;
-            if (within == 0 && n == ChunkSize)
-            {
-                Volatile.Write(ref _chunks[index], null);
-            }
-            else
-            {
-                Volatile.Read(ref _chunks[index])?.AsSpan(within, n).Clear();
-            }
+            Volatile.Read(ref _chunks[offset >> ChunkShift])?.AsSpan(within, n).Clear();
             length -= n;
             offset += n;
         }
