@@ -336,8 +336,10 @@ internal sealed class NvmeTcpConnection : IQueueTransport
         // PSDT (FLAGS bits 7:6) must say SGL: PRPs have no meaning on a fabric.
         if ((sqe.Flags & 0xC0) != NvmeTcp.SqeFlagsSgl)
             return NvmeStatus.InvalidField.WithDnr();
+        // No command this target implements moves data both ways (opcode bits 1:0 = 11b), so such an opcode is
+        // one it does not support.
         if (direction == DataDirection.Bidirectional)
-            return NvmeStatus.InvalidField.WithDnr();
+            return NvmeStatus.InvalidOpcode.WithDnr();
         long sglLength = sqe.SglLength;
         switch (sqe.SglIdentifier)
         {
@@ -356,8 +358,10 @@ internal sealed class NvmeTcpConnection : IQueueTransport
             default:
                 return NvmeStatus.SglDescriptorTypeInvalid.WithDnr();
         }
+        // A transfer above the limit (MDTS on I/O queues) is Invalid Field in Command (NVMe Base, Identify
+        // Controller MDTS), answered before any data is solicited or buffered.
         if (direction != DataDirection.None && sglLength > maxDataLength)
-            return NvmeStatus.DataSglLengthInvalid.WithDnr();
+            return NvmeStatus.InvalidField.WithDnr();
         return null;
     }
 
