@@ -8,7 +8,8 @@
 # for SECONDS_PER_TARGET (default 600) on each target (default: all), starting from fuzz/corpus/TARGET.
 # Targets run one after the other unless AFL_PARALLEL=1. Results go to $AFL_WORK (default fuzz/.afl, ignored by
 # git): findings/TARGET/default/{queue,crashes,hangs,fuzzer_stats}. A summary line per target is printed at the end.
-# To grow the committed corpus, copy interesting files from findings/TARGET/default/queue into fuzz/corpus/TARGET.
+# With AFL_UPDATE_CORPUS=1 the queue of each target is minimized with afl-cmin and written to fuzz/corpus/TARGET/afl-*
+# (replacing the previous afl-* files; the hand-made seed-* files stay).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +58,21 @@ if [ "${AFL_PARALLEL:-0}" = 1 ]; then
   wait
 else
   for t in "${targets[@]}"; do run_target "$t"; done
+fi
+
+if [ "${AFL_UPDATE_CORPUS:-0}" = 1 ]; then
+  for t in "${targets[@]}"; do
+    queue="$work/findings/$t/default/queue"
+    [ -d "$queue" ] || continue
+    rm -rf "$work/cmin-$t"
+    afl-cmin -i "$queue" -o "$work/cmin-$t" -t 10000 -m none -- "$(command -v dotnet)" "$work/bin/Zns.Fuzz.dll" afl "$t" >/dev/null
+    rm -f "fuzz/corpus/$t"/afl-*
+    for f in "$work/cmin-$t"/*; do
+      id=$(basename "$f" | sed -n 's/^id:\([0-9]*\).*/\1/p')
+      cp "$f" "fuzz/corpus/$t/afl-${id:-$(basename "$f" | tr -c 'A-Za-z0-9' _)}"
+    done
+    echo "$t: $(ls "$work/cmin-$t" | wc -l) files after afl-cmin -> fuzz/corpus/$t/afl-*"
+  done
 fi
 
 printf '%-20s %12s %10s %8s %8s %8s %10s\n' target execs exec/s corpus edges crashes hangs
