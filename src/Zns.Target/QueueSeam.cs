@@ -26,7 +26,8 @@ public interface IQueueTransport
 /// <list type="bullet">
 /// <item>The transport derives the data direction from the opcode (bit 0 host-to-controller, bit 1
 /// controller-to-host; for Fabrics commands FCTYPE bit 0) and the length from SGL1. It validates the SGL form and
-/// refuses lengths above <see cref="MaxDataLength"/> itself (no data is buffered for them).</item>
+/// refuses lengths above <see cref="MaxDataLength"/> itself with Invalid Field in Command, as for MDTS (no data is
+/// buffered for them), and opcodes that would move data both ways with Invalid Opcode.</item>
 /// <item><see cref="ExecuteAsync"/> is called in the order capsules arrive, after all host-to-controller data is
 /// in <c>data</c>. The handler may complete synchronously (keeping per-queue order, as zone writes need) or
 /// asynchronously (reads, Asynchronous Event Requests that wait for an event).</item>

@@ -361,7 +361,7 @@ public class TransportErrorTests
         var pdu = received.Value.Pdu;
         Assert.Equal(PduType.CapsuleResp, pdu.Type); // no R2T first
         Assert.Equal(5, pdu.Response.CommandId);
-        Assert.Equal(NvmeStatus.DataSglLengthInvalid.WithDnr(), pdu.Response.Status);
+        Assert.Equal(NvmeStatus.InvalidField.WithDnr(), pdu.Response.Status);
     }
 
     [Fact]
@@ -372,7 +372,7 @@ public class TransportErrorTests
         await using var host = await target.ConnectAsync();
         var sqe = Sqe(IoOpcode.Read, 0, uint.MaxValue, NvmeTcp.SglTransportDataBlock);
         var cqe = await host.SubmitAsync(sqe, options: new SubmitOptions { PreserveSgl = true }).WaitAsync(Timeout);
-        Assert.Equal(NvmeStatus.DataSglLengthInvalid.WithDnr(), cqe.Status);
+        Assert.Equal(NvmeStatus.InvalidField.WithDnr(), cqe.Status);
         Assert.Empty(target.Factory.ExecutionOrder);
     }
 

@@ -316,7 +316,9 @@ internal sealed class NvmeController
             _keepAliveTimer = null;
             return;
         }
-        TimeSpan due = TimeSpan.FromMilliseconds(_katoMs);
+        // KATO is a 32-bit millisecond count, but timers take at most 2^32 - 2 ms (FFFFFFFFh means "infinite" to
+        // them); clamping changes the deadline by one millisecond in 49.7 days.
+        TimeSpan due = TimeSpan.FromMilliseconds(Math.Min(_katoMs, uint.MaxValue - 1));
         if (_keepAliveTimer is null)
         {
             _keepAliveTimer = _time.CreateTimer(static s => ((NvmeController)s!).OnKeepAliveTimer(), this, due, Timeout.InfiniteTimeSpan);

@@ -44,12 +44,13 @@ internal sealed class NvmeTcpConnection : IQueueTransport
     private readonly List<CommandContext> _contexts = new();
     private readonly Stack<CommandContext> _freeContexts = new();
     private readonly Queue<CommandContext> _arrivalOrder = new();
-    private readonly byte[] _sendBuffer;
+    private byte[] _sendBuffer = [];
     private int _sendCount;
 
     private IQueueHandler? _handler;
     private DigestOptions _digests;
     private bool _initialized;
+    private volatile bool _queueConnected;
     private ushort _queueId;
     private int _aborted;
     private string _closeReason = "connection closed";
@@ -79,7 +80,6 @@ internal sealed class NvmeTcpConnection : IQueueTransport
             SingleWriter = false,
             AllowSynchronousContinuations = false,
         });
-        _sendBuffer = ArrayPool<byte>.Shared.Rent(SendBufferSize);
     }
 
     /// <inheritdoc/>
@@ -112,15 +112,18 @@ internal sealed class NvmeTcpConnection : IQueueTransport
         var icTimer = new CancellationTokenSource(_options.InitializationTimeout);
         try
         {
+            // A connection must complete ICReq and a successful Fabrics Connect within the initialization timeout;
+            // after that the controller's keep-alive timer watches it. This bounds how long a silent, half-open or
+            // stalled connection holds its resources.
             icTimeout = icTimer.Token.Register(static s =>
             {
                 var c = (NvmeTcpConnection)s!;
-                if (!c._initialized)
-                    c.Abort("no ICReq within the initialization timeout");
+                if (!c._queueConnected)
+                    c.Abort(c._initialized ? "no Fabrics Connect within the initialization timeout" : "no ICReq within the initialization timeout");
             }, this);
             receive = ReceiveLoopAsync();
             send = SendLoopAsync();
-            await ProcessLoopAsync(icTimeout).ConfigureAwait(false);
+            await ProcessLoopAsync().ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException && IsAborted)
         {
@@ -162,6 +165,9 @@ internal sealed class NvmeTcpConnection : IQueueTransport
         {
             while (true)
             {
+                // Wait for data before taking a buffer, so an idle connection holds no receive segment (as Kestrel
+                // does); a zero-byte receive completes when bytes are available or the peer closed.
+                await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, _closing.Token).ConfigureAwait(false);
                 var memory = writer.GetMemory(MinReceiveBufferSize);
                 int received = await _socket.ReceiveAsync(memory, SocketFlags.None, _closing.Token).ConfigureAwait(false);
                 if (received == 0)
@@ -185,7 +191,7 @@ internal sealed class NvmeTcpConnection : IQueueTransport
 
     // ---------------------------------------------------------------- process
 
-    private async Task ProcessLoopAsync(CancellationTokenRegistration icTimeout)
+    private async Task ProcessLoopAsync()
     {
         var reader = _input.Reader;
         while (true)
@@ -207,10 +213,7 @@ internal sealed class NvmeTcpConnection : IQueueTransport
                         return;
                     }
                     var bytes = buffer.Slice(0, pdu.Length);
-                    bool wasInitialized = _initialized;
                     stop = !HandlePdu(ref pdu, bytes);
-                    if (!wasInitialized && _initialized)
-                        icTimeout.Unregister();
                     buffer = buffer.Slice(pdu.Length);
                 }
             }
@@ -336,8 +339,10 @@ internal sealed class NvmeTcpConnection : IQueueTransport
         // PSDT (FLAGS bits 7:6) must say SGL: PRPs have no meaning on a fabric.
         if ((sqe.Flags & 0xC0) != NvmeTcp.SqeFlagsSgl)
             return NvmeStatus.InvalidField.WithDnr();
+        // No command this target implements moves data both ways (opcode bits 1:0 = 11b), so such an opcode is
+        // one it does not support.
         if (direction == DataDirection.Bidirectional)
-            return NvmeStatus.InvalidField.WithDnr();
+            return NvmeStatus.InvalidOpcode.WithDnr();
         long sglLength = sqe.SglLength;
         switch (sqe.SglIdentifier)
         {
@@ -356,8 +361,10 @@ internal sealed class NvmeTcpConnection : IQueueTransport
             default:
                 return NvmeStatus.SglDescriptorTypeInvalid.WithDnr();
         }
+        // A transfer above the limit (MDTS on I/O queues) is Invalid Field in Command (NVMe Base, Identify
+        // Controller MDTS), answered before any data is solicited or buffered.
         if (direction != DataDirection.None && sglLength > maxDataLength)
-            return NvmeStatus.DataSglLengthInvalid.WithDnr();
+            return NvmeStatus.InvalidField.WithDnr();
         return null;
     }
 
@@ -462,7 +469,10 @@ internal sealed class NvmeTcpConnection : IQueueTransport
         }
         if (ctx.Command.Opcode == AdminOpcode.Fabrics && ctx.Command.FabricsCommandType == FabricsCommandType.Connect
             && cqe.Status.IsSuccess)
+        {
             _queueId = cqe.SqId;
+            _queueConnected = true;
+        }
         ctx.Response = cqe;
         ctx.SendData = ctx.Direction == DataDirection.ControllerToHost && cqe.Status.IsSuccess && ctx.Length > 0;
         ctx.State = CommandState.Sending;
@@ -529,6 +539,9 @@ internal sealed class NvmeTcpConnection : IQueueTransport
             // would make the single-reader channel allocate a new waiter on every wait (once per I/O at QD1).
             while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
+                // Rented on the first PDU to send, so connections that never get that far hold no send buffer.
+                if (_sendBuffer.Length == 0)
+                    _sendBuffer = ArrayPool<byte>.Shared.Rent(SendBufferSize);
                 while (reader.TryRead(out var item))
                 {
                     switch (item.Kind)
@@ -676,7 +689,8 @@ internal sealed class NvmeTcpConnection : IQueueTransport
                     ctx.ReturnBuffer();
             }
         }
-        ArrayPool<byte>.Shared.Return(_sendBuffer);
+        if (_sendBuffer.Length != 0)
+            ArrayPool<byte>.Shared.Return(_sendBuffer);
         _closing.Dispose();
     }
 

@@ -1,0 +1,182 @@
+using System.Buffers.Binary;
+using Zns.Core.Nvme;
+using Zns.Core.Zones;
+using Zns.Protocol;
+
+namespace Zns.Fuzz;
+
+/// <summary>Hand-made starting inputs for each target (<c>Zns.Fuzz seed DIR</c> writes them as DIR/NAME/seed-*).</summary>
+public static class Seeds
+{
+    /// <summary>Seeds by target name.</summary>
+    public static IEnumerable<(string Target, string Name, byte[] Bytes)> All()
+    {
+        foreach (var (name, bytes) in Pdus())
+            yield return (PduParserTarget.Name, name, bytes);
+        foreach (var (name, bytes) in Commands())
+            yield return (CommandDispatchTarget.Name, name, bytes);
+        foreach (var (name, bytes) in StateFiles())
+            yield return (ZoneStateLoaderTarget.Name, name, bytes);
+    }
+
+    private static IEnumerable<(string, byte[])> Pdus()
+    {
+        var icReq = new byte[128];
+        PduWriter.WriteIcReq(icReq, DigestOptions.Header | DigestOptions.Data);
+        yield return ("icreq", icReq);
+        var icResp = new byte[128];
+        PduWriter.WriteIcResp(icResp, DigestOptions.None, 128 * 1024);
+        yield return ("icresp", icResp);
+
+        var sqe = default(SubmissionQueueEntry);
+        sqe.SetOpcode(IoOpcode.Write);
+        sqe.SetFlags(NvmeTcp.SqeFlagsSgl);
+        sqe.SetCommandId(7);
+        sqe.SetNamespaceId(1);
+        sqe.SetSgl(0, 8, NvmeTcp.SglInCapsuleData);
+        byte[] data = [1, 2, 3, 4, 5, 6, 7, 8];
+        foreach (var digests in (DigestOptions[])[DigestOptions.None, DigestOptions.Header, DigestOptions.Data, DigestOptions.Header | DigestOptions.Data])
+        {
+            var capsule = new byte[PduWriter.CapsuleCmdLength(data.Length, digests)];
+            PduWriter.WriteCapsuleCmd(capsule, sqe, data, digests);
+            yield return ($"capsule-data-dgst{(int)digests}", capsule);
+            var bare = new byte[PduWriter.CapsuleCmdLength(0, digests)];
+            PduWriter.WriteCapsuleCmd(bare, sqe, default, digests);
+            yield return ($"capsule-dgst{(int)digests}", bare);
+            var h2c = new byte[PduWriter.DataPduLength(data.Length, digests)];
+            PduWriter.WriteDataPdu(h2c, PduType.H2CData, 7, 0, 0, data, true, digests);
+            yield return ($"h2cdata-dgst{(int)digests}", h2c);
+        }
+        var c2h = new byte[PduWriter.DataPduLength(data.Length, DigestOptions.None)];
+        PduWriter.WriteDataPdu(c2h, PduType.C2HData, 7, 0, 0, data, true, DigestOptions.None);
+        yield return ("c2hdata", c2h);
+        var r2t = new byte[PduWriter.R2TLength(DigestOptions.None)];
+        PduWriter.WriteR2T(r2t, 7, 1, 0, 4096, DigestOptions.None);
+        yield return ("r2t", r2t);
+        var resp = new byte[PduWriter.CapsuleRespLength(DigestOptions.Header)];
+        PduWriter.WriteCapsuleResp(resp, new CompletionQueueEntry { CommandId = 7, Status = NvmeStatus.ZoneInvalidWrite.WithDnr() }, DigestOptions.Header);
+        yield return ("capsuleresp-hdgst", resp);
+        var term = new byte[PduWriter.TermReqLength(8)];
+        PduWriter.WriteTermReq(term, PduType.H2CTermReq, FatalErrorStatus.InvalidHeaderField, 2, icReq.AsSpan(0, 8));
+        yield return ("h2ctermreq", term);
+        // A padded capsule (PDO past the header) and two pipelined PDUs.
+        var padded = new byte[72 + 8 + 8];
+        sqe.Bytes.CopyTo(padded.AsSpan(8));
+        PduWriter.WriteCommonHeader(padded, PduType.CapsuleCmd, PduFlags.None, 72, 80, padded.Length);
+        data.CopyTo(padded.AsSpan(80));
+        yield return ("capsule-padded", padded);
+        yield return ("icreq-then-capsule", [.. icReq, .. padded]);
+    }
+
+    // Compact command records: control, opcode, NSID selector, CDW10..13.
+    private static byte[] Compact(byte control, byte opcode, byte nsid, uint cdw10 = 0, uint cdw11 = 0, uint cdw12 = 0, uint cdw13 = 0)
+    {
+        var r = new byte[19];
+        r[0] = (byte)(control | 8);
+        r[1] = opcode;
+        r[2] = nsid;
+        BinaryPrimitives.WriteUInt32LittleEndian(r.AsSpan(3), cdw10);
+        BinaryPrimitives.WriteUInt32LittleEndian(r.AsSpan(7), cdw11);
+        BinaryPrimitives.WriteUInt32LittleEndian(r.AsSpan(11), cdw12);
+        BinaryPrimitives.WriteUInt32LittleEndian(r.AsSpan(15), cdw13);
+        return r;
+    }
+
+    private const byte Io = 1, Implied = 2;
+
+    private static IEnumerable<(string, byte[])> Commands()
+    {
+        // 1 block write at zone 0, 2-block append to zone 1 (128 LBAs per zone), report, read back.
+        yield return ("write-append-report-read", [
+            .. Compact(Io | Implied, IoOpcode.Write, 1, 0, 0, 0),
+            .. Compact(Io | Implied, IoOpcode.ZoneAppend, 1, 128, 0, 1),
+            .. Compact(Io | Implied, IoOpcode.ZoneManagementReceive, 1, 0, 0, 255, 0),
+            .. Compact(Io | Implied, IoOpcode.Read, 1, 0, 0, 0),
+        ]);
+        // Open zones past the limits, close, finish, reset all; then descriptor extension.
+        yield return ("zone-management", [
+            .. Compact(Io, IoOpcode.ZoneManagementSend, 1, 0, 0, 0, 3),
+            .. Compact(Io, IoOpcode.ZoneManagementSend, 1, 128, 0, 0, 3),
+            .. Compact(Io, IoOpcode.ZoneManagementSend, 1, 256, 0, 0, 3),
+            .. Compact(Io, IoOpcode.ZoneManagementSend, 1, 0, 0, 0, 1),
+            .. Compact(Io, IoOpcode.ZoneManagementSend, 1, 128, 0, 0, 2),
+            .. Compact(Io | Implied | 0x10, IoOpcode.ZoneManagementSend, 1, 256, 0, 0, 0x10),
+            .. new byte[64],
+            .. Compact(Io, IoOpcode.ZoneManagementSend, 1, 0, 0, 0, 4 | 1 << 8),
+        ]);
+        // Writes filling a zone to capacity (96 LBAs of 48 KiB), then one more.
+        yield return ("fill-zone", [
+            .. Compact(Io | Implied, IoOpcode.Write, 1, 0, 0, 31),
+            .. Compact(Io | Implied, IoOpcode.Write, 1, 32, 0, 31),
+            .. Compact(Io | Implied, IoOpcode.Write, 1, 64, 0, 31),
+            .. Compact(Io | Implied, IoOpcode.Write, 1, 96, 0, 0),
+            .. Compact(Io | Implied, IoOpcode.WriteZeroes, 1, 128, 0, 3),
+        ]);
+        // Conventional namespace, DSM deallocate, flush all, bad NSID, unknown opcode.
+        var range = new byte[16];
+        BinaryPrimitives.WriteUInt32LittleEndian(range.AsSpan(4), 1);
+        yield return ("conventional-dsm-flush", [
+            .. Compact(Io | Implied, IoOpcode.Write, 2, 3, 0, 0),
+            .. Compact(Io | Implied | 0x10, IoOpcode.DatasetManagement, 2, 0, 4, 0), .. range,
+            .. Compact(Io, IoOpcode.Flush, 3),
+            .. Compact(Io | Implied, IoOpcode.Read, 9, 0, 0, 0),
+            .. Compact(Io, 0x55, 1),
+        ]);
+        // Admin: identify controller / namespace / zoned, log pages, features, AER, keep alive.
+        yield return ("admin", [
+            .. Compact(Implied, AdminOpcode.Identify, 0, 1),
+            .. Compact(Implied, AdminOpcode.Identify, 1, 0),
+            .. Compact(Implied, AdminOpcode.Identify, 1, 5, 2u << 24),
+            .. Compact(Implied, AdminOpcode.GetLogPage, 0, 0x05 | 1023u << 16, 0, 0, 0),
+            .. Compact(Implied, AdminOpcode.GetLogPage, 0, 0x02 | 127u << 16),
+            .. Compact(0, AdminOpcode.SetFeatures, 0, 0x07, 0x00010001),
+            .. Compact(0, AdminOpcode.SetFeatures, 0, 0x0B, 0x100),
+            .. Compact(0, AdminOpcode.AsyncEventRequest, 0),
+            .. Compact(0, AdminOpcode.KeepAlive, 0),
+            .. Compact(Implied, AdminOpcode.GetFeatures, 0, 0x0F),
+        ]);
+        // Fabrics on both queues: property get, a second Connect, controller reset then I/O.
+        yield return ("fabrics", [
+            .. Compact(0, AdminOpcode.Fabrics, FabricsCommandType.PropertyGet, 1, 0),
+            .. Compact(Implied, AdminOpcode.Fabrics, FabricsCommandType.Connect, 0, 31),
+            .. Compact(Io, AdminOpcode.Fabrics, FabricsCommandType.PropertyGet, 1, 0),
+            .. Compact(0, AdminOpcode.Fabrics, FabricsCommandType.PropertySet, 0, 0x14, 0x00460060),
+            .. Compact(Io | Implied, IoOpcode.Write, 1, 0, 0, 0),
+            .. Compact(0, AdminOpcode.Fabrics, FabricsCommandType.PropertySet, 0, 0x14, 0x00464061),
+        ]);
+        // One raw SQE: a write with a wrong data length.
+        var raw = new byte[1 + 64 + 2];
+        raw[0] = Io | 4; // explicit dword count follows
+        raw[1] = IoOpcode.Write;
+        raw[2] = 0x40;  // FLAGS: SGL
+        raw[3] = 0x2A;  // CID
+        raw[5] = 1;     // NSID
+        BinaryPrimitives.WriteUInt16LittleEndian(raw.AsSpan(65), 3);
+        yield return ("raw-write-bad-length", raw);
+    }
+
+    private static IEnumerable<(string, byte[])> StateFiles()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"zns-seed-{Environment.ProcessId}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string path = Path.Combine(dir, "ns");
+            File.WriteAllBytes(path, new byte[1 << 20]);
+            using (var ns = ZonedNamespace.OpenFile(path, CommandDispatchTarget.ZonedOptions with { DescriptorExtensionSize = 0 }))
+            {
+                ns.Write(0, new byte[512]);
+                ns.ZoneManagementSend(128, ZoneSendAction.Open, false);
+                ns.ZoneManagementSend(256, ZoneSendAction.Finish, false);
+                ns.Detach();
+            }
+            byte[] state = File.ReadAllBytes(path + ".zns");
+            yield return ("valid", state);
+            yield return ("one-slot", state[..(state.Length / 2)]);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
