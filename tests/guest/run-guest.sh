@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015,SC2054,SC2317
 # Boot the Debian kernel under QEMU (TCG) with the host's root filesystem as the
 # guest's root (read-only 9p + tmpfs overlay) and run one script in it.
 #
@@ -111,6 +112,8 @@ moddir=/lib/modules/$kver
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (run tests/guest/install-deps.sh)"
 busybox=$(command -v busybox || true)
 [[ -n $busybox ]] || die "busybox missing (run tests/guest/install-deps.sh)"
+LC_ALL=C ldd "$busybox" 2>&1 | grep -q '=>' &&
+    die "$busybox is dynamically linked; the initramfs needs busybox-static"
 
 # ---------------------------------------------------------------- initramfs
 # Stage-1 modules, in dependency order, from the host's modules dir.
@@ -238,10 +241,11 @@ if [[ -n $command ]]; then
     guest_cmd=(/bin/bash -c "$command" bash "$@")
 else
     (($#)) || { usage >&2; die "no SCRIPT given"; }
-    script=$1; shift
+    script=$1
     if [[ $script != */* ]] && [[ ! -e $script ]]; then
-        script=$(type -P "$script") || die "script not found: $1"
+        script=$(type -P "$1") || die "script not found: $1"
     fi
+    shift
     [[ -f $script ]] || die "script not found: $script"
     script=$(realpath "$script")
     script_x=0; [[ -x $script ]] && script_x=1
@@ -307,6 +311,7 @@ setpriv --help 2>/dev/null | grep -q -- --pdeathsig && pdeath=(setpriv --pdeaths
 # chardev then never sees EOF, which would mark the virtio-serial port as
 # disconnected and block the guest's writes.
 mkfifo "$run/stdin"
+# shellcheck disable=SC2034
 exec {stdin_fd}<>"$run/stdin"
 t_qemu=$(now)
 "${pdeath[@]}" "${qemu[@]}" <"$run/stdin" 2>"$run/qemu.log" &
