@@ -320,23 +320,27 @@ qemu_pid=$!
 deadline=$(awk -v s="$t_start" -v t="$timeout" 'BEGIN { printf "%d", s + t }')
 t_boot=
 timed_out=0
+# The loop's stderr is discarded: bash would report a QEMU that died on a
+# signal ("Aborted") there. Messages go to the saved stderr.
+exec {err_fd}>&2
 while kill -0 "$qemu_pid" 2>/dev/null; do
     if [[ -z $t_boot && -e $run/started ]]; then
         t_boot=$(now)
-        vlog "guest script started $(elapsed "$t_qemu" "$t_boot") s after QEMU's start"
+        vlog "guest script started $(elapsed "$t_qemu" "$t_boot") s after QEMU's start" 2>&"$err_fd"
     fi
     if (($(date +%s) >= deadline)); then
         timed_out=1
-        echo "run-guest: timeout after ${timeout}s, killing QEMU" >&2
+        echo "run-guest: timeout after ${timeout}s, killing QEMU" >&"$err_fd"
         kill -TERM "$qemu_pid" 2>/dev/null || true
         for _ in $(seq 20); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$qemu_pid" 2>/dev/null || true
         break
     fi
     sleep 0.1
-done
+done 2>/dev/null
 qemu_rc=0
 wait "$qemu_pid" 2>/dev/null || qemu_rc=$?
+exec {err_fd}>&-
 qemu_pid=
 t_end=$(now)
 [[ -z $t_boot && -e $run/started ]] && t_boot=$t_end
