@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck shell=sh disable=SC2093,SC3060  # busybox ash
 # Stage 1: PID 1 of the harness initramfs (busybox). Builds the guest root
 # (host / over 9p, read-only, under a tmpfs overlay), mounts the per-run
 # control share and the optional work dir, then switches to stage 2.

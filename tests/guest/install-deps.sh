@@ -4,17 +4,12 @@
 set -euo pipefail
 
 required=(qemu-system-x86 linux-image-amd64 busybox-static kmod cpio iproute2
-          nvme-cli fio util-linux netcat-openbsd)
+          nvme-cli fio util-linux netcat-openbsd xz-utils procps)
 optional=(zbd-utils)
 
 is_installed() {
     [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]
 }
-
-if [[ $(id -u) -ne 0 ]]; then
-    echo "install-deps: must run as root (apt-get install)" >&2
-    exit 1
-fi
 
 missing=()
 for p in "${required[@]}"; do is_installed "$p" || missing+=("$p"); done
@@ -30,6 +25,10 @@ if ((${#missing[@]} == 0)); then
     fi
 fi
 
+if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: missing: ${missing[*]} ${opt_missing[*]}; run as root to install" >&2
+    exit 1
+fi
 export DEBIAN_FRONTEND=noninteractive
 echo "install-deps: apt-get update"
 apt-get update -qq

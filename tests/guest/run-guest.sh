@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015,SC2054,SC2317
 # Boot the Debian kernel under QEMU (TCG) with the host's root filesystem as the
 # guest's root (read-only 9p + tmpfs overlay) and run one script in it.
 #
@@ -111,6 +112,8 @@ moddir=/lib/modules/$kver
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (run tests/guest/install-deps.sh)"
 busybox=$(command -v busybox || true)
 [[ -n $busybox ]] || die "busybox missing (run tests/guest/install-deps.sh)"
+LC_ALL=C ldd "$busybox" 2>&1 | grep -q '=>' &&
+    die "$busybox is dynamically linked; the initramfs needs busybox-static"
 
 # ---------------------------------------------------------------- initramfs
 # Stage-1 modules, in dependency order, from the host's modules dir.
@@ -238,10 +241,11 @@ if [[ -n $command ]]; then
     guest_cmd=(/bin/bash -c "$command" bash "$@")
 else
     (($#)) || { usage >&2; die "no SCRIPT given"; }
-    script=$1; shift
+    script=$1
     if [[ $script != */* ]] && [[ ! -e $script ]]; then
-        script=$(type -P "$script") || die "script not found: $1"
+        script=$(type -P "$1") || die "script not found: $1"
     fi
+    shift
     [[ -f $script ]] || die "script not found: $script"
     script=$(realpath "$script")
     script_x=0; [[ -x $script ]] && script_x=1
@@ -307,6 +311,7 @@ setpriv --help 2>/dev/null | grep -q -- --pdeathsig && pdeath=(setpriv --pdeaths
 # chardev then never sees EOF, which would mark the virtio-serial port as
 # disconnected and block the guest's writes.
 mkfifo "$run/stdin"
+# shellcheck disable=SC2034
 exec {stdin_fd}<>"$run/stdin"
 t_qemu=$(now)
 "${pdeath[@]}" "${qemu[@]}" <"$run/stdin" 2>"$run/qemu.log" &
@@ -315,23 +320,27 @@ qemu_pid=$!
 deadline=$(awk -v s="$t_start" -v t="$timeout" 'BEGIN { printf "%d", s + t }')
 t_boot=
 timed_out=0
+# The loop's stderr is discarded: bash would report a QEMU that died on a
+# signal ("Aborted") there. Messages go to the saved stderr.
+exec {err_fd}>&2
 while kill -0 "$qemu_pid" 2>/dev/null; do
     if [[ -z $t_boot && -e $run/started ]]; then
         t_boot=$(now)
-        vlog "guest script started $(elapsed "$t_qemu" "$t_boot") s after QEMU's start"
+        vlog "guest script started $(elapsed "$t_qemu" "$t_boot") s after QEMU's start" 2>&"$err_fd"
     fi
     if (($(date +%s) >= deadline)); then
         timed_out=1
-        echo "run-guest: timeout after ${timeout}s, killing QEMU" >&2
+        echo "run-guest: timeout after ${timeout}s, killing QEMU" >&"$err_fd"
         kill -TERM "$qemu_pid" 2>/dev/null || true
         for _ in $(seq 20); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$qemu_pid" 2>/dev/null || true
         break
     fi
     sleep 0.1
-done
+done 2>/dev/null
 qemu_rc=0
 wait "$qemu_pid" 2>/dev/null || qemu_rc=$?
+exec {err_fd}>&-
 qemu_pid=
 t_end=$(now)
 [[ -z $t_boot && -e $run/started ]] && t_boot=$t_end

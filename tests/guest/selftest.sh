@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015,SC2016
 # Self-test of the Linux-guest harness.
 #
 #   tests/guest/selftest.sh [--with-nvmet]     run on the host (as root)
@@ -22,7 +23,7 @@ if [[ ${1:-} == --in-guest ]]; then
     check() {   # check NAME COMMAND...: run it, show its output, record the result
         local name=$1; shift
         echo "--- $name: $*"
-        if "$@"; then echo "ok - $name"; ((pass++)); else echo "not ok - $name"; ((fail++)); fi
+        if "$@"; then echo "ok - $name"; pass=$((pass + 1)); else echo "not ok - $name"; fail=$((fail + 1)); fi
     }
     echo "guest: kernel $(uname -r), $(nproc) CPUs, uptime $(cut -d' ' -f1 /proc/uptime) s"
     check "nvme-cli runs" nvme version
@@ -59,8 +60,8 @@ cleanup() {
 }
 trap cleanup EXIT
 pass=0 fail=0
-ok() { echo "ok - $*"; ((pass++)); }
-notok() { echo "not ok - $*"; ((fail++)); }
+ok() { echo "ok - $*"; pass=$((pass + 1)); }
+notok() { echo "not ok - $*"; fail=$((fail + 1)); }
 
 # A one-shot TCP listener on the host's loopback: it answers "pong" and keeps
 # what it received. Try a few random ports in case one is taken.

@@ -15,7 +15,7 @@ nqn=${3:?usage: zoned-nvme-check.sh ADDR PORT NQN}
 
 step() { echo "=== $*"; }
 connected=0
-cleanup() { ((connected)) && nvme disconnect -n "$nqn" >/dev/null 2>&1 || true; }
+cleanup() { if ((connected)); then nvme disconnect -n "$nqn" >/dev/null 2>&1 || true; fi; }
 trap cleanup EXIT
 
 modprobe nvme-tcp
