@@ -20,7 +20,7 @@ port=$(( 20000 + RANDOM % 20000 ))
 nqn=nqn.2026-01.io.zns:subsys
 
 start_server() {
-  (cd "$work/target" && exec dotnet "$zns_dll" serve --listen "127.0.0.1:$port" >>"$work/serve.log" 2>&1) &
+  (cd "$work/target" && exec dotnet "$zns_dll" serve "$@" --listen "127.0.0.1:$port" >>"$work/serve.log" 2>&1) &
   server_pid=$!
   for _ in $(seq 1 100); do
     grep -q "press Ctrl-C" "$work/serve.log" 2>/dev/null && return 0
@@ -46,8 +46,16 @@ run_guest "$here/kernel-phase1.sh" "$port" "$nqn" "$work/share"
 n=$(grep -c -E '^(ok|not ok) ' "$work/share/phase1.tap" 2>/dev/null || echo 0)
 
 if stop_server; then echo "ok $((n+1)) - zns serve stops cleanly on SIGTERM"; else echo "not ok $((n+1)) - zns serve exit status on SIGTERM"; fi
-start_server || exit 1
+# Restart with a second, conventional namespace next to the first.
+start_server zns.raw ram:256M,zoned=off || exit 1
 
-# Phase 2: a new boot against the restarted target sees the same zones and data.
-run_guest "$here/kernel-phase2.sh" "$port" "$nqn" "$work/share" "$((n+2))"
+# Phase 2: a new boot against the restarted target sees the same zones and data; digests; mixed namespaces.
+run_guest "$here/kernel-phase2.sh" "$port" "$nqn" "$work/share" "$((n+2))" | tee "$work/phase2.tap"
+n=$(( n + 1 + $(grep -c -E '^(ok|not ok) ' "$work/phase2.tap") ))
+stop_server >/dev/null 2>&1 || true
+
+# Phase 3: access control from a real `nvme connect --hostnqn`.
+allowed=nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-0000000000aa
+start_server --allow-host "$allowed" || exit 1
+run_guest "$here/kernel-phase3.sh" "$port" "$nqn" "$allowed" "$((n+1))"
 stop_server >/dev/null 2>&1 || true
