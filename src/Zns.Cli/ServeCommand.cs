@@ -38,15 +38,24 @@ internal static partial class Commands
         var ephemeral = new Option<bool>("--ephemeral") { Description = "Like QEMU: every zone starts Empty and no zone state is kept" };
         var reformat = new Option<bool>("--reformat") { Description = "Discard stored zone state and apply the given geometry (data is lost)" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log connections and commands" };
+        var maxConnections = new Option<string>("--max-connections")
+        {
+            Description = $"Most NVMe/TCP connections served at once (each host uses one per queue); more are closed at once (default {new TargetTransportOptions().MaxConnections})",
+        };
         var geometry = new GeometryOptions();
         var cmd = new Command("serve", "Serve zoned namespaces over NVMe/TCP until Ctrl-C")
         {
-            files, listen, nqn, serial, model, firmware, allowHost, size, ephemeral, reformat, verbose,
+            files, listen, nqn, serial, model, firmware, allowHost, size, ephemeral, reformat, maxConnections, verbose,
         };
         geometry.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
         {
             var endPoint = ParseEndPoint(r.GetValue(listen)!);
+            var transport = new TargetTransportOptions { ListenEndPoint = endPoint };
+            if (r.GetValue(maxConnections) is { } mc)
+            {
+                transport = transport with { MaxConnections = ParseMaxConnections(mc) };
+            }
             if (r.GetValue(ephemeral) && r.GetValue(reformat))
             {
                 throw new UsageException("--ephemeral and --reformat cannot be combined");
@@ -76,7 +85,7 @@ internal static partial class Commands
                 {
                     throw new UsageException(e.Message);
                 }
-                await RunAsync(targetOptions, endPoint, namespaces, specs, r.GetValue(verbose), ct);
+                await RunAsync(targetOptions, transport, namespaces, specs, r.GetValue(verbose), ct);
             }
             finally
             {
@@ -162,13 +171,22 @@ internal static partial class Commands
         throw new UsageException($"--listen: '{text}' is not ADDRESS:PORT (e.g. 127.0.0.1:4420 or 0.0.0.0:4420)");
     }
 
-    private static async Task RunAsync(TargetOptions options, IPEndPoint endPoint, List<ZonedNamespace> namespaces, string[] specs, bool verbose, CancellationToken ct)
+    private static int ParseMaxConnections(string text)
+    {
+        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) || n < 1)
+        {
+            throw new UsageException($"--max-connections: '{text}' is not a whole number ≥ 1");
+        }
+        return n;
+    }
+
+    private static async Task RunAsync(TargetOptions options, TargetTransportOptions transport, List<ZonedNamespace> namespaces, string[] specs, bool verbose, CancellationToken ct)
     {
         using var loggerFactory = LoggerFactory.Create(b => b
             .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
             .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information));
         using var target = new NvmeTarget(options, namespaces, loggerFactory);
-        var transport = new TargetTransportOptions { ListenEndPoint = endPoint };
+        var endPoint = transport.ListenEndPoint;
         await using var listener = new NvmeTcpListener(transport, target, loggerFactory);
         try
         {

@@ -34,12 +34,22 @@ public interface IQueueTransport
 /// <item>For controller-to-host commands <c>data</c> has exactly the SGL length; on success the handler has written
 /// every byte of it and the transport sends it all as C2HData before the response. On error no data is sent.</item>
 /// <item>The returned CQE is sent as is (the handler fills CID, SQID, SQHD, status and result).</item>
+/// <item>The transport never lets more than <see cref="QueueDepth"/> commands be outstanding; it may hold a command
+/// whose data it has to buffer (R2T writes, reads) until earlier commands release theirs, so ExecuteAsync can be
+/// called later than the capsule arrived, but never out of order.</item>
 /// </list>
 /// </remarks>
 public interface IQueueHandler : IDisposable
 {
     /// <summary>Largest data length in bytes a single command on this queue may carry right now.</summary>
     int MaxDataLength { get; }
+
+    /// <summary>
+    /// Most commands the host may have outstanding on this queue right now: SQSIZE + 1 from the Fabrics Connect that
+    /// created the queue, and 1 before that (the Connect itself). A command is outstanding from its capsule until its
+    /// response has been handed to the socket. The transport treats a capsule beyond this as a fatal transport error.
+    /// </summary>
+    int QueueDepth { get; }
 
     /// <summary>Executes one command.</summary>
     ValueTask<CompletionQueueEntry> ExecuteAsync(SubmissionQueueEntry command, Memory<byte> data);

@@ -74,6 +74,20 @@ public class CliTests
         Assert.False(File.Exists(Path.Combine(dir.Path, "bad.raw")));
     }
 
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-3")]
+    [InlineData("many")]
+    public async Task ServeRejectsABadMaxConnectionsWithOneLineAndExit2(string value)
+    {
+        using var dir = new TempDir();
+        var r = await CliRunner.RunAsync(dir.Path, "serve", "ram:512M", "--listen", "127.0.0.1:0", "--max-connections", value);
+        Assert.Equal(2, r.Exit);
+        Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("zns: --max-connections", r.Err);
+        Assert.Empty(r.Out);
+    }
+
     [Fact]
     public async Task NonPowerOfTwoZoneSizeIsWarned()
     {

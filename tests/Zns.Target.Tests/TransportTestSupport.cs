@@ -21,6 +21,7 @@ internal sealed class LoopbackHandlerFactory : IQueueHandlerFactory
 
     public byte[] Storage { get; } = new byte[8 * 1024 * 1024];
     public int MaxDataLength { get; set; } = 2 * 1024 * 1024;
+    public int QueueDepth { get; set; } = 128;
     public ConcurrentQueue<ushort> ExecutionOrder { get; } = new();
     public ConcurrentQueue<byte[]> ConnectData { get; } = new();
     public ConcurrentBag<IQueueTransport> Transports { get; } = new();
@@ -37,6 +38,8 @@ internal sealed class LoopbackHandlerFactory : IQueueHandlerFactory
         private ushort _queueId;
 
         public int MaxDataLength => owner.MaxDataLength;
+
+        public int QueueDepth => owner.QueueDepth;
 
         public ValueTask<CompletionQueueEntry> ExecuteAsync(SubmissionQueueEntry command, Memory<byte> data)
         {

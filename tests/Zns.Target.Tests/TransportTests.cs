@@ -138,7 +138,8 @@ public class TransportTests
     [InlineData(DigestOptions.Header | DigestOptions.Data)]
     public async Task ManyOutstandingCommandsComplete(DigestOptions digests)
     {
-        await using var target = new LoopbackTarget(new TargetTransportOptions { MaxH2CData = 8192 });
+        await using var target = new LoopbackTarget(new TargetTransportOptions { MaxH2CData = 8192, MaxOutstandingCommands = 256 });
+        target.Factory.QueueDepth = 256;
         await using var host = await target.ConnectAsync(new NvmeTcpInitiatorOptions { Digests = digests });
         var tasks = new List<Task<(int Index, CompletionQueueEntry Cqe, byte[]? Read)>>();
         for (int i = 0; i < 256; i++)

@@ -55,6 +55,11 @@ internal sealed class QueueHandler : IQueueHandler
     }
 
     /// <inheritdoc/>
+    /// <remarks>SQSIZE + 1 stays in force after a Fabrics Disconnect: the commands still outstanding were admitted
+    /// under it, and the connection closes soon after.</remarks>
+    public int QueueDepth => _entries == 0 ? 1 : _entries;
+
+    /// <inheritdoc/>
     public ValueTask<CompletionQueueEntry> ExecuteAsync(SubmissionQueueEntry command, Memory<byte> data)
     {
         var cqe = new CompletionQueueEntry { CommandId = command.CommandId, SqId = _qid, SqHead = AdvanceHead() };

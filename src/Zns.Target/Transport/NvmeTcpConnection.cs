@@ -30,7 +30,7 @@ namespace Zns.Target.Transport;
 /// </remarks>
 internal sealed class NvmeTcpConnection : IQueueTransport
 {
-    private const int SendBufferSize = 64 * 1024;
+    private const int SendBufferSize = TargetTransportOptions.SendBufferMemory;
     private const int MinReceiveBufferSize = 16 * 1024;
 
     private readonly Socket _socket;
@@ -44,6 +44,10 @@ internal sealed class NvmeTcpConnection : IQueueTransport
     private readonly List<CommandContext> _contexts = new();
     private readonly Stack<CommandContext> _freeContexts = new();
     private readonly Queue<CommandContext> _arrivalOrder = new();
+    private readonly Queue<CommandContext> _bufferWaiters = new();
+    private int _inUse;
+    private long _bufferedBytes;
+    private int _waitingForBuffer;
     private byte[] _sendBuffer = [];
     private int _sendCount;
 
@@ -67,8 +71,7 @@ internal sealed class NvmeTcpConnection : IQueueTransport
         // The parser needs a whole PDU buffered before it hands it over, so the pipe must be able to hold the
         // largest legal PDU (header + padding + data + digests) or the reader would wait for bytes the paused
         // writer never delivers.
-        long maxPdu = Math.Max(options.MaxInCapsuleDataLength, options.MaxH2CData) + 512L;
-        long pause = Math.Max(256 * 1024, 2 * maxPdu);
+        long pause = options.ReceivePauseThreshold;
         _input = new Pipe(new PipeOptions(
             pauseWriterThreshold: pause,
             resumeWriterThreshold: pause / 2,
@@ -201,6 +204,14 @@ internal sealed class NvmeTcpConnection : IQueueTransport
             bool stop = false;
             try
             {
+                // A released data buffer cancels the pending read (see Release), so commands waiting for buffer space
+                // get it here even when the host sends nothing.
+                if (_bufferWaiters.Count > 0)
+                {
+                    stop = !GrantBuffers();
+                    if (!stop)
+                        DispatchReady();
+                }
                 while (!stop)
                 {
                     var options = ParserOptions;
@@ -282,10 +293,16 @@ internal sealed class NvmeTcpConnection : IQueueTransport
     private bool HandleCapsule(in Pdu pdu, in ReadOnlySequence<byte> bytes)
     {
         var handler = _handler!;
-        var ctx = AcquireContext();
+        int queueDepth = Math.Min(handler.QueueDepth, _options.MaxOutstandingCommands);
+        var ctx = AcquireContext(queueDepth);
         if (ctx is null)
         {
-            // More commands than any legal SQSIZE allows; there is no slot to answer from.
+            // The host submitted to a full queue: more commands outstanding than SQSIZE + 1 from its Connect (one
+            // before Connect). There is no SQ entry to hold the command, so it cannot be completed with a status
+            // either; as on a memory-based queue, where this is an invalid doorbell write after which the queue has to
+            // be recreated, the queue is unusable. Over NVMe/TCP that is a fatal transport error: a capsule the
+            // controller cannot accept in the queue's current state, PDU Sequence Error.
+            TransportLog.QueueOverflow(_logger, RemoteEndPoint, pdu.Command.CommandId, queueDepth);
             Terminate(new PduError(FatalErrorStatus.PduSequenceError, 0, NvmeTcp.CapsuleCmdHeaderSize), bytes);
             return false;
         }
@@ -304,32 +321,76 @@ internal sealed class NvmeTcpConnection : IQueueTransport
         }
 
         int length = ctx.Direction == DataDirection.None ? 0 : (int)sqe.SglLength;
-        ctx.SetBuffer(length);
         if (pdu.DataDigestMismatch)
         {
             TransportLog.DataDigestError(_logger, RemoteEndPoint, sqe.CommandId);
             ctx.TransportStatus = NvmeTcp.TransientTransportError;
         }
 
+        _arrivalOrder.Enqueue(ctx);
         if (inCapsule > 0)
         {
+            // Already received with the capsule (at most MaxInCapsuleDataLength).
+            ctx.SetBuffer(length);
             bytes.Slice(pdu.DataStart, inCapsule).CopyTo(ctx.Data.Span);
             ctx.State = CommandState.Ready;
         }
-        else if (ctx.Direction == DataDirection.HostToController && length > 0)
+        else if (length > 0)
         {
-            // MAXR2T is 0's based and the Linux host sends 0: one R2T per command, soliciting all the data.
-            ctx.State = CommandState.AwaitingData;
-            ctx.Received = 0;
-            if (!_outbound.Writer.TryWrite(new Outbound(OutboundKind.R2T, ctx)))
+            // An R2T write or a read: its buffer comes out of the connection's data budget, in arrival order.
+            ctx.SetPendingLength(length);
+            ctx.State = CommandState.WaitingForBuffer;
+            _bufferWaiters.Enqueue(ctx);
+            if (!GrantBuffers())
                 return false;
         }
         else
         {
+            ctx.SetBuffer(0);
             ctx.State = CommandState.Ready;
         }
-        _arrivalOrder.Enqueue(ctx);
         DispatchReady();
+        return true;
+    }
+
+    /// <summary>
+    /// Gives waiting commands their data buffers, oldest first, while the connection stays within
+    /// <see cref="TargetTransportOptions.MaxBufferedDataBytes"/>; a command larger than that gets its buffer when
+    /// nothing else is buffered. Writes then get their R2T, reads become ready. Process loop only. Returns false when
+    /// the connection is closing.
+    /// </summary>
+    /// <remarks>
+    /// Cannot deadlock: every command holding budget arrived before every waiting one and needs nothing from later
+    /// commands (its data comes from the host after its R2T, or it is executing or being sent), so releases follow.
+    /// </remarks>
+    private bool GrantBuffers()
+    {
+        while (_bufferWaiters.TryPeek(out var ctx))
+        {
+            // Announce the wait before reading the counter; Release decrements it before checking the flag, so one
+            // of the two sees the other and no release goes unnoticed.
+            Interlocked.Exchange(ref _waitingForBuffer, 1);
+            long held = Interlocked.Read(ref _bufferedBytes);
+            if (held > 0 && held + ctx.Length > _options.MaxBufferedDataBytes)
+                return true;
+            _bufferWaiters.Dequeue();
+            Interlocked.Add(ref _bufferedBytes, ctx.Length);
+            ctx.BudgetedBytes = ctx.Length;
+            ctx.SetBuffer(ctx.Length);
+            if (ctx.Direction == DataDirection.HostToController)
+            {
+                // MAXR2T is 0's based and the Linux host sends 0: one R2T per command, soliciting all the data.
+                ctx.Received = 0;
+                ctx.State = CommandState.AwaitingData;
+                if (!_outbound.Writer.TryWrite(new Outbound(OutboundKind.R2T, ctx)))
+                    return false;
+            }
+            else
+            {
+                ctx.State = CommandState.Ready;
+            }
+        }
+        Volatile.Write(ref _waitingForBuffer, 0);
         return true;
     }
 
@@ -647,28 +708,44 @@ internal sealed class NvmeTcpConnection : IQueueTransport
 
     // ---------------------------------------------------------------- command contexts
 
-    private CommandContext? AcquireContext()
+    /// <summary>A free context, or null when <paramref name="queueDepth"/> commands are outstanding already.</summary>
+    private CommandContext? AcquireContext(int queueDepth)
     {
         lock (_contextLock)
         {
-            if (_freeContexts.TryPop(out var ctx))
-                return ctx;
-            if (_contexts.Count >= _options.MaxOutstandingCommands)
+            if (_inUse >= queueDepth)
                 return null;
-            ctx = new CommandContext(this, _contexts.Count);
-            _contexts.Add(ctx);
+            if (!_freeContexts.TryPop(out var ctx))
+            {
+                // queueDepth ≤ MaxOutstandingCommands, so there are never more contexts (transfer tags) than that.
+                ctx = new CommandContext(this, _contexts.Count);
+                _contexts.Add(ctx);
+            }
+            _inUse++;
             return ctx;
         }
     }
 
     private void Release(CommandContext ctx)
     {
+        long budgeted = ctx.BudgetedBytes;
+        ctx.BudgetedBytes = 0;
         ctx.ReturnBuffer();
         ctx.State = CommandState.Free;
         ctx.TransportStatus = null;
         ctx.Pending = default;
         lock (_contextLock)
+        {
             _freeContexts.Push(ctx);
+            _inUse--;
+        }
+        if (budgeted != 0)
+        {
+            Interlocked.Add(ref _bufferedBytes, -budgeted);
+            // Wake the process loop so a command waiting for buffer space gets it (harmless if it is not waiting).
+            if (Volatile.Read(ref _waitingForBuffer) != 0 && !IsAborted)
+                _input.Reader.CancelPendingRead();
+        }
     }
 
     /// <summary>After all loops stopped: return the buffers of commands that will never be sent.</summary>
@@ -685,7 +762,7 @@ internal sealed class NvmeTcpConnection : IQueueTransport
             {
                 // Executing commands release themselves when the handler completes them (OnExecuted cannot queue
                 // anymore); their buffers must not be returned while the handler may still write to them.
-                if (ctx.State is CommandState.AwaitingData or CommandState.Ready)
+                if (ctx.State is CommandState.AwaitingData or CommandState.Ready or CommandState.WaitingForBuffer)
                     ctx.ReturnBuffer();
             }
         }
@@ -712,6 +789,7 @@ internal sealed class NvmeTcpConnection : IQueueTransport
     private enum CommandState : byte
     {
         Free,
+        WaitingForBuffer,
         AwaitingData,
         Ready,
         Executing,
@@ -754,6 +832,7 @@ internal sealed class NvmeTcpConnection : IQueueTransport
         public volatile CommandState State;
         public int Length;
         public int Received;
+        public long BudgetedBytes;
         public bool SendData;
         public NvmeStatus? TransportStatus;
         public ValueTask<CompletionQueueEntry> Pending;
@@ -778,6 +857,13 @@ internal sealed class NvmeTcpConnection : IQueueTransport
                 _buffer = ArrayPool<byte>.Shared.Rent(length);
             }
             Data = _buffer.AsMemory(0, length);
+        }
+
+        /// <summary>Records the data length of a command whose buffer is allocated later (when it is granted).</summary>
+        public void SetPendingLength(int length)
+        {
+            Length = length;
+            Data = Memory<byte>.Empty;
         }
 
         public void ReturnBuffer()

@@ -28,9 +28,24 @@ public sealed record TargetTransportOptions
     /// <summary>Most connections served at once; more are accepted and closed immediately. Default 1024.</summary>
     public int MaxConnections { get; init; } = 1024;
 
-    /// <summary>Most commands outstanding on one connection (the host keeps within SQSIZE + 1 ≤ 1024).
-    /// Default 1024.</summary>
-    public int MaxOutstandingCommands { get; init; } = 1024;
+    /// <summary>
+    /// Most commands outstanding on one connection, whatever SQSIZE the host asked for in its Connect. Default 128,
+    /// the controller's CAP.MQES + 1 and MAXCMD with the default <c>TargetOptions.MaxQueueEntries</c>; keep it at least
+    /// that, or a host using its full queue is cut off. The queue's own SQSIZE + 1 (1 before Connect) applies as well:
+    /// a capsule beyond either limit is a fatal transport error (C2HTermReq, PDU Sequence Error).
+    /// </summary>
+    public int MaxOutstandingCommands { get; init; } = 128;
+
+    /// <summary>
+    /// Data bytes one connection may hold for commands whose buffer the target allocates from the SGL length: writes
+    /// whose data is solicited with R2T, and reads (their C2H data). A command that would take the connection past
+    /// this waits, without buffer, until earlier commands release theirs: its R2T is sent, or the read executed,
+    /// later. Commands still execute in arrival order, so the ones behind it wait too. A single command larger than
+    /// this (up to MDTS) proceeds once nothing else is buffered, so the bound is
+    /// max(this, MDTS bytes). In-capsule data is not counted here (it is bounded by
+    /// <see cref="MaxInCapsuleDataLength"/> per command). Default 4 MiB (8 commands at the default MDTS of 512 KiB).
+    /// </summary>
+    public int MaxBufferedDataBytes { get; init; } = 4 * 1024 * 1024;
 
     /// <summary>How long a new connection may take to send ICReq and complete a Fabrics Connect before it is closed
     /// (afterwards the controller's keep-alive timeout applies). Default 10 s.</summary>
@@ -45,17 +60,44 @@ public sealed record TargetTransportOptions
     /// </summary>
     /// <remarks>
     /// What a connection holds: its receive pipe (one 16 KiB segment while a partial PDU waits; a PDU is never
-    /// waited for beyond the configured maxima, so a stalled PDU holds at most the pipe's pause threshold of
-    /// max(256 KiB, 2 × largest PDU)), command contexts and their data buffers (at most
-    /// <see cref="MaxOutstandingCommands"/> × the queue's data limit, 8 KiB before Connect), and a 64 KiB send
-    /// buffer that is rented only once there is something to send; the receive loop waits for data with a zero-byte
-    /// read before taking a segment. ConnectionMemoryTests opens 200 connections that stay silent, send half a header,
-    /// or stop inside a capsule, and checks the managed heap grows by at most this much per connection (about
-    /// 48 KiB measured). Until it has completed a Fabrics
-    /// Connect a connection lives at most <see cref="InitializationTimeout"/>; afterwards the controller's
-    /// keep-alive timeout applies.
+    /// waited for beyond the configured maxima, so a stalled PDU holds at most <see cref="ReceivePauseThreshold"/>),
+    /// its command contexts (<see cref="ConnectedMemoryBound"/>), and a 64 KiB send buffer that is rented only once
+    /// there is something to send; the receive loop waits for data with a zero-byte read before taking a segment.
+    /// Before Connect a queue allows one outstanding command of at most 8 KiB. ConnectionMemoryTests opens 200
+    /// connections that stay silent, send half a header, or stop inside a capsule, and checks the managed heap grows
+    /// by at most this much per connection (about 48 KiB measured). Until it has completed a Fabrics Connect a
+    /// connection lives at most <see cref="InitializationTimeout"/>; afterwards the controller's keep-alive timeout
+    /// applies.
     /// </remarks>
     public const int IdleConnectionMemoryBudget = 96 * 1024;
+
+    /// <summary>Managed memory one command context may hold besides its buffered data: the context itself and the
+    /// small data buffer (up to 16 KiB) it keeps for its next command, which also serves in-capsule data.</summary>
+    public const int CommandContextMemory = 17 * 1024;
+
+    /// <summary>Send buffer of a connection that has sent anything.</summary>
+    public const int SendBufferMemory = 64 * 1024;
+
+    /// <summary>
+    /// Receive bytes at which a connection stops reading its socket until the parser catches up: at least
+    /// 256 KiB, and twice the largest legal PDU so a whole PDU always fits.
+    /// </summary>
+    public long ReceivePauseThreshold => Math.Max(256 * 1024, 2 * (Math.Max(MaxInCapsuleDataLength, MaxH2CData) + 512L));
+
+    /// <summary>
+    /// Upper bound of the managed memory one connected connection holds, whatever its host sends:
+    /// <see cref="ReceivePauseThreshold"/> (plus one receive segment) + <see cref="SendBufferMemory"/> +
+    /// max(<see cref="MaxBufferedDataBytes"/>, <paramref name="largestCommandData"/>) +
+    /// <see cref="MaxOutstandingCommands"/> × <see cref="CommandContextMemory"/>. With the defaults and MDTS 512 KiB:
+    /// 257 + 16 + 64 + 4096 + 128 × 17 KiB = 6609 KiB ≈ 6.5 MiB. A host cannot raise it: outstanding commands are capped by SQSIZE + 1
+    /// and <see cref="MaxOutstandingCommands"/>, R2Ts and reads wait for <see cref="MaxBufferedDataBytes"/>, and no
+    /// length a host sends is allocated before it is checked against these limits. ConnectionMemoryTests drives a
+    /// queue of 128 R2T writes of 512 KiB and checks the heap stays within this bound.
+    /// </summary>
+    /// <param name="largestCommandData">The largest data transfer of one command (MDTS in bytes on I/O queues).</param>
+    public long ConnectedMemoryBound(int largestCommandData) =>
+        ReceivePauseThreshold + 16 * 1024 + SendBufferMemory + Math.Max(MaxBufferedDataBytes, largestCommandData)
+        + (long)MaxOutstandingCommands * CommandContextMemory;
 
     /// <summary>Listen backlog. Default 512.</summary>
     public int ListenBacklog { get; init; } = 512;
@@ -77,6 +119,8 @@ public sealed record TargetTransportOptions
             throw new ArgumentException("MaxConnections must be positive.");
         if (MaxOutstandingCommands is < 1 or > ushort.MaxValue)
             throw new ArgumentException("MaxOutstandingCommands must be in 1..65535 (it bounds the R2T transfer tags).");
+        if (MaxBufferedDataBytes < 4096)
+            throw new ArgumentException($"MaxBufferedDataBytes must be ≥ 4096 (was {MaxBufferedDataBytes}).");
         if (InitializationTimeout <= TimeSpan.Zero || TerminationLinger < TimeSpan.Zero)
             throw new ArgumentException("Timeouts must be positive.");
     }

@@ -45,4 +45,7 @@ internal static partial class TransportLog
 
     [LoggerMessage(1012, LogLevel.Information, "NVMe/TCP listener on {EndPoint} stopped")]
     public static partial void Stopped(ILogger logger, EndPoint endPoint);
+
+    [LoggerMessage(1013, LogLevel.Warning, "Connection {Remote}: CID {CommandId} submitted to a full queue ({QueueDepth} commands outstanding)")]
+    public static partial void QueueOverflow(ILogger logger, string remote, ushort commandId, int queueDepth);
 }
