@@ -140,4 +140,31 @@ public class CliTests
         var capacity = await CliRunner.RunAsync(dir.Path, "capacity", "zns.raw");
         Assert.Equal("0x003e00000\n", capacity.Out);
     }
+
+    [Fact]
+    public async Task ListeningBeyondLoopbackWithoutAllowListWarns()
+    {
+        using var dir = new TempDir();
+        using var p = Process.Start(CliRunner.StartInfo(dir.Path, "serve", "ram:64M,zoned.zone_size=8M", "--listen", "0.0.0.0:0"))!;
+        var ct = TestContext.Current.CancellationToken;
+        string? line;
+        while ((line = await p.StandardOutput.ReadLineAsync(ct)) is not null && !line.StartsWith("press Ctrl-C", StringComparison.Ordinal))
+        {
+        }
+        Process.Start("kill", ["-TERM", p.Id.ToString()])!.WaitForExit();
+        string err = await p.StandardError.ReadToEndAsync(ct);
+        await p.WaitForExitAsync(ct);
+        Assert.Contains("warning: listening on 0.0.0.0:", err);
+        Assert.Contains("without --allow-host", err);
+
+        using var allowed = Process.Start(CliRunner.StartInfo(dir.Path, "serve", "ram:64M,zoned.zone_size=8M", "--listen", "0.0.0.0:0", "--allow-host", "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-0000000000aa"))!;
+        while ((line = await allowed.StandardOutput.ReadLineAsync(ct)) is not null && !line.StartsWith("press Ctrl-C", StringComparison.Ordinal))
+        {
+        }
+        Process.Start("kill", ["-TERM", allowed.Id.ToString()])!.WaitForExit();
+        string err2 = await allowed.StandardError.ReadToEndAsync(ct);
+        await allowed.WaitForExitAsync(ct);
+        Assert.DoesNotContain("warning", err2);
+        Assert.Equal(0, allowed.ExitCode);
+    }
 }
