@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Guest side of bench/guest/run-fio-compare.sh: runs inside one Linux guest
+# (tests/guest/run-guest.sh) and benchmarks up to three zoned NVMe/TCP
+# namespaces of the same geometry with the same fio jobs:
+#
+#   nvmet   the kernel's nvmet-tcp exporting a zoned null_blk, guest 127.0.0.1:4420
+#   zguest  zns serve (dotnet) inside the guest, RAM backstore, guest 127.0.0.1:4421
+#   zhost   zns serve on the host, RAM backstore, reached at 10.0.2.2:HOSTPORT
+#
+#   fio-compare-guest.sh WORKDIR HOSTPORT ZNS_DLL
+#
+# Environment: RUNTIME (s per fio job, default 12), RAMP (s, default 2),
+# TARGETS (default "nvmet zguest zhost"), WORKLOADS (default: all five),
+# ZNS_ENV (extra NAME=VALUE words for the in-guest dotnet, e.g. DOTNET_TieredPGO=0).
+# Writes WORKDIR/results.tsv (target workload iops MiB/s clat_mean_us) and the
+# fio JSON files; prints progress on stdout.
+set -euo pipefail
+work=${1:?usage: fio-compare-guest.sh WORKDIR HOSTPORT ZNS_DLL}
+hostport=${2:?}
+zns_dll=${3:?}
+runtime=${RUNTIME:-12}
+ramp=${RAMP:-2}
+targets=${TARGETS:-nvmet zguest zhost}
+workloads=${WORKLOADS:-seqwrite128k randread4k-qd1 randread4k-qd16 seqwrite4k seqwrite4k-4jobs}
+zns_env=${ZNS_ENV:-}
+
+nqn_nvmet=nqn.2024-01.io.zns.bench:nvmet-nullb0
+nqn_zguest=nqn.2026-01.io.zns.bench:guest
+nqn_zhost=nqn.2026-01.io.zns.bench:host
+C=/sys/kernel/config/nvmet
+res=$work/results.tsv
+: >"$res"
+
+log() { printf '[%6.1f s] %s\n' "$(awk '{print $1}' /proc/uptime)" "$*"; }
+
+# Geometry shared by all three targets: 64 zones of 64 MiB, capacity 62 MiB,
+# max open 16, max active 32, 4 KiB blocks, data kept in RAM.
+ZNS_GEOM=(--zone-size 64M --zone-capacity 62M --max-open 16 --max-active 32 --zasl 4
+          --logical-block-size 4096)
+
+zguest_pid=
+cleanup() {
+    for n in "$nqn_nvmet" "$nqn_zguest" "$nqn_zhost"; do nvme disconnect -n "$n" >/dev/null 2>&1 || true; done
+    [[ -n $zguest_pid ]] && kill "$zguest_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# Wait for a bash-builtin condition without spawning sleep processes (slow under TCG).
+pause() { read -r -t "$1" <> <(:) || true; }
+
+find_dev() { # NQN -> /dev/nvmeXnY
+    local nqn=$1 b deadline=$((SECONDS + 20))
+    while ((SECONDS < deadline)); do
+        for b in /sys/block/nvme*; do
+            [[ -e $b/device/subsysnqn && $(<"$b/hidden") == 0 ]] || continue
+            [[ $(<"$b/device/subsysnqn") == "$nqn" && -b /dev/${b##*/} ]] && { echo "/dev/${b##*/}"; return; }
+        done
+        pause 0.2
+    done
+    return 1
+}
+
+setup_nvmet() {
+    modprobe null_blk nr_devices=1 zoned=1 zone_size=64 zone_capacity=62 zone_nr_conv=0 \
+        zone_max_open=16 zone_max_active=32 memory_backed=1 gb=4 bs=4096
+    modprobe -a nvmet nvmet_tcp
+    local s=$C/subsystems/$nqn_nvmet
+    mkdir "$s"; echo 1 >"$s/attr_allow_any_host"
+    mkdir "$s/namespaces/1"
+    echo -n /dev/nullb0 >"$s/namespaces/1/device_path"
+    echo 1 >"$s/namespaces/1/enable"
+    mkdir "$C/ports/1"
+    echo tcp >"$C/ports/1/addr_trtype"; echo ipv4 >"$C/ports/1/addr_adrfam"
+    echo 127.0.0.1 >"$C/ports/1/addr_traddr"; echo 4420 >"$C/ports/1/addr_trsvcid"
+    ln -s "$s" "$C/ports/1/subsystems/$nqn_nvmet"
+    nvme connect -t tcp -a 127.0.0.1 -s 4420 -n "$nqn_nvmet" >/dev/null
+}
+
+teardown_nvmet() {
+    nvme disconnect -n "$nqn_nvmet" >/dev/null || true
+    rm -f "$C/ports/1/subsystems/$nqn_nvmet"; rmdir "$C/ports/1"
+    echo 0 >"$C/subsystems/$nqn_nvmet/namespaces/1/enable"
+    rmdir "$C/subsystems/$nqn_nvmet/namespaces/1" "$C/subsystems/$nqn_nvmet"
+    modprobe -r null_blk || true   # frees the null_blk memory for the next target
+}
+
+setup_zguest() {
+    local t0=$SECONDS log=$work/zguest-serve.log
+    # shellcheck disable=SC2086
+    env DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 $zns_env \
+        dotnet "$zns_dll" serve "ram:4G" "${ZNS_GEOM[@]}" --listen 127.0.0.1:4421 \
+        --nqn "$nqn_zguest" >"$log" 2>&1 &
+    zguest_pid=$!
+    local deadline=$((SECONDS + 120))
+    until grep -q "press Ctrl-C" "$log" 2>/dev/null; do
+        kill -0 "$zguest_pid" 2>/dev/null || { cat "$log"; return 1; }
+        ((SECONDS < deadline)) || { echo "zns serve did not start"; cat "$log"; return 1; }
+        pause 0.5
+    done
+    log "zns serve in the guest ready after $((SECONDS - t0)) s (env: ${zns_env:-none})"
+    nvme connect -t tcp -a 127.0.0.1 -s 4421 -n "$nqn_zguest" >/dev/null
+}
+
+teardown_zguest() {
+    nvme disconnect -n "$nqn_zguest" >/dev/null || true
+    kill "$zguest_pid" 2>/dev/null || true
+    wait "$zguest_pid" 2>/dev/null || true
+    zguest_pid=
+}
+
+setup_zhost() { nvme connect -t tcp -a 10.0.2.2 -s "$hostport" -n "$nqn_zhost" >/dev/null; }
+teardown_zhost() { nvme disconnect -n "$nqn_zhost" >/dev/null || true; }
+
+# One fio job; appends "target workload iops MiB/s clat_mean_us" to results.tsv.
+run_fio() {
+    local target=$1 dev=$2 wl=$3 zone=$((64 << 20)) args=()
+    case $wl in
+        seqwrite128k)    args=(--rw=write --bs=128k --iodepth=1 --offset=0 --size=$((8 * zone))) ;;
+        randread4k-qd1)  args=(--rw=randread --bs=4k --iodepth=1 --offset=0 --size=$((8 * zone))) ;;
+        randread4k-qd16) args=(--rw=randread --bs=4k --iodepth=16 --offset=0 --size=$((8 * zone))) ;;
+        seqwrite4k)      args=(--rw=write --bs=4k --iodepth=1 --offset=$((8 * zone)) --size=$((8 * zone))) ;;
+        seqwrite4k-4jobs) args=(--rw=write --bs=4k --iodepth=1 --numjobs=4 --group_reporting
+                                --offset=$((16 * zone)) --size=$((4 * zone)) --offset_increment=$((4 * zone))) ;;
+        *) echo "unknown workload $wl"; return 1 ;;
+    esac
+    # Writes start from empty zones; the reads use what seqwrite128k wrote.
+    [[ $wl == randread* ]] || blkzone reset "$dev"
+    local out=$work/$target-$wl.json
+    fio --name="$wl" --filename="$dev" --direct=1 --ioengine=libaio --zonemode=zbd \
+        --time_based --runtime="$runtime" --ramp_time="$ramp" "${args[@]}" \
+        --output-format=json --output="$out" >/dev/null
+    jq -r --arg t "$target" --arg w "$wl" '.jobs[0] as $j
+        | ($j.read.iops + $j.write.iops) as $iops
+        | (($j.read.bw + $j.write.bw) / 1024) as $mib
+        | (if $j.read.iops > 0 then $j.read.clat_ns.mean else $j.write.clat_ns.mean end / 1000) as $lat
+        | "\($t)\t\($w)\t\($iops | floor)\t\($mib * 10 | round / 10)\t\($lat | round)"' "$out" | tee -a "$res"
+}
+
+log "guest: $(nproc) vCPUs, $(awk '/MemTotal/ {print int($2/1024) " MiB"}' /proc/meminfo), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+modprobe nvme-tcp
+for t in $targets; do
+    "setup_$t"
+    nqn_var=nqn_$t
+    dev=$(find_dev "${!nqn_var}")
+    q=/sys/block/${dev#/dev/}/queue
+    echo mq-deadline >"$q/scheduler"
+    log "$t: $dev zoned=$(<"$q/zoned") nr_zones=$(<"$q/nr_zones") max_open=$(<"$q/max_open_zones") max_active=$(<"$q/max_active_zones") append_max=$(<"$q/zone_append_max_bytes") sched=$(<"$q/scheduler")"
+    for wl in $workloads; do
+        run_fio "$t" "$dev" "$wl"
+    done
+    "teardown_$t"
+done
+log "done, load $(cut -d' ' -f1-3 /proc/loadavg)"
