@@ -14,7 +14,7 @@
 # ZNS_ENV (extra NAME=VALUE words for the in-guest dotnet, e.g. DOTNET_TieredPGO=0).
 # Writes WORKDIR/results.tsv (target workload iops MiB/s clat_mean_us) and the
 # fio JSON files; prints progress on stdout.
-set -euo pipefail
+set -uo pipefail
 work=${1:?usage: fio-compare-guest.sh WORKDIR HOSTPORT ZNS_DLL}
 hostport=${2:?}
 zns_dll=${3:?}
@@ -111,7 +111,21 @@ teardown_zguest() {
 setup_zhost() { nvme connect -t tcp -a 10.0.2.2 -s "$hostport" -n "$nqn_zhost" >/dev/null; }
 teardown_zhost() { nvme disconnect -n "$nqn_zhost" >/dev/null || true; }
 
-# One fio job; appends "target workload iops MiB/s clat_mean_us" to results.tsv.
+# CPU accounting (bash builtins only): total busy and total jiffies of the guest, and the in-guest zns
+# process's user+system jiffies.
+cpu_snapshot() {
+    local _ user nice sys idle iowait irq softirq steal
+    read -r _ user nice sys idle iowait irq softirq steal _ </proc/stat
+    busy=$((user + nice + sys + irq + softirq + steal)); total=$((busy + idle + iowait))
+    proc=0
+    if [[ -n $zguest_pid && -r /proc/$zguest_pid/stat ]]; then
+        local st; st=$(</proc/$zguest_pid/stat); st=${st##*) }
+        local f; read -r -a f <<<"$st"; proc=$((f[11] + f[12]))
+    fi
+}
+
+# One fio job; appends "target workload iops MiB/s clat_mean_us guest_busy_% zns_cpu_%" to results.tsv
+# (CPU percentages of all guest CPUs together, 100% = all vCPUs busy).
 run_fio() {
     local target=$1 dev=$2 wl=$3 zone=$((64 << 20)) args=()
     case $wl in
@@ -126,22 +140,28 @@ run_fio() {
     # Writes start from empty zones; the reads use what seqwrite128k wrote.
     [[ $wl == randread* ]] || blkzone reset "$dev"
     local out=$work/$target-$wl.json
+    cpu_snapshot; local b0=$busy t0=$total p0=$proc
     fio --name="$wl" --filename="$dev" --direct=1 --ioengine=libaio --zonemode=zbd \
         --time_based --runtime="$runtime" --ramp_time="$ramp" "${args[@]}" \
         --output-format=json --output="$out" >/dev/null
-    jq -r --arg t "$target" --arg w "$wl" '.jobs[0] as $j
+    cpu_snapshot
+    local gbusy=$(( 100 * (busy - b0) / (total - t0 > 0 ? total - t0 : 1) )) zcpu=-
+    [[ $target == zguest ]] && zcpu=$(( 100 * (proc - p0) / (total - t0 > 0 ? total - t0 : 1) ))
+    jq -r --arg t "$target" --arg w "$wl" --arg g "$gbusy" --arg z "$zcpu" '.jobs[0] as $j
         | ($j.read.iops + $j.write.iops) as $iops
         | (($j.read.bw + $j.write.bw) / 1024) as $mib
         | (if $j.read.iops > 0 then $j.read.clat_ns.mean else $j.write.clat_ns.mean end / 1000) as $lat
-        | "\($t)\t\($w)\t\($iops | floor)\t\($mib * 10 | round / 10)\t\($lat | round)"' "$out" | tee -a "$res"
+        | "\($t)\t\($w)\t\($iops | floor)\t\($mib * 10 | round / 10)\t\($lat | round)\t\($g)\t\($z)"' "$out" | tee -a "$res"
 }
 
 log "guest: $(nproc) vCPUs, $(awk '/MemTotal/ {print int($2/1024) " MiB"}' /proc/meminfo), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
 modprobe nvme-tcp
 for t in $targets; do
-    "setup_$t"
+    if ! "setup_$t"; then
+        log "$t: setup failed, skipped"; "teardown_$t" 2>/dev/null || true; continue
+    fi
     nqn_var=nqn_$t
-    dev=$(find_dev "${!nqn_var}")
+    dev=$(find_dev "${!nqn_var}") || { log "$t: no block device, skipped"; "teardown_$t" || true; continue; }
     q=/sys/block/${dev#/dev/}/queue
     echo mq-deadline >"$q/scheduler"
     log "$t: $dev zoned=$(<"$q/zoned") nr_zones=$(<"$q/nr_zones") max_open=$(<"$q/max_open_zones") max_active=$(<"$q/max_active_zones") append_max=$(<"$q/zone_append_max_bytes") sched=$(<"$q/scheduler")"

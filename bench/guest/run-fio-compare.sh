@@ -4,7 +4,7 @@
 # loopback) and zns serve on the host (reached at 10.0.2.2). Prints one table with the ratios.
 #
 #   sudo bench/guest/run-fio-compare.sh [-r RUNTIME] [--smp N] [--mem SIZE] [--targets "nvmet zguest zhost"]
-#                                       [--workloads "..."] [--zns-env "NAME=VALUE ..."] [-o OUTDIR]
+#                                       [--workloads "..."] [--zns-env "NAME=VALUE ..."] [--zns-dll PATH] [-o OUTDIR]
 #
 # See bench/guest/README.md.
 set -euo pipefail
@@ -16,6 +16,7 @@ targets="nvmet zguest zhost"
 workloads=
 zns_env=
 out=
+zns_dll=$repo/src/Zns.Cli/bin/Release/net10.0/zns.dll
 while (($#)); do
     case $1 in
         -r|--runtime) runtime=$2; shift 2 ;;
@@ -25,12 +26,12 @@ while (($#)); do
         --workloads) workloads=$2; shift 2 ;;
         --zns-env) zns_env=$2; shift 2 ;;
         -o) out=$2; shift 2 ;;
+        --zns-dll) zns_dll=$2; shift 2 ;;
         -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
 
-zns_dll=$repo/src/Zns.Cli/bin/Release/net10.0/zns.dll
 [[ -f $zns_dll ]] || dotnet build "$repo/src/Zns.Cli" -c Release -nologo -v quiet >/dev/null
 work=${out:-$(mktemp -d /var/tmp/zns-fio-compare.XXXXXX)}
 mkdir -p "$work"
@@ -59,15 +60,20 @@ t0=$SECONDS
 envs=(-e "RUNTIME=$runtime" -e "TARGETS=$targets")
 [[ -n $workloads ]] && envs+=(-e "WORKLOADS=$workloads")
 [[ -n $zns_env ]] && envs+=(-e "ZNS_ENV=$zns_env")
+rc=0
 "$repo/tests/guest/run-guest.sh" -t 1200 --smp "$smp" --mem "$mem" --append nvme_core.multipath=N \
-    -w "$work" "${envs[@]}" "$repo/bench/guest/fio-compare-guest.sh" "$work" "$port" "$zns_dll"
+    -w "$work" "${envs[@]}" "$repo/bench/guest/fio-compare-guest.sh" "$work" "$port" "$zns_dll" || rc=$?
 echo "host: guest run took $((SECONDS - t0)) s, load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ -n $server_pid ]] && ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "host: zns serve on the host exited during the run (see $work/zhost-serve.log)"
+fi
 
 echo
 echo "fio 3.33, zonemode=zbd direct=1 libaio, ${runtime} s per job (+2 s ramp), TCG -smp $smp -m $mem, mq-deadline"
 awk -F'\t' '
-    { key[$2] = 1; iops[$1, $2] = $3; lat[$1, $2] = $5; if (!($2 in order)) { order[$2] = ++n; name[n] = $2 } }
+    { key[$2] = 1; iops[$1, $2] = $3; lat[$1, $2] = $5; busy[$1, $2] = $6; zcpu[$1, $2] = $7; if (!($2 in order)) { order[$2] = ++n; name[n] = $2 } }
     function cell(t, w) { return ((t, w) in iops) ? sprintf("%7d %6s", iops[t, w], "(" lat[t, w] ")") : sprintf("%14s", "-") }
+    function pct(t, w) { return ((t, w) in busy && busy[t, w] != "") ? busy[t, w] "%" : "-" }
     function ratio(t, w) {
         if (!((t, w) in iops) || !(("nvmet", w) in iops) || iops["nvmet", w] == 0) return "-"
         return sprintf("%.2fx", iops[t, w] / iops["nvmet", w])
@@ -79,5 +85,12 @@ awk -F'\t' '
             w = name[i]
             printf "%-17s %14s %14s %14s %10s %10s\n", w, cell("nvmet", w), cell("zguest", w), cell("zhost", w), ratio("zguest", w), ratio("zhost", w)
         }
+        printf "\nguest CPU busy during each job (%% of all vCPUs; zns-guest: whole guest / the zns process)\n"
+        printf "%-17s %10s %16s %10s\n", "workload", "nvmet", "zns-guest", "zns-host"
+        for (i = 1; i <= n; i++) {
+            w = name[i]
+            printf "%-17s %10s %16s %10s\n", w, pct("nvmet", w), pct("zguest", w) (("zguest", w) in zcpu && zcpu["zguest", w] != "" ? " / " zcpu["zguest", w] "%" : ""), pct("zhost", w)
+        }
     }' "$work/results.tsv"
 echo "raw results: $work/results.tsv (fio JSON next to it)"
+exit "$rc"
