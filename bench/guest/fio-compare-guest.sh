@@ -9,7 +9,7 @@
 #
 #   fio-compare-guest.sh WORKDIR HOSTPORT ZNS_DLL
 #
-# Environment: RUNTIME (s per fio job, default 12), RAMP (s, default 2),
+# Environment: RUNTIME (s per fio job, default 12), RAMP (s, default 2), ROUNDS (default 1),
 # TARGETS (default "nvmet zguest zhost"), WORKLOADS (default: all five),
 # ZNS_ENV (extra NAME=VALUE words for the in-guest dotnet, e.g. DOTNET_TieredPGO=0).
 # Writes WORKDIR/results.tsv (target workload iops MiB/s clat_mean_us) and the
@@ -81,7 +81,7 @@ teardown_nvmet() {
     rm -f "$C/ports/1/subsystems/$nqn_nvmet"; rmdir "$C/ports/1"
     echo 0 >"$C/subsystems/$nqn_nvmet/namespaces/1/enable"
     rmdir "$C/subsystems/$nqn_nvmet/namespaces/1" "$C/subsystems/$nqn_nvmet"
-    modprobe -r null_blk || true   # frees the null_blk memory for the next target
+    modprobe -r null_blk || true
 }
 
 setup_zguest() {
@@ -124,7 +124,7 @@ cpu_snapshot() {
     fi
 }
 
-# One fio job; appends "target workload iops MiB/s clat_mean_us guest_busy_% zns_cpu_%" to results.tsv
+# One fio job; appends "target workload iops MiB/s clat_mean_us guest_busy_% zns_cpu_% round" to results.tsv
 # (CPU percentages of all guest CPUs together, 100% = all vCPUs busy).
 run_fio() {
     local target=$1 dev=$2 wl=$3 zone=$((64 << 20)) args=()
@@ -139,7 +139,7 @@ run_fio() {
     esac
     # Writes start from empty zones; the reads use what seqwrite128k wrote.
     [[ $wl == randread* ]] || blkzone reset "$dev"
-    local out=$work/$target-$wl.json
+    local out=$work/$target-$wl-r${round:-1}.json
     cpu_snapshot; local b0=$busy t0=$total p0=$proc
     fio --name="$wl" --filename="$dev" --direct=1 --ioengine=libaio --zonemode=zbd \
         --time_based --runtime="$runtime" --ramp_time="$ramp" "${args[@]}" \
@@ -147,15 +147,20 @@ run_fio() {
     cpu_snapshot
     local gbusy=$(( 100 * (busy - b0) / (total - t0 > 0 ? total - t0 : 1) )) zcpu=-
     [[ $target == zguest ]] && zcpu=$(( 100 * (proc - p0) / (total - t0 > 0 ? total - t0 : 1) ))
-    jq -r --arg t "$target" --arg w "$wl" --arg g "$gbusy" --arg z "$zcpu" '.jobs[0] as $j
+    jq -r --arg t "$target" --arg w "$wl" --arg g "$gbusy" --arg z "$zcpu" --arg r "${round:-1}" '.jobs[0] as $j
         | ($j.read.iops + $j.write.iops) as $iops
         | (($j.read.bw + $j.write.bw) / 1024) as $mib
         | (if $j.read.iops > 0 then $j.read.clat_ns.mean else $j.write.clat_ns.mean end / 1000) as $lat
-        | "\($t)\t\($w)\t\($iops | floor)\t\($mib * 10 | round / 10)\t\($lat | round)\t\($g)\t\($z)"' "$out" | tee -a "$res"
+        | "\($t)\t\($w)\t\($iops | floor)\t\($mib * 10 | round / 10)\t\($lat | round)\t\($g)\t\($z)\t\($r)"' "$out" | tee -a "$res"
 }
 
 log "guest: $(nproc) vCPUs, $(awk '/MemTotal/ {print int($2/1024) " MiB"}' /proc/meminfo), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
 modprobe nvme-tcp
+# All targets are attached at once and each workload runs on every target in turn (then the next workload), so
+# a change of host load during the run hits all targets alike instead of favouring whichever ran first. An idle
+# target costs nothing measurable: nvmet's kernel threads and the in-guest zns's threads sleep.
+declare -A devs
+active=()
 for t in $targets; do
     if ! "setup_$t"; then
         log "$t: setup failed, skipped"; "teardown_$t" 2>/dev/null || true; continue
@@ -165,9 +170,15 @@ for t in $targets; do
     q=/sys/block/${dev#/dev/}/queue
     echo mq-deadline >"$q/scheduler"
     log "$t: $dev zoned=$(<"$q/zoned") nr_zones=$(<"$q/nr_zones") max_open=$(<"$q/max_open_zones") max_active=$(<"$q/max_active_zones") append_max=$(<"$q/zone_append_max_bytes") sched=$(<"$q/scheduler")"
-    for wl in $workloads; do
-        run_fio "$t" "$dev" "$wl"
-    done
-    "teardown_$t"
+    devs[$t]=$dev
+    active+=("$t")
 done
+for ((round = 1; round <= ${ROUNDS:-1}; round++)); do
+    for wl in $workloads; do
+        for t in "${active[@]}"; do
+            run_fio "$t" "${devs[$t]}" "$wl"
+        done
+    done
+done
+for t in "${active[@]}"; do "teardown_$t"; done
 log "done, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -4,7 +4,7 @@
 # loopback) and zns serve on the host (reached at 10.0.2.2). Prints one table with the ratios.
 #
 #   sudo bench/guest/run-fio-compare.sh [-r RUNTIME] [--smp N] [--mem SIZE] [--targets "nvmet zguest zhost"]
-#                                       [--workloads "..."] [--zns-env "NAME=VALUE ..."] [--zns-dll PATH] [-o OUTDIR]
+#                                       [--workloads "..."] [--zns-env "NAME=VALUE ..."] [--zns-dll PATH] [--rounds N] [-o OUTDIR]
 #
 # See bench/guest/README.md.
 set -euo pipefail
@@ -16,6 +16,7 @@ targets="nvmet zguest zhost"
 workloads=
 zns_env=
 out=
+rounds=1
 zns_dll=$repo/src/Zns.Cli/bin/Release/net10.0/zns.dll
 while (($#)); do
     case $1 in
@@ -27,6 +28,7 @@ while (($#)); do
         --zns-env) zns_env=$2; shift 2 ;;
         -o) out=$2; shift 2 ;;
         --zns-dll) zns_dll=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
         -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -57,7 +59,7 @@ if [[ " $targets " == *" zhost "* ]]; then
 fi
 
 t0=$SECONDS
-envs=(-e "RUNTIME=$runtime" -e "TARGETS=$targets")
+envs=(-e "RUNTIME=$runtime" -e "TARGETS=$targets" -e "ROUNDS=$rounds")
 [[ -n $workloads ]] && envs+=(-e "WORKLOADS=$workloads")
 [[ -n $zns_env ]] && envs+=(-e "ZNS_ENV=$zns_env")
 rc=0
@@ -71,12 +73,21 @@ fi
 echo
 echo "fio 3.33, zonemode=zbd direct=1 libaio, ${runtime} s per job (+2 s ramp), TCG -smp $smp -m $mem, mq-deadline"
 awk -F'\t' '
-    { key[$2] = 1; iops[$1, $2] = $3; lat[$1, $2] = $5; busy[$1, $2] = $6; zcpu[$1, $2] = $7; if (!($2 in order)) { order[$2] = ++n; name[n] = $2 } }
-    function cell(t, w) { return ((t, w) in iops) ? sprintf("%7d %6s", iops[t, w], "(" lat[t, w] ")") : sprintf("%14s", "-") }
-    function pct(t, w) { return ((t, w) in busy && busy[t, w] != "") ? busy[t, w] "%" : "-" }
+    # Several rounds: each cell is the median over the rounds (mean of the middle two for an even count).
+    { k = $1 SUBSEP $2; c = ++cnt[k]; v_iops[k, c] = $3; v_lat[k, c] = $5; v_busy[k, c] = $6; v_zcpu[k, c] = $7
+      if (!($2 in order)) { order[$2] = ++n; name[n] = $2 } }
+    function median(arr, k, c,    i, j, t, a) {
+        for (i = 1; i <= c; i++) a[i] = arr[k, i] + 0
+        for (i = 2; i <= c; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+        return c % 2 ? a[(c + 1) / 2] : (a[c / 2] + a[c / 2 + 1]) / 2
+    }
+    function has(t, w) { return ((t SUBSEP w) in cnt) }
+    function iops(t, w) { return median(v_iops, t SUBSEP w, cnt[t SUBSEP w]) }
+    function cell(t, w) { return has(t, w) ? sprintf("%7d %6s", iops(t, w), "(" int(median(v_lat, t SUBSEP w, cnt[t SUBSEP w]) + 0.5) ")") : sprintf("%14s", "-") }
+    function pct(t, w) { return has(t, w) ? int(median(v_busy, t SUBSEP w, cnt[t SUBSEP w]) + 0.5) "%" : "-" }
     function ratio(t, w) {
-        if (!((t, w) in iops) || !(("nvmet", w) in iops) || iops["nvmet", w] == 0) return "-"
-        return sprintf("%.2fx", iops[t, w] / iops["nvmet", w])
+        if (!has(t, w) || !has("nvmet", w) || iops("nvmet", w) == 0) return "-"
+        return sprintf("%.2fx", iops(t, w) / iops("nvmet", w))
     }
     END {
         printf "%-17s %14s %14s %14s %10s %10s\n", "workload", "nvmet IOPS", "zns-guest IOPS", "zns-host IOPS", "guest/nvmet", "host/nvmet"
@@ -89,8 +100,11 @@ awk -F'\t' '
         printf "%-17s %10s %16s %10s\n", "workload", "nvmet", "zns-guest", "zns-host"
         for (i = 1; i <= n; i++) {
             w = name[i]
-            printf "%-17s %10s %16s %10s\n", w, pct("nvmet", w), pct("zguest", w) (("zguest", w) in zcpu && zcpu["zguest", w] != "" ? " / " zcpu["zguest", w] "%" : ""), pct("zhost", w)
+            z = has("zguest", w) ? pct("zguest", w) " / " int(median(v_zcpu, "zguest" SUBSEP w, cnt["zguest" SUBSEP w]) + 0.5) "%" : "-"
+            printf "%-17s %10s %16s %10s\n", w, pct("nvmet", w), z, pct("zhost", w)
         }
+        for (k in cnt) if (cnt[k] > rounds) rounds = cnt[k]
+        printf "\n(%d round%s; each cell is the median over the rounds)\n", rounds, rounds > 1 ? "s" : ""
     }' "$work/results.tsv"
 echo "raw results: $work/results.tsv (fio JSON next to it)"
 exit "$rc"
