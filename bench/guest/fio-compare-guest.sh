@@ -10,6 +10,7 @@
 #   fio-compare-guest.sh WORKDIR HOSTPORT ZNS_DLL
 #
 # Environment: RUNTIME (s per fio job, default 12), RAMP (s, default 2), ROUNDS (default 1),
+# WARMUP (s per warm-up job, 3 jobs per target, default 8; 0 = none),
 # TARGETS (default "nvmet zguest zhost"), WORKLOADS (default: all five),
 # ZNS_ENV (extra NAME=VALUE words for the in-guest dotnet, e.g. DOTNET_TieredPGO=0).
 # Writes WORKDIR/results.tsv (target workload iops MiB/s clat_mean_us) and the
@@ -124,6 +125,18 @@ cpu_snapshot() {
     fi
 }
 
+# Per-thread CPU jiffies of the in-guest zns process ("tid name jiffies" lines), for the zguest-threads file.
+thread_cpu() {
+    local d st f name
+    [[ -n $zguest_pid ]] || return 0
+    for d in /proc/$zguest_pid/task/*; do
+        st=$(<"$d/stat") 2>/dev/null || continue
+        name=${st#*(}; name=${name%)*}; name=${name// /_}
+        read -r -a f <<<"${st##*) }"
+        echo "${d##*/} $name $((f[11] + f[12]))"
+    done
+}
+
 # One fio job; appends "target workload iops MiB/s clat_mean_us guest_busy_% zns_cpu_% round" to results.tsv
 # (CPU percentages of all guest CPUs together, 100% = all vCPUs busy).
 run_fio() {
@@ -140,13 +153,20 @@ run_fio() {
     # Writes start from empty zones; the reads use what seqwrite128k wrote.
     [[ $wl == randread* ]] || blkzone reset "$dev"
     local out=$work/$target-$wl-r${round:-1}.json
-    cpu_snapshot; local b0=$busy t0=$total p0=$proc
+    cpu_snapshot; local b0=$busy t0=$total p0=$proc before=
+    [[ $target == zguest ]] && before=$(thread_cpu)
     fio --name="$wl" --filename="$dev" --direct=1 --ioengine=libaio --zonemode=zbd \
         --time_based --runtime="$runtime" --ramp_time="$ramp" "${args[@]}" \
         --output-format=json --output="$out" >/dev/null
     cpu_snapshot
     local gbusy=$(( 100 * (busy - b0) / (total - t0 > 0 ? total - t0 : 1) )) zcpu=-
-    [[ $target == zguest ]] && zcpu=$(( 100 * (proc - p0) / (total - t0 > 0 ? total - t0 : 1) ))
+    if [[ $target == zguest ]]; then
+        zcpu=$(( 100 * (proc - p0) / (total - t0 > 0 ? total - t0 : 1) ))
+        # CPU per thread name during this job, in % of all vCPUs.
+        { echo "$before" | sed 's/^/B /'; thread_cpu | sed 's/^/A /'; } | awk -v tot=$((total - t0)) -v w="$wl" -v r="${round:-1}" '
+            $1 == "B" { b[$2] = $4 } $1 == "A" { d = $4 - b[$2]; if (d > 0) c[$3] += d }
+            END { for (n in c) printf "%s r%s %-24s %5.1f%%\n", w, r, n, 100 * c[n] / tot }' | sort -k4 -rn >>"$work/zguest-threads.txt"
+    fi
     jq -r --arg t "$target" --arg w "$wl" --arg g "$gbusy" --arg z "$zcpu" --arg r "${round:-1}" '.jobs[0] as $j
         | ($j.read.iops + $j.write.iops) as $iops
         | (($j.read.bw + $j.write.bw) / 1024) as $mib
@@ -173,6 +193,22 @@ for t in $targets; do
     devs[$t]=$dev
     active+=("$t")
 done
+# Warm-up, unmeasured, the same on every target: 128k writes (R2T path), 4k writes (in-capsule), 4k reads and
+# zone resets on zones 32-47. The in-guest zns needs it: under TCG its JIT's background tier-up (the
+# ".NET Tiered Compilation" thread) was measured at 37-52% of the guest's CPUs during the first jobs after start.
+warmup=${WARMUP:-8}
+if ((warmup > 0)); then
+    for t in "${active[@]}"; do
+        d=${devs[$t]} wz=$((64 << 20))
+        blkzone reset -o $((32 * wz / 512)) -l $((16 * wz / 512)) "$d"
+        for spec in "--rw=write --bs=128k" "--rw=write --bs=4k --offset=$((40 * wz))" "--rw=randread --bs=4k --iodepth=8"; do
+            # shellcheck disable=SC2086
+            fio --name=warmup --filename="$d" --direct=1 --ioengine=libaio --zonemode=zbd --time_based \
+                --runtime="$warmup" --offset=$((32 * wz)) --size=$((8 * wz)) $spec --output=/dev/null
+        done
+    done
+    log "warm-up done (${warmup} s x 3 jobs per target)"
+fi
 for ((round = 1; round <= ${ROUNDS:-1}; round++)); do
     for wl in $workloads; do
         for t in "${active[@]}"; do

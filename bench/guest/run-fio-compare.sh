@@ -4,7 +4,8 @@
 # loopback) and zns serve on the host (reached at 10.0.2.2). Prints one table with the ratios.
 #
 #   sudo bench/guest/run-fio-compare.sh [-r RUNTIME] [--smp N] [--mem SIZE] [--targets "nvmet zguest zhost"]
-#                                       [--workloads "..."] [--zns-env "NAME=VALUE ..."] [--zns-dll PATH] [--rounds N] [-o OUTDIR]
+#                                       [--workloads "..."] [--zns-env "NAME=VALUE ..."] [--zns-dll PATH] [--rounds N] [--warmup SEC]
+#                                       [-o OUTDIR]
 #
 # See bench/guest/README.md.
 set -euo pipefail
@@ -17,6 +18,7 @@ workloads=
 zns_env=
 out=
 rounds=1
+warmup=8
 zns_dll=$repo/src/Zns.Cli/bin/Release/net10.0/zns.dll
 while (($#)); do
     case $1 in
@@ -29,7 +31,8 @@ while (($#)); do
         -o) out=$2; shift 2 ;;
         --zns-dll) zns_dll=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
-        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --warmup) warmup=$2; shift 2 ;;
+        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -59,7 +62,7 @@ if [[ " $targets " == *" zhost "* ]]; then
 fi
 
 t0=$SECONDS
-envs=(-e "RUNTIME=$runtime" -e "TARGETS=$targets" -e "ROUNDS=$rounds")
+envs=(-e "RUNTIME=$runtime" -e "TARGETS=$targets" -e "ROUNDS=$rounds" -e "WARMUP=$warmup")
 [[ -n $workloads ]] && envs+=(-e "WORKLOADS=$workloads")
 [[ -n $zns_env ]] && envs+=(-e "ZNS_ENV=$zns_env")
 rc=0
@@ -71,7 +74,8 @@ if [[ -n $server_pid ]] && ! kill -0 "$server_pid" 2>/dev/null; then
 fi
 
 echo
-echo "fio 3.33, zonemode=zbd direct=1 libaio, ${runtime} s per job (+2 s ramp), TCG -smp $smp -m $mem, mq-deadline"
+echo "fio 3.33, zonemode=zbd direct=1 libaio, ${runtime} s per job (+2 s ramp), warm-up ${warmup} s x 3 per target, TCG -smp $smp -m $mem, mq-deadline"
+[[ -n $zns_env ]] && echo "zns in the guest with: $zns_env"
 awk -F'\t' '
     # Several rounds: each cell is the median over the rounds (mean of the middle two for an even count).
     { k = $1 SUBSEP $2; c = ++cnt[k]; v_iops[k, c] = $3; v_lat[k, c] = $5; v_busy[k, c] = $6; v_zcpu[k, c] = $7
