@@ -108,7 +108,7 @@ awk -F'\t' '
             printf "%-17s %10s %16s %10s\n", w, pct("nvmet", w), z, pct("zhost", w)
         }
         for (k in cnt) if (cnt[k] > rounds) rounds = cnt[k]
-        printf "\n(%d round%s; each cell is the median over the rounds)\n", rounds, rounds > 1 ? "s" : ""
+        printf "\n(%d round%s; each cell is the median over the rounds)\n", rounds, (rounds > 1 ? "s" : "")
     }' "$work/results.tsv"
 echo "raw results: $work/results.tsv (fio JSON next to it)"
 exit "$rc"
