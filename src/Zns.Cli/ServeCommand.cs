@@ -200,6 +200,13 @@ internal static partial class Commands
         string address = bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any) ? "<this machine's address>" : bound.Address.ToString();
         target.SetListenerAddress(bound.Address.Equals(IPAddress.Any) ? new IPEndPoint(IPAddress.Loopback, bound.Port) : bound);
 
+        // Signals are taken before the ready line is printed: a script that stops the target as soon as it sees
+        // "press Ctrl-C" must still get a clean shutdown.
+        var stop = new TaskCompletionSource();
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+        using var reg = ct.Register(() => stop.TrySetResult());
+
         var stdout = Console.Out;
         stdout.WriteLine($"zns: serving {namespaces.Count} namespace{(namespaces.Count == 1 ? "" : "s")} on {bound}");
         for (int i = 0; i < namespaces.Count; i++)
@@ -217,10 +224,6 @@ internal static partial class Commands
         stdout.WriteLine("press Ctrl-C to stop");
         stdout.Flush();
 
-        var stop = new TaskCompletionSource();
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
-        using var reg = ct.Register(() => stop.TrySetResult());
         await stop.Task;
         stdout.WriteLine("zns: stopping: closing connections and saving zone state");
         await listener.StopAsync();
