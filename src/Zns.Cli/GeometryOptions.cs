@@ -82,7 +82,7 @@ internal sealed class GeometryOptions
                 }
                 catch (OptionException e)
                 {
-                    throw new UsageException($"{option.Name}: {e.Message[(e.Option.Length + 2)..]}");
+                    throw new UsageException($"{option.Name}: {e.Reason}");
                 }
             }
         }

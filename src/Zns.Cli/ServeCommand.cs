@@ -134,9 +134,9 @@ internal static partial class Commands
         }
         catch (OptionException e)
         {
-            throw new UsageException($"{path}: {GeometryOptions.Describe(e.Option)}: {e.Message[(e.Option.Length + 2)..]}");
+            throw new UsageException($"{path}: {GeometryOptions.Describe(e.Option)}: {e.Reason}");
         }
-        catch (IOException e) when (e.Message.Contains("being used by another process", StringComparison.Ordinal))
+        catch (NamespaceInUseException)
         {
             throw new UsageException($"{path}: in use by another zns process");
         }

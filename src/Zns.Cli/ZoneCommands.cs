@@ -57,7 +57,7 @@ internal static class ZoneCommands
         }
         catch (OptionException e)
         {
-            throw new UsageException($"{GeometryOptions.Describe(e.Option)}: {e.Message[(e.Option.Length + 2)..]}");
+            throw new UsageException($"{GeometryOptions.Describe(e.Option)}: {e.Reason}");
         }
         if (g.Zoned && !g.ZoneSizeIsPowerOfTwo)
         {
@@ -233,7 +233,7 @@ internal static class ZoneCommands
         {
             return ZonedNamespace.OpenFile(path, options);
         }
-        catch (IOException e) when (e.Message.Contains("being used by another process", StringComparison.Ordinal))
+        catch (NamespaceInUseException)
         {
             throw new UsageException($"{path}: in use by another zns process (stop `zns serve` first)");
         }

@@ -167,4 +167,24 @@ public class CliTests
         Assert.DoesNotContain("warning", err2);
         Assert.Equal(0, allowed.ExitCode);
     }
+
+    [Fact]
+    public async Task ZoneActionsAreRefusedWhileServeHasTheFile()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, (await CliRunner.RunAsync(dir.Path, "create", "busy.raw", "--size", "64M", "--zone-size", "8M")).Exit);
+        using var p = Process.Start(CliRunner.StartInfo(dir.Path, "serve", "busy.raw", "--listen", "127.0.0.1:0"))!;
+        var ct = TestContext.Current.CancellationToken;
+        string? line;
+        while ((line = await p.StandardOutput.ReadLineAsync(ct)) is not null && !line.StartsWith("press Ctrl-C", StringComparison.Ordinal))
+        {
+        }
+        var reset = await CliRunner.RunAsync(dir.Path, "reset", "busy.raw", "--all");
+        Assert.Equal(2, reset.Exit);
+        Assert.Equal("zns: busy.raw: in use by another zns process (stop `zns serve` first)\n", reset.Err);
+        Assert.Equal(0, (await CliRunner.RunAsync(dir.Path, "report", "busy.raw")).Exit); // readers may look
+        Process.Start("kill", ["-TERM", p.Id.ToString()])!.WaitForExit();
+        await p.WaitForExitAsync(ct);
+        Assert.Equal(0, p.ExitCode);
+    }
 }

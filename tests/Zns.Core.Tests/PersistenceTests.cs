@@ -166,7 +166,7 @@ public class PersistenceTests
 
         // One writer at a time: a second open of a namespace in use is refused.
         using var first = ZonedNamespace.OpenFile(path, Small());
-        Assert.Throws<IOException>(() => ZonedNamespace.OpenFile(path, Small()));
+        Assert.Throws<NamespaceInUseException>(() => ZonedNamespace.OpenFile(path, Small()));
         Assert.NotNull(ZonedNamespace.ReadStoredZones(path)); // readers may still look
     }
 }

@@ -30,7 +30,16 @@ public sealed partial class FileBackstore : IBackstore
     /// </summary>
     public static FileBackstore Open(string path)
     {
-        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e) when (e.HResult == EWouldBlock)
+        {
+            // FileShare.None is an advisory lock on Unix; EWOULDBLOCK means another process holds it.
+            throw new NamespaceInUseException(path, e);
+        }
         return new FileBackstore(handle, path, RandomAccess.GetLength(handle));
     }
 
@@ -123,6 +132,7 @@ public sealed partial class FileBackstore : IBackstore
         }
     }
 
+    private const int EWouldBlock = 11;
     private const int FallocKeepSize = 0x01;
     private const int FallocPunchHole = 0x02;
 
@@ -134,4 +144,12 @@ public sealed partial class FileBackstore : IBackstore
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int fsync(SafeFileHandle fd);
+}
+
+/// <summary>The backstore is open for writing in another process (one writer per namespace).</summary>
+public sealed class NamespaceInUseException(string path, Exception inner)
+    : IOException($"{path} is in use by another process", inner)
+{
+    /// <summary>The backstore's path.</summary>
+    public string Path { get; } = path;
 }

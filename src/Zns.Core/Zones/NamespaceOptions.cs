@@ -134,8 +134,11 @@ public sealed record NamespaceOptions
 }
 
 /// <summary>A configuration error, naming the option at fault.</summary>
-public sealed class OptionException(string option, string message) : Exception($"{option}: {message}")
+public sealed class OptionException(string option, string reason) : Exception($"{option}: {reason}")
 {
     /// <summary>The option's name.</summary>
     public string Option { get; } = option;
+
+    /// <summary>What is wrong with it, without the option's name.</summary>
+    public string Reason { get; } = reason;
 }

@@ -438,7 +438,7 @@ public sealed class ZonedNamespace : IDisposable
                 status = CheckZoneWrite(zi, slba, nlb);
                 if (status.IsSuccess)
                 {
-                    status = OpenImplicitly(zi);
+                    status = Open(zi, implicitly: true);
                 }
             }
             if (!status.IsSuccess)
@@ -659,8 +659,6 @@ public sealed class ZonedNamespace : IDisposable
                 return NvmeStatus.InvalidZoneStateTransition;
         }
     }
-
-    private NvmeStatus OpenImplicitly(uint zi) => Open(zi, implicitly: true);
 
     private void AdvanceWritePointer(uint zi, uint nlb)
     {
@@ -947,7 +945,7 @@ public sealed class ZonedNamespace : IDisposable
 
     /// <summary>Size of one report entry in bytes for a receive action.</summary>
     public int ReportEntrySize(ZoneReceiveAction action) =>
-        64 + (action == ZoneReceiveAction.ExtendedReport ? Geometry.DescriptorExtensionSize : 0);
+        ZoneDescriptorSize + (action == ZoneReceiveAction.ExtendedReport ? Geometry.DescriptorExtensionSize : 0);
 
     /// <summary>
     /// Zone Management Receive: fills the whole <paramref name="buffer"/> with a report header (Number of Zones)

@@ -38,7 +38,7 @@ public sealed class NvmeSubsystem
         }
         Mdts = ComputeMdts(namespaces);
         Zasl = ComputeZasl(namespaces, Mdts);
-        MaxIoDataLength = Mdts == 0 ? UnlimitedMdtsDataLength : 4096 << Mdts;
+        MaxIoDataLength = Mdts == 0 ? UnlimitedMdtsDataLength : NamespaceOptions.PageSize << Mdts;
         _createdTimestamp = target.Options.TimeProvider.GetTimestamp();
     }
 
