@@ -53,6 +53,10 @@ public class CliTests
         Assert.DoesNotContain("(fu)", after);
         Assert.Equal(8, Regex.Matches(after, @"zcond: 1\(em\)").Count);
 
+        var mixed = await CliRunner.RunAsync(dir.Path, "reset", "z.raw", "--all", "-o", "0");
+        Assert.Equal(2, mixed.Exit);
+        Assert.Contains("--all", mixed.Err);
+
         var unaligned = await CliRunner.RunAsync(dir.Path, "reset", "z.raw", "-o", "5");
         Assert.Equal(2, unaligned.Exit);
         Assert.Contains("--offset", unaligned.Err);
@@ -102,6 +106,10 @@ public class CliTests
     [InlineData("frobnicate")]
     [InlineData("create", "x.raw")]
     [InlineData("serve", "--listen", "nonsense")]
+    [InlineData("serve", "--ephemeral", "--reformat")]
+    [InlineData("serve", "ram:12Q")]
+    [InlineData("serve", "missing.raw")]
+    [InlineData("serve", "ram:64M,zoned.bogus=1")]
     public async Task UsageErrorsExit2(params string[] args)
     {
         using var dir = new TempDir();
