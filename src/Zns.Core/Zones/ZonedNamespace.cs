@@ -393,7 +393,8 @@ public sealed class ZonedNamespace : IDisposable
         }
         catch (IOException)
         {
-            return NvmeStatus.InternalError;
+            // QEMU's status for a failed flush of the backing file; no DNR: it may succeed once space is freed.
+            return NvmeStatus.WriteFault;
         }
     }
 
