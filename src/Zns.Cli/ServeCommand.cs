@@ -228,5 +228,23 @@ internal static partial class Commands
         stdout.WriteLine("zns: stopping: closing connections and saving zone state");
         await listener.StopAsync();
         target.Dispose();
+        ReportReorderedWrites(stdout, namespaces, verbose);
+    }
+
+    /// <summary>
+    /// At shutdown: how many writes arrived ahead of their zone's write pointer (always with -v, otherwise only when
+    /// there were some), since a host that reorders writes to a zone sees only I/O errors.
+    /// </summary>
+    private static void ReportReorderedWrites(TextWriter stdout, List<ZonedNamespace> namespaces, bool verbose)
+    {
+        for (int i = 0; i < namespaces.Count; i++)
+        {
+            long ahead = namespaces[i].WritesAheadOfWritePointer;
+            if (namespaces[i].IsZoned && (verbose || ahead > 0))
+            {
+                stdout.WriteLine($"zns: nsid {i + 1}: {ahead} write{(ahead == 1 ? "" : "s")} refused ahead of the write pointer (Zone Invalid Write)" +
+                    (ahead > 0 ? "; the host reordered writes to a zone (see README: I/O scheduler)" : ""));
+            }
+        }
     }
 }

@@ -55,6 +55,7 @@ public sealed class ZonedNamespace : IDisposable
     private uint _openCount;
     private uint _activeCount;
     private long _changes;
+    private long _writesAheadOfWritePointer;
     private long _committedChanges;
     private bool _disposed;
 
@@ -383,6 +384,13 @@ public sealed class ZonedNamespace : IDisposable
         return WriteAt(zslba, nlb, data, zeroes: false, fua, append: true, out assignedLba);
     }
 
+    /// <summary>
+    /// Writes refused with Zone Invalid Write because their SLBA lay ahead of the zone's write pointer: what a host
+    /// that reorders the writes of one zone causes (Linux before 6.10 with I/O scheduler none over several I/O
+    /// queues). A write behind the write pointer is a different bug and not counted.
+    /// </summary>
+    public long WritesAheadOfWritePointer => Interlocked.Read(ref _writesAheadOfWritePointer);
+
     /// <summary>Flush: makes every completed write and the zone state durable.</summary>
     public NvmeStatus Flush()
     {
@@ -440,6 +448,10 @@ public sealed class ZonedNamespace : IDisposable
                 if (status.IsSuccess)
                 {
                     status = Open(zi, implicitly: true);
+                }
+                else if (status == NvmeStatus.ZoneInvalidWrite && slba > z.WritePointer)
+                {
+                    Interlocked.Increment(ref _writesAheadOfWritePointer);
                 }
             }
             if (!status.IsSuccess)
