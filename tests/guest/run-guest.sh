@@ -38,6 +38,10 @@ options:
   --mem SIZE      guest memory (default ${ZNS_GUEST_MEM:-2G})
   --smp N         guest CPUs (default ${ZNS_GUEST_SMP:-2})
   --kernel PATH   kernel image (default: the one linux-image-amd64 installs)
+  --qemu PATH     QEMU binary or wrapper (default qemu-system-x86_64; e.g.
+                  tests/guest/qemu-trixie for Debian 13's QEMU)
+  --qemu-arg ARG  extra QEMU argument, appended after the harness's own
+                  (repeatable), e.g. --qemu-arg -device --qemu-arg nvme,...
   --kernel-version SPEC
                   boot the kernel of the matrix matching SPEC: 6.1 (Debian 12's),
                   6.12 or 7 (Debian 13's, fetched by install-deps.sh), or a full
@@ -49,7 +53,7 @@ exit status: the script's; 124 on timeout; 125 if the guest ended without
 reporting one (kernel panic, boot failure) or on a harness error.
 environment: ZNS_GUEST_CACHE (cache dir, default \$REPO/.cache/guest),
 ZNS_GUEST_TIMEOUT, ZNS_GUEST_MEM, ZNS_GUEST_SMP, ZNS_GUEST_ACCEL (default tcg),
-ZNS_GUEST_KERNEL (a path, or a SPEC as for --kernel-version),
+ZNS_GUEST_KERNEL (a path, or a SPEC as for --kernel-version), ZNS_GUEST_QEMU,
 ZNS_GUEST_KERNEL_VERSION (SPEC), ZNS_KERNEL_CACHE (fetched kernels, default
 /var/cache/zns-guest/kernels), ZNS_GUEST_PVH=0 (boot the compressed bzImage instead of the
 cached uncompressed vmlinux).
@@ -67,6 +71,8 @@ mem=${ZNS_GUEST_MEM:-2G}
 smp=${ZNS_GUEST_SMP:-2}
 accel=${ZNS_GUEST_ACCEL:-tcg}
 kernel=${ZNS_GUEST_KERNEL:-}
+qemu_bin=${ZNS_GUEST_QEMU:-qemu-system-x86_64}
+qemu_extra=()
 kernel_version=${ZNS_GUEST_KERNEL_VERSION:-}
 keep=0
 envs=()
@@ -84,6 +90,8 @@ while (($#)); do
         --append=*) append=${1#*=}; shift ;;
         --mem) mem=${2:?}; shift 2 ;;
         --smp) smp=${2:?}; shift 2 ;;
+        --qemu) qemu_bin=${2:?--qemu needs a path}; shift 2 ;;
+        --qemu-arg) qemu_extra+=("${2?--qemu-arg needs an argument}"); shift 2 ;;
         --kernel) kernel=${2:?}; kernel_version=; shift 2 ;;
         --kernel-version) kernel_version=${2:?--kernel-version needs a version}; kernel=; shift 2 ;;
         --kernel-version=*) kernel_version=${1#*=}; kernel=; shift ;;
@@ -134,8 +142,8 @@ else
     kconfig=/boot/config-$kver
 fi
 [[ -d $moddir ]] || die "no modules dir $moddir for kernel $kernel"
+command -v "$qemu_bin" >/dev/null || die "$qemu_bin missing (run tests/guest/install-deps.sh)"
 [[ -f $moddir/modules.dep ]] || die "$moddir has no modules.dep (run depmod -b $modroot $kver)"
-command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (run tests/guest/install-deps.sh)"
 busybox=$(command -v busybox || true)
 [[ -n $busybox ]] || die "busybox missing (run tests/guest/install-deps.sh)"
 LC_ALL=C ldd "$busybox" 2>&1 | grep -q '=>' &&
@@ -315,7 +323,7 @@ cmdline+=" i8042.noaux i8042.nokbd i8042.nopnp cryptomgr.notests mitigations=off
 cmdline+=" random.trust_cpu=on no_timer_check tsc=reliable"
 [[ -n $append ]] && cmdline+=" $append"
 
-qemu=(qemu-system-x86_64 -name zns-guest -M q35 -no-user-config -nodefaults
+qemu=("$qemu_bin" -name zns-guest -M q35 -no-user-config -nodefaults
       -display none -vga none -no-reboot -smp "$smp" -m "$mem")
 if [[ $accel == kvm ]]; then
     qemu+=(-accel kvm -cpu host)
@@ -332,6 +340,7 @@ qemu+=(-kernel "$boot_kernel" -initrd "$initrd" -append "$cmdline"
        -netdev user,id=net0 -device virtio-net-pci,netdev=net0,romfile=)
 [[ -n $workdir ]] &&
     qemu+=(-virtfs "local,path=$workdir,mount_tag=zgwork,security_model=none,multidevs=remap")
+((${#qemu_extra[@]})) && qemu+=("${qemu_extra[@]}")
 
 vlog "kernel $boot_kernel, initrd $initrd, run dir $run, timeout ${timeout}s"
 vlog "guest command: ${guest_cmd[*]}"
