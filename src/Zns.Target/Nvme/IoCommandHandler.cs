@@ -11,25 +11,22 @@ namespace Zns.Target.Nvme;
 /// ZNS checks and its statuses are returned unchanged.
 /// </summary>
 /// <remarks>
-/// Writes, appends, Write Zeroes, DSM, zone management and Flush execute synchronously in the order they arrive:
-/// the host keeps one regular write per zone in flight and relies on the controller not reordering. Reads complete
-/// asynchronously on the thread pool so they overlap each other and the writes behind them. Nothing here allocates
-/// per command: completions are <see cref="ValueTask{T}"/> values, reads use pooled operations.
+/// Every command executes synchronously in the order it arrives, on the thread that received it: the host keeps one
+/// regular write per zone in flight and relies on the controller not reordering, and a RAM or file backstore
+/// answers in microseconds, far less than a hop to another thread costs. The result is a completed
+/// <see cref="ValueTask{T}"/>, so nothing here allocates per command; the seam still accepts a completion that
+/// comes later.
 /// </remarks>
 internal sealed class IoCommandHandler
 {
     private readonly NvmeController _controller;
     private readonly NvmeSubsystem _subsystem;
-    private readonly ReadOperation[] _pool;
-    private readonly Lock _poolLock = new();
-    private int _pooled;
-
-    public IoCommandHandler(NvmeController controller, int queueEntries)
+    private readonly ushort _qid;
+    public IoCommandHandler(NvmeController controller, ushort qid)
     {
+        _qid = qid;
         _controller = controller;
         _subsystem = controller.Subsystem;
-        // At most one read per SQ entry can be outstanding, so this bounds the pool.
-        _pool = new ReadOperation[queueEntries];
     }
 
     /// <summary>Opcodes of the NVM and Zoned Namespace command sets that this target implements.</summary>
@@ -75,17 +72,26 @@ internal sealed class IoCommandHandler
                 cqe.Status = NvmeStatus.DataSglLengthInvalid.WithDnr();
                 return new ValueTask<CompletionQueueEntry>(cqe);
             }
-            return RentRead().Start(ns, sqe.Cdw10_11, data, cqe);
         }
         try
         {
-            cqe.Status = ExecuteSynchronous(in sqe, ns, info, data.Span, ref cqe.Result);
+            cqe.Status = opcode == IoOpcode.Read ? Read(ns, sqe.Cdw10_11, data.Span) : ExecuteSynchronous(in sqe, ns, info, data.Span, ref cqe.Result);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or UnauthorizedAccessException)
         {
             cqe.Status = InternalError(ex, opcode);
         }
         return new ValueTask<CompletionQueueEntry>(cqe);
+    }
+
+    private NvmeStatus Read(ZonedNamespace ns, ulong slba, Span<byte> data)
+    {
+        NvmeStatus status = ns.Read(slba, data);
+        if (status.IsSuccess)
+        {
+            _subsystem.CountRead(data.Length);
+        }
+        return status;
     }
 
     private NvmeStatus ExecuteSynchronous(in SubmissionQueueEntry sqe, ZonedNamespace ns, NamespaceInfo info, Span<byte> data, ref ulong result)
@@ -247,34 +253,7 @@ internal sealed class IoCommandHandler
     /// </summary>
     internal NvmeStatus InternalError(Exception ex, byte opcode)
     {
-        _subsystem.Target.Logger.CommandFailed(ex, _controller.Cntlid, opcode, 0);
+        _subsystem.Target.Logger.CommandFailed(ex, _controller.Cntlid, opcode, _qid);
         return NvmeStatus.InternalError;
-    }
-
-    internal void CountRead(int bytes) => _subsystem.CountRead(bytes);
-
-    private ReadOperation RentRead()
-    {
-        lock (_poolLock)
-        {
-            if (_pooled > 0)
-            {
-                ReadOperation op = _pool[--_pooled];
-                _pool[_pooled] = null!;
-                return op;
-            }
-        }
-        return new ReadOperation(this);
-    }
-
-    internal void Return(ReadOperation op)
-    {
-        lock (_poolLock)
-        {
-            if (_pooled < _pool.Length)
-            {
-                _pool[_pooled++] = op;
-            }
-        }
     }
 }

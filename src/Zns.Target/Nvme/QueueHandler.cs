@@ -254,7 +254,7 @@ internal sealed class QueueHandler : IQueueHandler
             return;
         }
         _controller = controller;
-        _io = new IoCommandHandler(controller, sqSize + 1);
+        _io = new IoCommandHandler(controller, qid);
         InstallQueue(qid, sqSize, ref cqe);
         controller.Touch();
         _target.Logger.IoQueueConnected(qid, sqSize, controller.Cntlid, _transport.RemoteEndPoint);
