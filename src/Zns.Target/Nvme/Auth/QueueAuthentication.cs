@@ -17,8 +17,11 @@ namespace Zns.Target.Nvme.Auth;
 /// </remarks>
 internal sealed class QueueAuthentication : IDisposable
 {
-    /// <summary>Connect response DW0 bit 16, AUTHREQ.ATR: authentication transaction required.</summary>
-    public const uint AuthenticationTransactionRequired = 1u << 16;
+    /// <summary>
+    /// Connect response DW0 AUTHREQ.ATR, authentication transaction required: bit 17, next to ASCR (secure channel
+    /// required) in bit 18, where Linux hosts and nvmet put them (NVME_CONNECT_AUTHREQ_ATR / _ASCR).
+    /// </summary>
+    public const uint AuthenticationTransactionRequired = 1u << 17;
 
     /// <summary>Time the host has to see its AUTH_Failure1 before the queue is disconnected.</summary>
     internal static readonly TimeSpan DisconnectDelay = TimeSpan.FromMilliseconds(500);
