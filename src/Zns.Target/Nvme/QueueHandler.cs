@@ -297,6 +297,7 @@ internal sealed class QueueHandler : IQueueHandler
         cqe.SqHead = _head;
         // DW0: CNTLID in bits 15:0; AUTHREQ (bits 17:16) is added by RequireAuthentication.
         cqe.Result = _controller!.Cntlid;
+        _transport.OnQueueConnected(qid);
     }
 
     /// <summary>A host with a key must authenticate every queue, the I/O queues too: AUTHREQ.ATR in the response.</summary>
