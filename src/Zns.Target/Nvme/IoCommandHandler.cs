@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Core.Timing;
 using Zns.Core.Zones;
 
 namespace Zns.Target.Nvme;
@@ -23,6 +24,7 @@ internal sealed class IoCommandHandler
     private readonly ReadOperation[] _pool;
     private readonly Lock _poolLock = new();
     private int _pooled;
+    private readonly OperationPool<TimedCompletion> _timed;
 
     public IoCommandHandler(NvmeController controller, int queueEntries)
     {
@@ -30,6 +32,7 @@ internal sealed class IoCommandHandler
         _subsystem = controller.Subsystem;
         // At most one read per SQ entry can be outstanding, so this bounds the pool.
         _pool = new ReadOperation[queueEntries];
+        _timed = new OperationPool<TimedCompletion>(queueEntries, () => new TimedCompletion(this));
     }
 
     /// <summary>Opcodes of the NVM and Zoned Namespace command sets that this target implements.</summary>
@@ -75,8 +78,13 @@ internal sealed class IoCommandHandler
                 cqe.Status = NvmeStatus.DataSglLengthInvalid.WithDnr();
                 return new ValueTask<CompletionQueueEntry>(cqe);
             }
-            return RentRead().Start(ns, sqe.Cdw10_11, data, cqe);
+            // With timing on, the read runs when the model says its data is ready.
+            long readDue = info.Timing is { } t ? t.Read(CompletionScheduler.Now, sqe.Cdw10_11, ReadWriteBlocks(in sqe)) : 0;
+            return RentRead().Start(ns, sqe.Cdw10_11, data, cqe, readDue);
         }
+        TimingModel? timing = info.Timing;
+        long submitted = timing is null ? 0 : CompletionScheduler.Now;
+        CommandTiming.Before before = timing is null ? default : CommandTiming.Capture(timing, in sqe, ns);
         try
         {
             cqe.Status = ExecuteSynchronous(in sqe, ns, info, data.Span, ref cqe.Result);
@@ -85,8 +93,18 @@ internal sealed class IoCommandHandler
         {
             cqe.Status = InternalError(ex, opcode);
         }
+        if (timing is not null)
+        {
+            long due = CommandTiming.Due(timing, submitted, in sqe, in before, in cqe);
+            if (due > CompletionScheduler.Now)
+            {
+                return _timed.Rent().Start(in cqe, due);
+            }
+        }
         return new ValueTask<CompletionQueueEntry>(cqe);
     }
+
+    internal void Return(TimedCompletion completion) => _timed.Return(completion);
 
     private NvmeStatus ExecuteSynchronous(in SubmissionQueueEntry sqe, ZonedNamespace ns, NamespaceInfo info, Span<byte> data, ref ulong result)
     {

@@ -1,5 +1,6 @@
 using System.Threading.Tasks.Sources;
 using Zns.Core.Nvme;
+using Zns.Core.Timing;
 using Zns.Core.Zones;
 
 namespace Zns.Target.Nvme;
@@ -16,14 +17,22 @@ internal sealed class ReadOperation(IoCommandHandler owner) : IValueTaskSource<C
     private Memory<byte> _data;
     private CompletionQueueEntry _cqe;
 
-    public ValueTask<CompletionQueueEntry> Start(ZonedNamespace ns, ulong slba, Memory<byte> data, in CompletionQueueEntry cqe)
+    /// <summary>Reads now, or at <paramref name="due"/> (<see cref="CompletionScheduler.Now"/> clock) when that is later.</summary>
+    public ValueTask<CompletionQueueEntry> Start(ZonedNamespace ns, ulong slba, Memory<byte> data, in CompletionQueueEntry cqe, long due = 0)
     {
         _namespace = ns;
         _slba = slba;
         _data = data;
         _cqe = cqe;
         short version = _core.Version;
-        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        if (due > 0 && due > CompletionScheduler.Now)
+        {
+            CompletionScheduler.Shared.Schedule(due, this);
+        }
+        else
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
         return new ValueTask<CompletionQueueEntry>(this, version);
     }
 
