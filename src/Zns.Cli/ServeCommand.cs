@@ -215,7 +215,7 @@ internal static partial class Commands
         stdout.WriteLine($"zns: serving {namespaces.Count} namespace{(namespaces.Count == 1 ? "" : "s")} on {bound}");
         for (int i = 0; i < namespaces.Count; i++)
         {
-            stdout.WriteLine($"  nsid {i + 1}: {specs[i]}: {Output.Summary(namespaces[i].Geometry)}{(namespaces[i].StatePath is { } sp ? $", zone state in {sp}" : ", zone state not kept")}");
+            stdout.WriteLine($"  nsid {i + 1}: {specs[i]}: {Output.Summary(namespaces[i].Geometry)}{(namespaces[i].StatePath is { } sp ? $", zone state in {sp}" : ", zone state not kept")}{(namespaces[i].Options.Timing.Enabled ? $", {namespaces[i].Options.Timing.Describe()}" : "")}");
         }
         stdout.WriteLine($"subsystem NQN: {options.SubsystemNqn}");
         stdout.WriteLine("attach from a Linux host (modprobe nvme-tcp):");

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Zns.Core.Timing;
 
 namespace Zns.Core.Zones;
 
@@ -42,6 +43,9 @@ public sealed record NamespaceOptions
     /// <summary><c>mdts</c>: Maximum Data Transfer Size as a power of two of 4 KiB pages (QEMU's default 7 = 512 KiB).</summary>
     public byte Mdts { get; init; } = 7;
 
+    /// <summary><c>timing</c> and <c>timing.*</c>: how completions are timed. A run-time property: not stored with the geometry.</summary>
+    public TimingOptions Timing { get; init; } = TimingOptions.Off;
+
     /// <summary>The memory page size MDTS and ZASL are expressed in (CAP.MPSMIN = 4 KiB).</summary>
     public const int PageSize = 4096;
 
@@ -83,6 +87,7 @@ public sealed record NamespaceOptions
             "zoned.cross_read" or "cross_read" => this with { CrossRead = ParseBool(name, value) },
             "zoned.auto_transition" or "auto_transition" => this with { AutoTransition = ParseBool(name, value) },
             "mdts" => this with { Mdts = ParseByte(name, value) },
+            _ when name == "timing" || name.StartsWith("timing.", StringComparison.Ordinal) => this with { Timing = Timing.With(name, value) },
             _ => throw new OptionException(name, $"unknown option '{name}'"),
         };
     }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Core.Timing;
 using Zns.Core.Zones;
 
 namespace Zns.Target.Nvme;
@@ -22,11 +23,15 @@ internal sealed class IoCommandHandler
     private readonly NvmeController _controller;
     private readonly NvmeSubsystem _subsystem;
     private readonly ushort _qid;
-    public IoCommandHandler(NvmeController controller, ushort qid)
+    private readonly OperationPool<TimedCompletion> _timed;
+
+    public IoCommandHandler(NvmeController controller, ushort qid, int queueEntries)
     {
         _qid = qid;
         _controller = controller;
         _subsystem = controller.Subsystem;
+        // At most one command per SQ entry can be outstanding, so this bounds the pool of delayed completions.
+        _timed = new OperationPool<TimedCompletion>(queueEntries, () => new TimedCompletion(this));
     }
 
     /// <summary>Opcodes of the NVM and Zoned Namespace command sets that this target implements.</summary>
@@ -73,6 +78,9 @@ internal sealed class IoCommandHandler
                 return new ValueTask<CompletionQueueEntry>(cqe);
             }
         }
+        TimingModel? timing = info.Timing;
+        long submitted = timing is null ? 0 : CompletionScheduler.Now;
+        CommandTiming.Before before = timing is null ? default : CommandTiming.Capture(timing, in sqe, ns);
         try
         {
             cqe.Status = opcode == IoOpcode.Read ? Read(ns, sqe.Cdw10_11, data.Span) : ExecuteSynchronous(in sqe, ns, info, data.Span, ref cqe.Result);
@@ -80,6 +88,14 @@ internal sealed class IoCommandHandler
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or UnauthorizedAccessException)
         {
             cqe.Status = InternalError(ex, opcode);
+        }
+        if (timing is not null)
+        {
+            long due = CommandTiming.Due(timing, submitted, in sqe, in before, in cqe);
+            if (due > CompletionScheduler.Now)
+            {
+                return _timed.Rent().Start(in cqe, due);
+            }
         }
         return new ValueTask<CompletionQueueEntry>(cqe);
     }
@@ -93,6 +109,8 @@ internal sealed class IoCommandHandler
         }
         return status;
     }
+
+    internal void Return(TimedCompletion completion) => _timed.Return(completion);
 
     private NvmeStatus ExecuteSynchronous(in SubmissionQueueEntry sqe, ZonedNamespace ns, NamespaceInfo info, Span<byte> data, ref ulong result)
     {

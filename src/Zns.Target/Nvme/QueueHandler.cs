@@ -279,7 +279,7 @@ internal sealed class QueueHandler : IQueueHandler
             return;
         }
         _controller = controller;
-        _io = new IoCommandHandler(controller, qid);
+        _io = new IoCommandHandler(controller, qid, sqSize + 1);
         InstallQueue(qid, sqSize, ref cqe);
         RequireAuthentication(subsystem, hostNqn, qid, ref cqe);
         controller.Touch();
