@@ -16,10 +16,11 @@ namespace Zns.Target.Nvme;
 /// asynchronously on the thread pool so they overlap each other and the writes behind them. Nothing here allocates
 /// per command: completions are <see cref="ValueTask{T}"/> values, reads use pooled operations.
 /// </remarks>
-internal sealed class IoCommandHandler
+internal sealed partial class IoCommandHandler
 {
     private readonly NvmeController _controller;
     private readonly NvmeSubsystem _subsystem;
+    private readonly Metrics.TargetMetrics _metrics;
     private readonly ReadOperation[] _pool;
     private readonly Lock _poolLock = new();
     private int _pooled;
@@ -28,6 +29,7 @@ internal sealed class IoCommandHandler
     {
         _controller = controller;
         _subsystem = controller.Subsystem;
+        _metrics = _subsystem.Target.Metrics;
         // At most one read per SQ entry can be outstanding, so this bounds the pool.
         _pool = new ReadOperation[queueEntries];
     }
@@ -40,7 +42,11 @@ internal sealed class IoCommandHandler
     private static bool IsZonedOpcode(byte opcode) =>
         opcode is IoOpcode.ZoneManagementSend or IoOpcode.ZoneManagementReceive or IoOpcode.ZoneAppend;
 
-    public ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe)
+    public ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe) =>
+        Execute(in sqe, data, cqe, System.Diagnostics.Stopwatch.GetTimestamp());
+
+    /// <summary>Executes a command that arrived at <paramref name="arrival"/> (a <see cref="System.Diagnostics.Stopwatch"/> timestamp; the latency metric counts from it).</summary>
+    private ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe, long arrival)
     {
         byte opcode = sqe.Opcode;
         // Order: unknown opcode (admin opcodes land here too), then NSID, then opcode versus the namespace's command
@@ -75,7 +81,7 @@ internal sealed class IoCommandHandler
                 cqe.Status = NvmeStatus.DataSglLengthInvalid.WithDnr();
                 return new ValueTask<CompletionQueueEntry>(cqe);
             }
-            return RentRead().Start(ns, sqe.Cdw10_11, data, cqe);
+            return RentRead().Start(ns, info.Nsid, sqe.Cdw10_11, data, cqe, arrival);
         }
         try
         {
@@ -85,6 +91,7 @@ internal sealed class IoCommandHandler
         {
             cqe.Status = InternalError(ex, opcode);
         }
+        _metrics.Complete(info.Nsid, opcode, sqe.Cdw10_11, data.Length, cqe.Status, arrival);
         return new ValueTask<CompletionQueueEntry>(cqe);
     }
 
@@ -241,7 +248,14 @@ internal sealed class IoCommandHandler
         return NvmeStatus.InternalError;
     }
 
-    internal void CountRead(int bytes) => _subsystem.CountRead(bytes);
+    internal void CompleteRead(uint nsid, ulong slba, int bytes, NvmeStatus status, long arrival)
+    {
+        if (status.IsSuccess)
+        {
+            _subsystem.CountRead(bytes);
+        }
+        _metrics.Complete(nsid, IoOpcode.Read, slba, bytes, status, arrival);
+    }
 
     private ReadOperation RentRead()
     {

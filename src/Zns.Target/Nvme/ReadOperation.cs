@@ -13,12 +13,16 @@ internal sealed class ReadOperation(IoCommandHandler owner) : IValueTaskSource<C
     private ManualResetValueTaskSourceCore<CompletionQueueEntry> _core;
     private ZonedNamespace? _namespace;
     private ulong _slba;
+    private uint _nsid;
+    private long _arrival;
     private Memory<byte> _data;
     private CompletionQueueEntry _cqe;
 
-    public ValueTask<CompletionQueueEntry> Start(ZonedNamespace ns, ulong slba, Memory<byte> data, in CompletionQueueEntry cqe)
+    public ValueTask<CompletionQueueEntry> Start(ZonedNamespace ns, uint nsid, ulong slba, Memory<byte> data, in CompletionQueueEntry cqe, long arrival)
     {
         _namespace = ns;
+        _nsid = nsid;
+        _arrival = arrival;
         _slba = slba;
         _data = data;
         _cqe = cqe;
@@ -33,10 +37,7 @@ internal sealed class ReadOperation(IoCommandHandler owner) : IValueTaskSource<C
         try
         {
             cqe.Status = _namespace!.Read(_slba, _data.Span);
-            if (cqe.Status.IsSuccess)
-            {
-                owner.CountRead(_data.Length);
-            }
+            owner.CompleteRead(_nsid, _slba, _data.Length, cqe.Status, _arrival);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or UnauthorizedAccessException)
         {
