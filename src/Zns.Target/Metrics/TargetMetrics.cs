@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Zns.Core.Nvme;
 using Zns.Core.Zones;
 using Zns.Target.Nvme;
@@ -35,6 +36,9 @@ public sealed class TargetMetrics : IDisposable
     private readonly KeyValuePair<string, object?>[] _nsTags;
     private readonly KeyValuePair<string, object?>[] _opTags;
     private readonly ZoneActivity?[] _activity;
+    private readonly long[] _commandCounts;
+    private readonly long[] _byteCounts;
+    private readonly ConcurrentDictionary<string, StrongBox<long>>[] _errorCounts;
 
     internal TargetMetrics(NvmeTarget target)
     {
@@ -53,6 +57,9 @@ public sealed class TargetMetrics : IDisposable
             _nsTags[i] = new("nsid", (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
             _activity[i] = namespaces[i].IsZoned ? new ZoneActivity(namespaces[i].Geometry.ZoneCount) : null;
         }
+        _commandCounts = new long[namespaces.Count * OperationNames.Length];
+        _byteCounts = new long[namespaces.Count * OperationNames.Length];
+        _errorCounts = [.. namespaces.Select(_ => new ConcurrentDictionary<string, StrongBox<long>>())];
         _opTags = [.. OperationNames.Select(o => new KeyValuePair<string, object?>("op", o))];
 
         _meter.CreateObservableGauge("zns.zones", ObserveZones, "{zone}", "Zones per condition");
@@ -79,17 +86,22 @@ public sealed class TargetMetrics : IDisposable
         int op = OperationIndex(opcode);
         ref readonly var ns = ref _nsTags[nsid - 1];
         ref readonly var opTag = ref _opTags[op];
+        int slot = (int)(nsid - 1) * OperationNames.Length + op;
         _ops.Add(1, ns, opTag);
+        Interlocked.Increment(ref _commandCounts[slot]);
         if (status.IsSuccess)
         {
             if (bytes > 0 && op <= 2)
             {
                 _bytes.Add(bytes, ns, opTag);
+                Interlocked.Add(ref _byteCounts[slot], bytes);
             }
         }
         else
         {
-            _errors.Add(1, ns, opTag, StatusTag(status));
+            var tag = StatusTag(status);
+            _errors.Add(1, ns, opTag, tag);
+            Interlocked.Increment(ref _errorCounts[nsid - 1].GetOrAdd((string)tag.Value!, static _ => new StrongBox<long>()).Value);
         }
         _latency.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, ns, opTag);
         if (op <= 2 && _activity[nsid - 1] is { } activity)
@@ -101,6 +113,17 @@ public sealed class TargetMetrics : IDisposable
             }
         }
     }
+
+    /// <summary>Commands completed and bytes moved for one namespace and opcode since the target started.</summary>
+    public (long Commands, long Bytes) Totals(uint nsid, byte opcode)
+    {
+        int slot = (int)(nsid - 1) * OperationNames.Length + OperationIndex(opcode);
+        return (Volatile.Read(ref _commandCounts[slot]), Volatile.Read(ref _byteCounts[slot]));
+    }
+
+    /// <summary>Error completions of one namespace by status name.</summary>
+    public Dictionary<string, long> Errors(uint nsid) =>
+        _errorCounts[nsid - 1].ToDictionary(e => e.Key, e => Volatile.Read(ref e.Value.Value));
 
     private static int OperationIndex(byte opcode) => opcode switch
     {

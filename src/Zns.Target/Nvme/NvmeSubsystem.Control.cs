@@ -54,6 +54,9 @@ public sealed partial class NvmeSubsystem
         return n;
     }
 
+    /// <summary>Live controllers with an injected Controller Fatal Status.</summary>
+    public int FatalControllerCount => _controllers.Values.Count(c => c.IsFatal);
+
     /// <summary>Live I/O queues of all controllers.</summary>
     public int IoQueueCount => _controllers.Values.Sum(c => c.IoQueueCount);
 
