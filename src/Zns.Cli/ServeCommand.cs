@@ -42,12 +42,14 @@ internal static partial class Commands
         {
             Description = $"Most NVMe/TCP connections served at once (each host uses one per queue); more are closed at once (default {new TargetTransportOptions().MaxConnections})",
         };
+        var control = new ServeControlOptions();
         var geometry = new GeometryOptions();
         var authentication = new AuthenticationOptions();
         var cmd = new Command("serve", "Serve zoned namespaces over NVMe/TCP until Ctrl-C")
         {
             files, listen, nqn, serial, model, firmware, allowHost, size, ephemeral, reformat, maxConnections, verbose,
         };
+        control.AddTo(cmd);
         geometry.AddTo(cmd);
         authentication.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
@@ -89,7 +91,8 @@ internal static partial class Commands
                 {
                     throw new UsageException(e.Message);
                 }
-                await RunAsync(targetOptions, transport, namespaces, specs, r.GetValue(verbose), ct);
+                var controlSettings = control.Read(r);
+                await RunAsync(targetOptions, transport, namespaces, specs, r.GetValue(verbose), controlSettings, ct);
             }
             finally
             {
@@ -184,14 +187,17 @@ internal static partial class Commands
         return n;
     }
 
-    private static async Task RunAsync(TargetOptions options, TargetTransportOptions transport, List<ZonedNamespace> namespaces, string[] specs, bool verbose, CancellationToken ct)
+    private static async Task RunAsync(TargetOptions options, TargetTransportOptions transport, List<ZonedNamespace> namespaces, string[] specs, bool verbose,
+        ServeControlSettings control, CancellationToken ct)
     {
         using var loggerFactory = LoggerFactory.Create(b => b
             .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
             .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information));
         using var target = new NvmeTarget(options, namespaces, loggerFactory);
         var endPoint = transport.ListenEndPoint;
+        var controlService = ServeControl.ApplyScenario(control, target);
         await using var listener = new NvmeTcpListener(transport, target, loggerFactory);
+        target.Metrics.ConnectionCount = () => listener.ConnectionCount;
         try
         {
             listener.Start();
@@ -230,6 +236,7 @@ internal static partial class Commands
         {
             Console.Error.WriteLine($"zns: warning: listening on {bound} without --allow-host: any host that can reach this port can connect and overwrite the data");
         }
+        await using var controlServer = await ServeControl.StartAsync(control, controlService, stdout, loggerFactory);
         stdout.WriteLine("press Ctrl-C to stop");
         stdout.Flush();
 

@@ -13,7 +13,7 @@ namespace Zns.Target.Nvme;
 /// <see cref="ExecuteAsync"/> is called sequentially per queue by the transport, so the queue's own fields need no
 /// locking; cross-queue state lives in <see cref="NvmeController"/>.
 /// </remarks>
-internal sealed class QueueHandler : IQueueHandler
+internal sealed partial class QueueHandler : IQueueHandler
 {
     /// <summary>Before Connect only Fabrics commands are valid; Connect data (1024 bytes) always comes in-capsule within 8 KiB.</summary>
     internal const int PreConnectMaxDataLength = 8192;
@@ -98,6 +98,10 @@ internal sealed class QueueHandler : IQueueHandler
             // Fused operations (Compare and Write) are not supported (FUSES = 0).
             cqe.Status = NvmeStatus.InvalidField.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
+        }
+        if (_target.Faults.Armed)
+        {
+            return ExecuteWithFaults(in command, data, cqe, controller);
         }
         return _qid == 0 ? _admin!.Execute(in command, data, cqe) : _io!.Execute(in command, data, cqe);
     }
