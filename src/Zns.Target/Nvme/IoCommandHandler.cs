@@ -178,10 +178,15 @@ internal sealed class IoCommandHandler
     /// range is context attributes (u32), NLB (u32, not 0's based), SLBA (u64). Without AD the ranges are only
     /// hints and nothing happens.
     /// </summary>
+    /// <remarks>
+    /// The buffer only has to hold the NR ranges: Linux always transfers a whole 4 KiB page of ranges, whatever NR
+    /// is. A range past the namespace is skipped and the command still succeeds, as QEMU's device does (deallocate
+    /// is advisory); the controller reports no DMRSL, so there is no size limit to skip on.
+    /// </remarks>
     private static NvmeStatus DatasetManagement(in SubmissionQueueEntry sqe, ZonedNamespace ns, ReadOnlySpan<byte> data)
     {
         int ranges = (int)(sqe.Cdw10 & 0xFF) + 1;
-        if (data.Length != ranges * 16)
+        if (data.Length < ranges * DsmRangeBytes)
         {
             return NvmeStatus.DataSglLengthInvalid.WithDnr();
         }
@@ -189,15 +194,17 @@ internal sealed class IoCommandHandler
         {
             return NvmeStatus.Success;
         }
+        ulong nsze = ns.Geometry.NamespaceSizeLbas;
         for (int i = 0; i < ranges; i++)
         {
-            ReadOnlySpan<byte> range = data.Slice(i * 16, 16);
+            ReadOnlySpan<byte> range = data.Slice(i * DsmRangeBytes, DsmRangeBytes);
             uint blocks = BinaryPrimitives.ReadUInt32LittleEndian(range[4..]);
-            if (blocks == 0)
+            ulong slba = BinaryPrimitives.ReadUInt64LittleEndian(range[8..]);
+            if (blocks == 0 || slba >= nsze || nsze - slba < blocks)
             {
                 continue;
             }
-            NvmeStatus status = ns.Deallocate(BinaryPrimitives.ReadUInt64LittleEndian(range[8..]), blocks);
+            NvmeStatus status = ns.Deallocate(slba, blocks);
             if (!status.IsSuccess)
             {
                 return status;
@@ -205,6 +212,9 @@ internal sealed class IoCommandHandler
         }
         return NvmeStatus.Success;
     }
+
+    /// <summary>Size of one Dataset Management range: context attributes, NLB, SLBA.</summary>
+    private const int DsmRangeBytes = 16;
 
     private NvmeStatus FlushAll()
     {

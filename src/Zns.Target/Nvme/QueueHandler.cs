@@ -271,6 +271,7 @@ internal sealed class QueueHandler : IQueueHandler
         cqe.SqHead = _head;
         // DW0: CNTLID in bits 15:0; AUTHREQ (bits 17:16) = 0, no in-band authentication.
         cqe.Result = _controller!.Cntlid;
+        _transport.OnQueueConnected(qid);
     }
 
     private void Reject(ref CompletionQueueEntry cqe, NvmeStatus status, uint result, string reason, string subNqn, string hostNqn, ushort qid)
