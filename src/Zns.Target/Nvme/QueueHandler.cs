@@ -321,6 +321,28 @@ internal sealed partial class QueueHandler : IQueueHandler
         _target.Logger.ConnectRejected(_transport.RemoteEndPoint, cqe.Status.ToString(), reason, subNqn, hostNqn, qid);
     }
 
+    /// <summary>
+    /// Binds this queue to <paramref name="controller"/> without a Fabrics Connect: on a memory-based (PCIe)
+    /// transport the admin queue exists once CC.EN = 1 and an I/O queue once Create I/O Submission Queue succeeds.
+    /// Admin and I/O dispatch are then the same as for a connected fabric queue.
+    /// </summary>
+    internal void BindToController(NvmeController controller, ushort qid, int entries)
+    {
+        _controller = controller;
+        _qid = qid;
+        _entries = entries;
+        _head = 0;
+        if (qid == 0)
+        {
+            _admin = new AdminCommandHandler(controller);
+        }
+        else
+        {
+            _io = new IoCommandHandler(controller, qid, entries);
+        }
+        _connected = true;
+    }
+
     /// <summary>Closes this queue's connection (controller reset, shutdown, teardown).</summary>
     internal void AbortConnection(string reason) => _transport.Abort(reason);
 
