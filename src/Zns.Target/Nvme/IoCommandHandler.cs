@@ -40,6 +40,12 @@ internal sealed class IoCommandHandler
     private static bool IsZonedOpcode(byte opcode) =>
         opcode is IoOpcode.ZoneManagementSend or IoOpcode.ZoneManagementReceive or IoOpcode.ZoneAppend;
 
+    /// <summary>
+    /// Reads run on the calling thread instead of the thread pool: for a transport whose queue thread polls (PCIe),
+    /// a hop to another thread costs more than the copy from the backstore.
+    /// </summary>
+    internal bool ReadsInline { get; set; }
+
     public ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe)
     {
         byte opcode = sqe.Opcode;
@@ -73,6 +79,15 @@ internal sealed class IoCommandHandler
             if ((long)ReadWriteBlocks(in sqe) << ns.Geometry.BlockShift != data.Length)
             {
                 cqe.Status = NvmeStatus.DataSglLengthInvalid.WithDnr();
+                return new ValueTask<CompletionQueueEntry>(cqe);
+            }
+            if (ReadsInline)
+            {
+                cqe.Status = Guard(opcode, static (s, _) => s.ns.Read(s.slba, s.data.Span), (ns, slba: sqe.Cdw10_11, data));
+                if (cqe.Status.IsSuccess)
+                {
+                    CountRead(data.Length);
+                }
                 return new ValueTask<CompletionQueueEntry>(cqe);
             }
             return RentRead().Start(ns, sqe.Cdw10_11, data, cqe);

@@ -298,7 +298,7 @@ internal sealed class QueueHandler : IQueueHandler
         }
         else
         {
-            _io = new IoCommandHandler(controller, entries);
+            _io = new IoCommandHandler(controller, entries) { ReadsInline = true };
         }
         _connected = true;
     }
