@@ -48,12 +48,16 @@ internal static partial class Commands
         {
             Description = $"Most NVMe/TCP connections served at once (each host uses one per queue); more are closed at once (default {new TargetTransportOptions().MaxConnections})",
         };
+        var control = new ServeControlOptions();
         var geometry = new GeometryOptions();
+        var authentication = new AuthenticationOptions();
         var cmd = new Command("serve", "Serve zoned namespaces over NVMe/TCP until Ctrl-C")
         {
             files, listen, vfioUser, nqn, serial, model, firmware, allowHost, size, ephemeral, reformat, maxConnections, verbose,
         };
+        control.AddTo(cmd);
         geometry.AddTo(cmd);
+        authentication.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
         {
             bool tcp = r.GetValue(listen) != "none";
@@ -76,6 +80,8 @@ internal static partial class Commands
             string[] specs = r.GetValue(files) is { Length: > 0 } f ? f : [DefaultFile];
             bool isDefault = r.GetValue(files) is not { Length: > 0 };
             long? createSize = r.GetValue(size) is { } s ? ZoneCommands.ParseSize("--size", s) : isDefault ? DefaultSize : null;
+            var allowedHosts = new List<string>(r.GetValue(allowHost) ?? []);
+            var hostAuthentication = authentication.Parse(r, allowedHosts);
 
             var namespaces = new List<ZonedNamespace>();
             try
@@ -87,7 +93,7 @@ internal static partial class Commands
                 var targetOptions = new TargetOptions
                 {
                     SubsystemNqn = r.GetValue(nqn)!, SerialNumber = r.GetValue(serial)!, ModelNumber = r.GetValue(model)!,
-                    FirmwareRevision = r.GetValue(firmware)!, AllowedHostNqns = r.GetValue(allowHost) ?? [],
+                    FirmwareRevision = r.GetValue(firmware)!, AllowedHostNqns = allowedHosts, HostAuthentication = hostAuthentication,
                 };
                 try
                 {
@@ -97,7 +103,8 @@ internal static partial class Commands
                 {
                     throw new UsageException(e.Message);
                 }
-                await RunAsync(targetOptions, tcp ? transport : null, vfioPaths, namespaces, specs, r.GetValue(verbose), ct);
+                var controlSettings = control.Read(r);
+                await RunAsync(targetOptions, tcp ? transport : null, vfioPaths, namespaces, specs, r.GetValue(verbose), controlSettings, ct);
             }
             finally
             {
@@ -192,93 +199,91 @@ internal static partial class Commands
         return n;
     }
 
-    private static async Task RunAsync(TargetOptions options, TargetTransportOptions? transport, string[] vfioPaths, List<ZonedNamespace> namespaces, string[] specs, bool verbose, CancellationToken ct)
+    private static async Task RunAsync(TargetOptions options, TargetTransportOptions? transport, string[] vfioPaths, List<ZonedNamespace> namespaces,
+        string[] specs, bool verbose, ServeControlSettings control, CancellationToken ct)
     {
         using var loggerFactory = LoggerFactory.Create(b => b
             .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
             .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information));
         using var target = new NvmeTarget(options, namespaces, loggerFactory);
+        var controlService = ServeControl.ApplyScenario(control, target);
+        using var vfioServers = VfioUserServers.Start(target, vfioPaths, loggerFactory);
         await using var listener = transport is null ? null : new NvmeTcpListener(transport, target, loggerFactory);
-        var vfioServers = new List<VfioUserServer>();
-        try
+        if (listener is not null)
         {
-            foreach (string path in vfioPaths)
+            target.Metrics.ConnectionCount = () => listener.ConnectionCount;
+            try
             {
-                try
-                {
-                    vfioServers.Add(new VfioUserServer(target, path, loggerFactory));
-                }
-                catch (System.Net.Sockets.SocketException e)
-                {
-                    throw new UsageException($"--vfio-user {path}: {e.Message}");
-                }
+                listener.Start();
             }
-            if (listener is not null)
+            catch (System.Net.Sockets.SocketException e)
             {
-                try
-                {
-                    listener.Start();
-                }
-                catch (System.Net.Sockets.SocketException e)
-                {
-                    throw new UsageException($"--listen {transport!.ListenEndPoint}: {e.Message}");
-                }
-            }
-            foreach (VfioUserServer server in vfioServers)
-            {
-                server.Start();
-            }
-
-            // Signals are taken before the ready line is printed: a script that stops the target as soon as it sees
-            // "press Ctrl-C" must still get a clean shutdown.
-            var stop = new TaskCompletionSource();
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
-            using var reg = ct.Register(() => stop.TrySetResult());
-
-            var stdout = Console.Out;
-            string where = listener is null ? "vfio-user" : listener.LocalEndPoint.ToString();
-            stdout.WriteLine($"zns: serving {namespaces.Count} namespace{(namespaces.Count == 1 ? "" : "s")} on {where}");
-            for (int i = 0; i < namespaces.Count; i++)
-            {
-                stdout.WriteLine($"  nsid {i + 1}: {specs[i]}: {Output.Summary(namespaces[i].Geometry)}{(namespaces[i].StatePath is { } sp ? $", zone state in {sp}" : ", zone state not kept")}");
-            }
-            stdout.WriteLine($"subsystem NQN: {options.SubsystemNqn}");
-            if (listener is not null)
-            {
-                var bound = listener.LocalEndPoint;
-                string address = bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any) ? "<this machine's address>" : bound.Address.ToString();
-                target.SetListenerAddress(bound.Address.Equals(IPAddress.Any) ? new IPEndPoint(IPAddress.Loopback, bound.Port) : bound);
-                stdout.WriteLine("attach from a Linux host (modprobe nvme-tcp):");
-                stdout.WriteLine($"  nvme discover -t tcp -a {address} -s {bound.Port}");
-                stdout.WriteLine($"  nvme connect -t tcp -a {address} -s {bound.Port} -n {options.SubsystemNqn}");
-                if (!IPAddress.IsLoopback(bound.Address) && options.AllowedHostNqns.Count == 0)
-                {
-                    Console.Error.WriteLine($"zns: warning: listening on {bound} without --allow-host: any host that can reach this port can connect and overwrite the data");
-                }
-            }
-            foreach (VfioUserServer server in vfioServers)
-            {
-                stdout.WriteLine($"PCIe NVMe controller over vfio-user on {server.SocketPath}; QEMU 10.1+ options (guest memory must be shareable, SIZE = -m):");
-                stdout.WriteLine($"  -object memory-backend-memfd,id=mem,size=SIZE,share=on -machine memory-backend=mem -device '{{\"driver\":\"vfio-user-pci\",\"socket\":{{\"type\":\"unix\",\"path\":\"{server.SocketPath}\"}}}}'");
-            }
-            stdout.WriteLine("press Ctrl-C to stop");
-            stdout.Flush();
-
-            await stop.Task;
-            stdout.WriteLine("zns: stopping: closing connections and saving zone state");
-            if (listener is not null)
-            {
-                await listener.StopAsync();
+                throw new UsageException($"--listen {transport!.ListenEndPoint}: {e.Message}");
             }
         }
-        finally
+        var bound = listener?.LocalEndPoint ?? new IPEndPoint(IPAddress.Loopback, 0);
+        string address = bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any) ? "<this machine's address>" : bound.Address.ToString();
+        target.SetListenerAddress(bound.Address.Equals(IPAddress.Any) ? new IPEndPoint(IPAddress.Loopback, bound.Port) : bound);
+
+        // Signals are taken before the ready line is printed: a script that stops the target as soon as it sees
+        // "press Ctrl-C" must still get a clean shutdown.
+        var stop = new TaskCompletionSource();
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+        using var reg = ct.Register(() => stop.TrySetResult());
+
+        var stdout = Console.Out;
+        stdout.WriteLine($"zns: serving {namespaces.Count} namespace{(namespaces.Count == 1 ? "" : "s")} on {(listener is null ? "vfio-user" : bound)}");
+        for (int i = 0; i < namespaces.Count; i++)
         {
-            foreach (VfioUserServer server in vfioServers)
-            {
-                server.Dispose();
-            }
+            stdout.WriteLine($"  nsid {i + 1}: {specs[i]}: {Output.Summary(namespaces[i].Geometry)}{(namespaces[i].StatePath is { } sp ? $", zone state in {sp}" : ", zone state not kept")}{(namespaces[i].Options.Timing.Enabled ? $", {namespaces[i].Options.Timing.Describe()}" : "")}");
         }
+        stdout.WriteLine($"subsystem NQN: {options.SubsystemNqn}");
+        if (listener is not null)
+        {
+            stdout.WriteLine("attach from a Linux host (modprobe nvme-tcp):");
+            stdout.WriteLine($"  nvme discover -t tcp -a {address} -s {bound.Port}");
+            stdout.WriteLine($"  nvme connect -t tcp -a {address} -s {bound.Port} -n {options.SubsystemNqn}");
+        }
+        vfioServers.PrintAttachLines(stdout);
+        foreach ((string host, var auth) in options.HostAuthentication)
+        {
+            stdout.WriteLine($"  host {host} must authenticate (DH-HMAC-CHAP): add --hostnqn {host} --dhchap-secret HOST-KEY" +
+                             (auth.ControllerKey is null ? "" : " [--dhchap-ctrl-secret CTRL-KEY]"));
+        }
+        if (listener is not null && !IPAddress.IsLoopback(bound.Address) && options.AllowedHostNqns.Count == 0)
+        {
+            Console.Error.WriteLine($"zns: warning: listening on {bound} without --allow-host: any host that can reach this port can connect and overwrite the data");
+        }
+        await using var controlServer = await ServeControl.StartAsync(control, controlService, stdout, loggerFactory);
+        stdout.WriteLine("press Ctrl-C to stop");
+        stdout.Flush();
+
+        await stop.Task;
+        stdout.WriteLine("zns: stopping: closing connections and saving zone state");
+        if (listener is not null)
+        {
+            await listener.StopAsync();
+        }
+        vfioServers.Dispose();
         target.Dispose();
+        ReportReorderedWrites(stdout, namespaces, verbose);
+    }
+
+    /// <summary>
+    /// At shutdown: how many writes arrived ahead of their zone's write pointer (always with -v, otherwise only when
+    /// there were some), since a host that reorders writes to a zone sees only I/O errors.
+    /// </summary>
+    private static void ReportReorderedWrites(TextWriter stdout, List<ZonedNamespace> namespaces, bool verbose)
+    {
+        for (int i = 0; i < namespaces.Count; i++)
+        {
+            long ahead = namespaces[i].WritesAheadOfWritePointer;
+            if (namespaces[i].IsZoned && (verbose || ahead > 0))
+            {
+                stdout.WriteLine($"zns: nsid {i + 1}: {ahead} write{(ahead == 1 ? "" : "s")} refused ahead of the write pointer (Zone Invalid Write)" +
+                    (ahead > 0 ? "; the host reordered writes to a zone (see README: I/O scheduler)" : ""));
+            }
+        }
     }
 }
