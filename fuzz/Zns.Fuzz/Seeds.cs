@@ -17,10 +17,10 @@ public static class Seeds
             yield return (CommandDispatchTarget.Name, name, bytes);
         foreach (var (name, bytes) in StateFiles())
             yield return (ZoneStateLoaderTarget.Name, name, bytes);
-        foreach (var (name, bytes) in VfioUserMessages())
-            yield return (VfioUserMessageTarget.Name, name, bytes);
         foreach (var (name, bytes) in DhchapExchanges())
             yield return (DhchapExchangeTarget.Name, name, bytes);
+        foreach (var (name, bytes) in VfioUserMessages())
+            yield return (VfioUserMessageTarget.Name, name, bytes);
     }
 
     /// <summary>vfio-user streams: negotiation and queries, then a controller bring-up over DMA-mapped memory.</summary>

@@ -207,65 +207,97 @@ internal static partial class Commands
             .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information));
         using var target = new NvmeTarget(options, namespaces, loggerFactory);
         var controlService = ServeControl.ApplyScenario(control, target);
-        using var vfioServers = VfioUserServers.Start(target, vfioPaths, loggerFactory);
         await using var listener = transport is null ? null : new NvmeTcpListener(transport, target, loggerFactory);
         if (listener is not null)
         {
             target.Metrics.ConnectionCount = () => listener.ConnectionCount;
-            try
-            {
-                listener.Start();
-            }
-            catch (System.Net.Sockets.SocketException e)
-            {
-                throw new UsageException($"--listen {transport!.ListenEndPoint}: {e.Message}");
-            }
         }
-        var bound = listener?.LocalEndPoint ?? new IPEndPoint(IPAddress.Loopback, 0);
-        string address = bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any) ? "<this machine's address>" : bound.Address.ToString();
-        target.SetListenerAddress(bound.Address.Equals(IPAddress.Any) ? new IPEndPoint(IPAddress.Loopback, bound.Port) : bound);
-
-        // Signals are taken before the ready line is printed: a script that stops the target as soon as it sees
-        // "press Ctrl-C" must still get a clean shutdown.
-        var stop = new TaskCompletionSource();
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
-        using var reg = ct.Register(() => stop.TrySetResult());
-
+        var vfioServers = new List<VfioUserServer>();
         var stdout = Console.Out;
-        stdout.WriteLine($"zns: serving {namespaces.Count} namespace{(namespaces.Count == 1 ? "" : "s")} on {(listener is null ? "vfio-user" : bound)}");
-        for (int i = 0; i < namespaces.Count; i++)
+        try
         {
-            stdout.WriteLine($"  nsid {i + 1}: {specs[i]}: {Output.Summary(namespaces[i].Geometry)}{(namespaces[i].StatePath is { } sp ? $", zone state in {sp}" : ", zone state not kept")}{(namespaces[i].Options.Timing.Enabled ? $", {namespaces[i].Options.Timing.Describe()}" : "")}");
-        }
-        stdout.WriteLine($"subsystem NQN: {options.SubsystemNqn}");
-        if (listener is not null)
-        {
-            stdout.WriteLine("attach from a Linux host (modprobe nvme-tcp):");
-            stdout.WriteLine($"  nvme discover -t tcp -a {address} -s {bound.Port}");
-            stdout.WriteLine($"  nvme connect -t tcp -a {address} -s {bound.Port} -n {options.SubsystemNqn}");
-        }
-        vfioServers.PrintAttachLines(stdout);
-        foreach ((string host, var auth) in options.HostAuthentication)
-        {
-            stdout.WriteLine($"  host {host} must authenticate (DH-HMAC-CHAP): add --hostnqn {host} --dhchap-secret HOST-KEY" +
-                             (auth.ControllerKey is null ? "" : " [--dhchap-ctrl-secret CTRL-KEY]"));
-        }
-        if (listener is not null && !IPAddress.IsLoopback(bound.Address) && options.AllowedHostNqns.Count == 0)
-        {
-            Console.Error.WriteLine($"zns: warning: listening on {bound} without --allow-host: any host that can reach this port can connect and overwrite the data");
-        }
-        await using var controlServer = await ServeControl.StartAsync(control, controlService, stdout, loggerFactory);
-        stdout.WriteLine("press Ctrl-C to stop");
-        stdout.Flush();
+            foreach (string path in vfioPaths)
+            {
+                try
+                {
+                    vfioServers.Add(new VfioUserServer(target, path, loggerFactory));
+                }
+                catch (System.Net.Sockets.SocketException e)
+                {
+                    throw new UsageException($"--vfio-user {path}: {e.Message}");
+                }
+            }
+            if (listener is not null)
+            {
+                try
+                {
+                    listener.Start();
+                }
+                catch (System.Net.Sockets.SocketException e)
+                {
+                    throw new UsageException($"--listen {transport!.ListenEndPoint}: {e.Message}");
+                }
+            }
+            foreach (VfioUserServer server in vfioServers)
+            {
+                server.Start();
+            }
 
-        await stop.Task;
-        stdout.WriteLine("zns: stopping: closing connections and saving zone state");
-        if (listener is not null)
-        {
-            await listener.StopAsync();
+            // Signals are taken before the ready line is printed: a script that stops the target as soon as it sees
+            // "press Ctrl-C" must still get a clean shutdown.
+            var stop = new TaskCompletionSource();
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+            using var reg = ct.Register(() => stop.TrySetResult());
+
+            string where = listener is null ? "vfio-user" : listener.LocalEndPoint.ToString();
+            stdout.WriteLine($"zns: serving {namespaces.Count} namespace{(namespaces.Count == 1 ? "" : "s")} on {where}");
+            for (int i = 0; i < namespaces.Count; i++)
+            {
+                stdout.WriteLine($"  nsid {i + 1}: {specs[i]}: {Output.Summary(namespaces[i].Geometry)}{(namespaces[i].StatePath is { } sp ? $", zone state in {sp}" : ", zone state not kept")}{(namespaces[i].Options.Timing.Enabled ? $", {namespaces[i].Options.Timing.Describe()}" : "")}");
+            }
+            stdout.WriteLine($"subsystem NQN: {options.SubsystemNqn}");
+            if (listener is not null)
+            {
+                var bound = listener.LocalEndPoint;
+                string address = bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any) ? "<this machine's address>" : bound.Address.ToString();
+                target.SetListenerAddress(bound.Address.Equals(IPAddress.Any) ? new IPEndPoint(IPAddress.Loopback, bound.Port) : bound);
+                stdout.WriteLine("attach from a Linux host (modprobe nvme-tcp):");
+                stdout.WriteLine($"  nvme discover -t tcp -a {address} -s {bound.Port}");
+                stdout.WriteLine($"  nvme connect -t tcp -a {address} -s {bound.Port} -n {options.SubsystemNqn}");
+                foreach ((string host, var auth) in options.HostAuthentication)
+                {
+                    stdout.WriteLine($"  host {host} must authenticate (DH-HMAC-CHAP): add --hostnqn {host} --dhchap-secret HOST-KEY" +
+                                     (auth.ControllerKey is null ? "" : " [--dhchap-ctrl-secret CTRL-KEY]"));
+                }
+                if (!IPAddress.IsLoopback(bound.Address) && options.AllowedHostNqns.Count == 0)
+                {
+                    Console.Error.WriteLine($"zns: warning: listening on {bound} without --allow-host: any host that can reach this port can connect and overwrite the data");
+                }
+            }
+            foreach (VfioUserServer server in vfioServers)
+            {
+                stdout.WriteLine($"PCIe NVMe controller over vfio-user on {server.SocketPath}; QEMU 10.1+ options (guest memory must be shareable, SIZE = -m):");
+                stdout.WriteLine($"  -object memory-backend-memfd,id=mem,size=SIZE,share=on -machine memory-backend=mem -device '{{\"driver\":\"vfio-user-pci\",\"socket\":{{\"type\":\"unix\",\"path\":\"{server.SocketPath}\"}}}}'");
+            }
+            await using var controlServer = await ServeControl.StartAsync(control, controlService, stdout, loggerFactory);
+            stdout.WriteLine("press Ctrl-C to stop");
+            stdout.Flush();
+
+            await stop.Task;
+            stdout.WriteLine("zns: stopping: closing connections and saving zone state");
+            if (listener is not null)
+            {
+                await listener.StopAsync();
+            }
         }
-        vfioServers.Dispose();
+        finally
+        {
+            foreach (VfioUserServer server in vfioServers)
+            {
+                server.Dispose();
+            }
+        }
         target.Dispose();
         ReportReorderedWrites(stdout, namespaces, verbose);
     }
