@@ -62,6 +62,8 @@ internal static class CommandTiming
         uint blocks = (sqe.Cdw12 & 0xFFFF) + 1;
         switch (sqe.Opcode)
         {
+            case IoOpcode.Read:
+                return timing.Read(now, sqe.Cdw10_11, blocks);
             case IoOpcode.Write:
                 return timing.Write(now, sqe.Cdw10_11, blocks);
             case IoOpcode.ZoneAppend:
