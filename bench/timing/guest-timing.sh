@@ -6,6 +6,8 @@ work=$1; shift
 runtime=${RUNTIME:-5}
 modprobe nvme-tcp
 out=$work/results.tsv
+exec 2>"$work/guest-trace.log"
+set -x
 : >"$out"
 zone_sectors=4194304   # 2 GiB in 512-byte sectors
 
@@ -29,7 +31,7 @@ for spec in "$@"; do
     emit() { printf '%s\t%s\t%s\n' "$label" "$1" "$2" | tee -a "$out"; }
 
     # 4 KiB random read latency at QD1 over 64 MiB written at the start of zone 0.
-    fio_json --name=fill --zonemode=zbd --rw=write --bs=1M --offset=0 --size=64M >/dev/null
+    dd if=/dev/zero of="$dev" bs=1M count=64 oflag=direct status=none
     v=$(fio_json --name=rr --rw=randread --bs=4k --iodepth=1 --offset=0 --size=64M --runtime="$runtime" --time_based \
         | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["jobs"][0]["read"]["lat_ns"]["mean"]/1000,1))')
     emit read_4k_qd1_lat_us "$v"
@@ -39,7 +41,7 @@ for spec in "$@"; do
         IFS=: read -r bs jobs name <<<"$spec2"
         blkzone reset "$dev"
         v=$(fio_json --name=w --zonemode=zbd --rw=write --bs="$bs" --iodepth=1 --numjobs="$jobs" --offset=2G \
-            --offset_increment=2G --size=1G --job_max_open_zones=1 --runtime="$runtime" --time_based --group_reporting \
+            --offset_increment=2G --size=2G --job_max_open_zones=1 --runtime="$runtime" --time_based --group_reporting \
             | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["jobs"][0]["write"]["bw_bytes"]/1e6,1))')
         emit "$name" "$v"
     done
