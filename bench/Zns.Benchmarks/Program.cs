@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Running;
 using Zns.Benchmarks.Core;
 using Zns.Benchmarks.Target;
+using Zns.Benchmarks.Timing;
 
 // `core` and `target` are hand-run side-by-side measurements that print one table; anything else goes to
 // BenchmarkDotNet (for example `--filter *Core*`).
@@ -8,6 +9,7 @@ return args.FirstOrDefault() switch
 {
     "core" => CoreSideBySide.Run(args[1..]),
     "target" => await TargetLoopback.RunAsync(args[1..]),
+    "timing" => await TimingValidation.RunAsync(args[1..]),
     TargetLoopback.ClientMode => await TargetClient.RunAsync(args[1..]),
     _ => Run(args),
 };

@@ -81,6 +81,16 @@ public class TimingModelTests
     }
 
     [Fact]
+    public void Writes_in_flight_add_queueing_latency()
+    {
+        var m = new TimingModel(Parse("timing=custom,timing.write_us=10,timing.write_queue_us=2"), Geometry());
+        Assert.Equal(10 * Us, m.Write(0, 0, 1));
+        Assert.Equal(12 * Us, m.Write(0, ZoneLbas, 1));      // one other write in flight
+        Assert.Equal(5 * Us, m.Append(1 * Us, 2 * ZoneLbas, 1)); // append_us 0, two others in flight: 1 + 2 × 2
+        Assert.Equal(30 * Us + 10 * Us, m.Write(30 * Us, 1, 1)); // all done by then
+    }
+
+    [Fact]
     public void A_full_write_buffer_holds_writes_until_pages_are_programmed()
     {
         // Two 16 KiB pages of buffer, one unit, 1 ms per page program.

@@ -12,7 +12,7 @@ namespace Zns.Core.Timing;
 /// for a read's <c>read_busy_us</c> or a page's <c>program_us</c>; a reset or finish occupies all of its zone's units
 /// for its whole duration, so reads that need them wait.</para>
 /// <para>Writes and appends land in a per-zone write buffer and complete after <c>write_us</c> (or <c>append_us</c>)
-/// plus their transfer time, unless the buffer is full of pages still being programmed, the controller is still busy
+/// plus their transfer time plus <c>write_queue_us</c> for every other write or append in flight, unless the buffer is full of pages still being programmed, the controller is still busy
 /// with earlier commands (<c>write_cmd_us</c>/<c>append_cmd_us</c> each, device-wide) or the device's write
 /// bandwidth ceiling is reached. Reads have their own bandwidth ceiling.</para>
 /// <para>In <see cref="TimingMode.Fixed"/> every command takes its opcode's latency and nothing queues.</para>
@@ -35,6 +35,9 @@ public sealed class TimingModel
     private long _controllerFree;
     private long _readPipeFree;
     private long _writePipeFree;
+    // Completion times of the latest writes and appends, to count how many are still in flight.
+    private readonly long[] _inflight = new long[256];
+    private int _inflightNext;
 
     public TimingModel(TimingOptions options, ZoneGeometry geometry)
     {
@@ -180,6 +183,15 @@ public sealed class TimingModel
         uint zone = ZoneOf(lba);
         lock (_lock)
         {
+            if (_o.WriteQueueUs > 0)
+            {
+                int others = 0;
+                foreach (long end in _inflight)
+                {
+                    others += end > now ? 1 : 0;
+                }
+                ack += others * Us(_o.WriteQueueUs);
+            }
             _controllerFree = Math.Max(now, _controllerFree) + Us(commandUs);
             _writePipeFree = Math.Max(now, _writePipeFree) + Transfer(bytes, _o.WriteMbps);
             long done = Math.Max(ack, Math.Max(_controllerFree, _writePipeFree));
@@ -187,6 +199,7 @@ public sealed class TimingModel
             {
                 done = Math.Max(done, Buffer(now, zone, bytes));
             }
+            _inflight[_inflightNext++ & (_inflight.Length - 1)] = done;
             return done;
         }
     }

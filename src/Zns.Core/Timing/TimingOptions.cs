@@ -52,6 +52,9 @@ public sealed record TimingOptions
     /// <summary><c>timing.append_cmd_us</c>: controller time per Zone Append, shared by the whole device.</summary>
     public double AppendCmdUs { get; init; }
 
+    /// <summary><c>timing.write_queue_us</c>: extra write/append latency per other write or append in flight on the device.</summary>
+    public double WriteQueueUs { get; init; }
+
     /// <summary><c>timing.read_mbps</c>: read bandwidth ceiling of the device.</summary>
     public double ReadMbps { get; init; }
 
@@ -130,6 +133,7 @@ public sealed record TimingOptions
             "timing.xfer_mbps" => this with { XferMbps = Number(name, value) },
             "timing.write_cmd_us" => this with { WriteCmdUs = Number(name, value) },
             "timing.append_cmd_us" => this with { AppendCmdUs = Number(name, value) },
+            "timing.write_queue_us" => this with { WriteQueueUs = Number(name, value) },
             "timing.read_mbps" => this with { ReadMbps = Number(name, value) },
             "timing.write_mbps" => this with { WriteMbps = Number(name, value) },
             "timing.channels" => this with { Channels = Count(name, value, 1, 4096) },

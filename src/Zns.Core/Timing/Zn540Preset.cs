@@ -83,7 +83,7 @@ public static class Zn540Preset
             Mode = TimingMode.Zn540,
             ReadUs = D("read_us"), ReadBusyUs = D("read_busy_us"), Channels = I("channels"), ZoneWidth = I("zone_width"),
             ReadMbps = D("read_mbps"), WriteUs = D("write_us"), AppendUs = D("append_us"), XferMbps = D("xfer_mbps"),
-            WriteCmdUs = D("write_cmd_us"), AppendCmdUs = D("append_cmd_us"), WriteMbps = D("write_mbps"),
+            WriteCmdUs = D("write_cmd_us"), AppendCmdUs = D("append_cmd_us"), WriteMbps = D("write_mbps"), WriteQueueUs = D("write_queue_us"),
             PageKib = I("page_kib"), ProgramUs = D("program_us"), WriteBufferKib = I("write_buffer_kib"),
             OpenUs = D("open_us"), CloseUs = D("close_us"), MgmtUs = D("mgmt_us"), FinishMs = D("finish_ms"),
             FinishPadMbps = D("finish_pad_mbps"), ResetCurve = curve.ToImmutable(),
