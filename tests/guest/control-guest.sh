@@ -83,6 +83,8 @@ for _ in $(seq 1 200); do dd if=$dev of=/dev/null bs=4k skip=0 count=1 iflag=dir
 dd if=/tmp/64k of=$dev bs=64k seek=$(( 7 * zl / 16 )) count=1 oflag=direct 2>>"$log"; tap $? "after the dropped connections the host reconnects and writes again"
 
 echo mq-deadline > /sys/block/nvme0n1/queue/scheduler 2>/dev/null
+host browser-start >/dev/null
 fio --name=after --filename=$dev --direct=1 --zonemode=zbd --ioengine=libaio --rw=write --bs=64k --iodepth=4 \
     --offset=8z --size=1z --verify=crc32c --do_verify=1 --output="$share/fio.txt" >/dev/null 2>&1; tap $? "fio zonemode=zbd still writes and verifies a zone"
+host browser-done >/dev/null
 nvme disconnect -n "$nqn" >/dev/null 2>&1; tap $? "nvme disconnect"

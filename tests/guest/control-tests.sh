@@ -31,6 +31,28 @@ server_pid=$!
 for _ in $(seq 1 100); do grep -q "press Ctrl-C" "$work/serve.log" 2>/dev/null && break; sleep 0.2; done
 grep -q "^control: http://127.0.0.1:$cport" "$work/serve.log" || { echo "not ok 1 - zns serve did not start its control endpoint"; cat "$work/serve.log"; exit 1; }
 
+# The zone map in headless Chromium while the guest writes (tests/guest/zone-map-check.mjs): started before the
+# guest's fio run, finished after it with the zone report taken then. The screenshot is kept in .cache/artifacts.
+artifacts=${ZNS_ARTIFACTS:-$repo/.cache/artifacts}
+browser_pid=
+browser_start() {
+  [ -x /usr/bin/chromium ] && [ -f "$repo/.cache/npm/node_modules/playwright-core/package.json" ] || {
+    echo "not ok - chromium or playwright-core missing (tests/guest/install-browser.sh)" > "$work/browser.tap"; return 1; }
+  mkdir -p "$artifacts"
+  cp "$here/zone-map-check.mjs" "$repo/.cache/npm/zone-map-check.mjs"
+  node "$repo/.cache/npm/zone-map-check.mjs" "http://127.0.0.1:$cport/" "$work/map-report.txt" "$work/map-done" \
+    "$artifacts/zone-map.png" > "$work/browser.tap" 2>&1 &
+  browser_pid=$!
+  # The page is loaded and has its first snapshot before the writes start.
+  for _ in $(seq 1 450); do [ -f "$work/map-done.ready" ] && return 0; kill -0 "$browser_pid" 2>/dev/null || return 1; sleep 0.2; done
+  return 1
+}
+browser_done() {
+  ZNS_CONTROL="127.0.0.1:$cport" zns zones > "$work/map-report.txt" 2>&1
+  touch "$work/map-done"
+  [ -n "$browser_pid" ] && wait "$browser_pid"
+}
+
 # The agent runs each request the guest drops into the share (one line of zns arguments) and leaves the output and
 # exit status beside it.
 (
@@ -41,7 +63,11 @@ grep -q "^control: http://127.0.0.1:$cport" "$work/serve.log" || { echo "not ok 
       id=${req##*/req.}
       read -r -a args < "$req"
       rm -f "$req"
-      zns "${args[@]}" > "$work/share/out.$id" 2>&1
+      case ${args[0]} in
+        browser-start) browser_start > "$work/share/out.$id" 2>&1 ;;
+        browser-done) browser_done > "$work/share/out.$id" 2>&1 ;;
+        *) zns "${args[@]}" > "$work/share/out.$id" 2>&1 ;;
+      esac
       echo $? > "$work/share/pending-rc.$id" && mv "$work/share/pending-rc.$id" "$work/share/rc.$id"
     done
     sleep 0.2
@@ -51,6 +77,14 @@ agent_pid=$!
 
 "$here/run-guest.sh" -t 900 -w "$work/share" "$here/control-guest.sh" "$port" "$nqn" "$work/share" | tee "$work/guest.tap"
 n=$(grep -c -E '^(ok|not ok) ' "$work/guest.tap")
+if [ -f "$work/browser.tap" ] && grep -q -E '^(ok|not ok) - ' "$work/browser.tap"; then
+  while read -r line; do
+    case $line in ok\ -*|not\ ok\ -*) n=$((n+1)); echo "${line/ - / $n - }" ;; *) echo "# $line" ;; esac
+  done < "$work/browser.tap"
+else
+  sed 's/^/# /' "$work/browser.tap" 2>/dev/null
+  n=$((n+1)); echo "not ok $n - the zone map browser check did not run"
+fi
 tap() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 
 metrics=$(curl -s "http://127.0.0.1:$cport/metrics")

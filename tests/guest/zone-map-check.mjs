@@ -16,13 +16,16 @@ const tap = (ok, what) => { console.log(`${ok ? "ok" : "not ok"} - ${what}`); if
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), "zns-chromium-"));
-const browser = await chromium.launch({
+// A fresh profile (--user-data-dir, which playwright passes from its first argument).
+const browser = await chromium.launchPersistentContext(profile, {
   executablePath: "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1100, height: 800 },
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", `--user-data-dir=${profile}`],
+         "--disable-sync", "--no-first-run"],
 });
 try {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+  const page = browser.pages()[0] ?? await browser.newPage();
   await page.goto(url);
   await page.waitForSelector("#map .zone[data-cond]", { timeout: 60000 });
   const zones = await page.$$eval("#map .zone", cells => cells.length);
@@ -30,6 +33,7 @@ try {
 
   // Live: some zone's write count rises while the page is open, without reloading it.
   const before = await page.$$eval("#map .zone", cells => cells.map(c => +(c.dataset.writes || 0)));
+  fs.writeFileSync(doneFile + ".ready", "");
   let live = false;
   for (let i = 0; i < 600 && !live; i++) {
     await sleep(200);
