@@ -65,8 +65,8 @@ host fault media --lba $lba --blocks 4 --on read --times 2 >/dev/null
 dd if=$dev of=/tmp/back bs=64k skip=$(( lba / 16 )) count=1 iflag=direct 2>>"$log" && cmp -s /tmp/back /tmp/64k; tap $? "a media error that fires twice without DNR is recovered by the host's retries"
 host fault list 2>&1 | grep -q '"mediaErrors": \[\]'; tap $? "the spent rule is gone from zns fault list"
 
-host zone finish-recommended 5 >/dev/null 2>&1; rc=$?
-[ $rc = 1 ]; tap $? "finish-recommended on an empty zone is refused"
+out=$(host zone finish-recommended 5 2>&1); rc=$?
+[ $rc != 0 ] && ! echo "$out" | grep -q "zcond"; tap $? "finish-recommended on an empty zone is refused (rc $rc)"
 dd if=/tmp/64k of=$dev bs=64k seek=$(( 5 * zl / 16 )) count=1 oflag=direct 2>>"$log"
 host zone finish-recommended 5 >/dev/null; tap $? "zns zone finish-recommended 5 on the open zone"
 nvme zns report-zones $dev -s $(( 5 * zl )) -d 1 2>&1 | tee -a "$log" | grep -q -E "Attrs: 0x2"; tap $? "nvme zns report-zones shows the Finish Zone Recommended attribute (0x2)"
