@@ -191,7 +191,7 @@ internal sealed partial class NvmeController
             }
             catch (Exception ex) when (ex is IOException or ObjectDisposedException)
             {
-                _logger.CommandFailed(ex, Cntlid, AdminOpcode.Fabrics, 0);
+                _logger.NamespaceShutdownFailed(ex, Cntlid, ns.Nsid);
             }
         }
     }
