@@ -45,5 +45,13 @@ if [ -x tests/guest/vfio-user-tests.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1
   failed=$((failed + $(grep -c '^not ok ' "$results/vfio-user.log" || true)))
 fi
 
+if [ -x tests/guest/control-tests.sh ] && [ -x tests/guest/kernel-tests.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ]; then
+  tests/guest/control-tests.sh | tee "$results/control.log"
+  cp=$(grep -c '^ok ' "$results/control.log" || true)
+  cf=$(grep -c '^not ok ' "$results/control.log" || true)
+  if [ "$cp" -eq 0 ] && [ "$cf" -eq 0 ]; then cf=1; echo "not ok - the control tests reported nothing"; fi
+  passed=$((passed + cp)); failed=$((failed + cf))
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -36,6 +36,7 @@ internal static class TargetLoopback
         int[] connections = [1, 4];
         string? only = null;
         AllocationSampler? sampler = null;
+        bool control = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -46,8 +47,9 @@ internal static class TargetLoopback
                 case "--connections": connections = [.. args[++i].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))]; break;
                 case "--only": only = args[++i]; break;
                 case "--trace-allocations": sampler = new AllocationSampler(); break;
+                case "--control": control = true; break;
                 default:
-                    Console.Error.WriteLine($"unknown option {args[i]}; usage: target [--seconds N] [--warmup N] [--backstore ram|shm] [--connections 1,4] [--only TEXT] [--trace-allocations]");
+                    Console.Error.WriteLine($"unknown option {args[i]}; usage: target [--seconds N] [--warmup N] [--backstore ram|shm] [--connections 1,4] [--only TEXT] [--trace-allocations] [--control]");
                     return 2;
             }
         }
@@ -76,6 +78,15 @@ internal static class TargetLoopback
             await using var listener = new NvmeTcpListener(new TargetTransportOptions { ListenEndPoint = new IPEndPoint(IPAddress.Loopback, 0) }, target);
             listener.Start();
             target.SetListenerAddress(listener.LocalEndPoint);
+            // --control: the management endpoint runs as under zns serve, its OpenTelemetry exporter listening to
+            // every instrument, so the server's bytes per I/O include metrics collection.
+            await using var controlServer = control
+                ? await Zns.Control.ControlServer.StartAsync(new Zns.Control.ControlAddress(new IPEndPoint(IPAddress.Loopback, 0), null), null, new Zns.Control.ControlService(target))
+                : null;
+            if (controlServer is not null)
+            {
+                Console.WriteLine($"control endpoint (metrics collected): {controlServer.Address}");
+            }
             await using var bare = new BareEchoServer();
 
             var workloads = new List<Workload>();

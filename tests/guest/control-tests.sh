@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Run-time control with the real kernel attached: zns serve runs on the host with its management endpoint; Linux
+# 6.1 boots under QEMU (tests/guest/run-guest.sh), attaches over NVMe/TCP and asks the host to run `zns zone ...`
+# and `zns fault ...` at chosen moments (requests through the shared directory), then checks what the host sees:
+# I/O errors and their kernel log lines, blkzone report, nvme zns report-zones, the Changed Zone List and the
+# Zone Descriptor Changed event. The host then checks /metrics and `zns stats`. TAP lines "ok N - ...".
+set -uo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+here="$repo/tests/guest"
+zns_dll="$repo/src/Zns.Cli/bin/Release/net10.0/zns.dll"
+[ -f "$zns_dll" ] || dotnet build "$repo/src/Zns.Cli" -c Release -nologo -v quiet >/dev/null
+work=$(mktemp -d /var/tmp/zns-control-tests.XXXXXX)
+server_pid=; agent_pid=
+cleanup() {
+  [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(( 20000 + RANDOM % 20000 ))
+cport=$(( port + 1 ))
+nqn=nqn.2026-01.io.zns:subsys
+mkdir -p "$work/target" "$work/share"
+zns() { dotnet "$zns_dll" "$@"; }
+
+(cd "$work/target" && zns create ctl.raw --size 2G --zone-size 64M --zone-capacity 62M --max-open 16 --max-active 32 >/dev/null) || {
+  echo "not ok 1 - zns create"; exit 1; }
+(cd "$work/target" && exec dotnet "$zns_dll" serve ctl.raw --listen "127.0.0.1:$port" --control "127.0.0.1:$cport" >>"$work/serve.log" 2>&1) &
+server_pid=$!
+for _ in $(seq 1 100); do grep -q "press Ctrl-C" "$work/serve.log" 2>/dev/null && break; sleep 0.2; done
+grep -q "^control: http://127.0.0.1:$cport" "$work/serve.log" || { echo "not ok 1 - zns serve did not start its control endpoint"; cat "$work/serve.log"; exit 1; }
+
+# The zone map in headless Chromium while the guest writes (tests/guest/zone-map-check.mjs): started before the
+# guest's fio run, finished after it with the zone report taken then. The screenshot is kept in .cache/artifacts.
+artifacts=${ZNS_ARTIFACTS:-$repo/.cache/artifacts}
+browser_pid=
+browser_start() {
+  [ -x /usr/bin/chromium ] && [ -f "$repo/.cache/npm/node_modules/playwright-core/package.json" ] || {
+    echo "not ok - chromium or playwright-core missing (tests/guest/install-browser.sh)" > "$work/browser.tap"; return 1; }
+  mkdir -p "$artifacts"
+  cp "$here/zone-map-check.mjs" "$repo/.cache/npm/zone-map-check.mjs"
+  node "$repo/.cache/npm/zone-map-check.mjs" "http://127.0.0.1:$cport/" "$work/map-report.txt" "$work/map-done" \
+    "$artifacts/zone-map.png" > "$work/browser.tap" 2>&1 &
+  browser_pid=$!
+  # The page is loaded and has its first snapshot before the writes start.
+  for _ in $(seq 1 450); do [ -f "$work/map-done.ready" ] && return 0; kill -0 "$browser_pid" 2>/dev/null || return 1; sleep 0.2; done
+  return 1
+}
+browser_done() {
+  ZNS_CONTROL="127.0.0.1:$cport" zns zones > "$work/map-report.txt" 2>&1
+  touch "$work/map-done"
+  [ -n "$browser_pid" ] && wait "$browser_pid"
+}
+
+# The agent runs each request the guest drops into the share (one line of zns arguments) and leaves the output and
+# exit status beside it.
+(
+  export ZNS_CONTROL="127.0.0.1:$cport"
+  while :; do
+    for req in "$work"/share/req.*; do
+      [ -f "$req" ] || continue
+      id=${req##*/req.}
+      read -r -a args < "$req"
+      rm -f "$req"
+      case ${args[0]} in
+        browser-start) browser_start > "$work/share/out.$id" 2>&1 ;;
+        browser-done) browser_done > "$work/share/out.$id" 2>&1 ;;
+        *) zns "${args[@]}" > "$work/share/out.$id" 2>&1 ;;
+      esac
+      echo $? > "$work/share/pending-rc.$id" && mv "$work/share/pending-rc.$id" "$work/share/rc.$id"
+    done
+    sleep 0.2
+  done
+) &
+agent_pid=$!
+
+"$here/run-guest.sh" -t 900 -w "$work/share" "$here/control-guest.sh" "$port" "$nqn" "$work/share" | tee "$work/guest.tap"
+n=$(grep -c -E '^(ok|not ok) ' "$work/guest.tap")
+if [ -f "$work/browser.tap" ] && grep -q -E '^(ok|not ok) - ' "$work/browser.tap"; then
+  while read -r line; do
+    case $line in ok\ -*|not\ ok\ -*) n=$((n+1)); echo "${line/ - / $n - }" ;; *) echo "# $line" ;; esac
+  done < "$work/browser.tap"
+else
+  sed 's/^/# /' "$work/browser.tap" 2>/dev/null
+  n=$((n+1)); echo "not ok $n - the zone map browser check did not run"
+fi
+tap() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+
+metrics=$(curl -s "http://127.0.0.1:$cport/metrics")
+echo "$metrics" | grep -q -E '^zns_io_errors_total\{[^}]*status="zone_is_offline"[^}]*\} [1-9]'; tap $? "/metrics counts the host's Zone Is Offline errors"
+echo "$metrics" | grep -q -E '^zns_io_errors_total\{[^}]*status="unrecovered_read_error"[^}]*\} [1-9]'; tap $? "/metrics counts the injected Unrecovered Read Errors"
+echo "$metrics" | grep -q -E '^zns_io_bytes_total\{[^}]*op="write"[^}]*\} [1-9]'; tap $? "/metrics counts written bytes"
+echo "$metrics" | grep -q -E '^zns_zones\{[^}]*condition="offline"[^}]*\} 1$'; tap $? "/metrics shows one offline zone"
+echo "$metrics" | grep -q -E '^zns_io_duration_seconds_bucket\{[^}]*op="read"'; tap $? "/metrics has a read latency histogram"
+stats=$(ZNS_CONTROL="127.0.0.1:$cport" zns stats 2>&1)
+echo "$stats" | grep -q "offline 1"; tap $? "zns stats shows the offline zone"
+ZNS_CONTROL="127.0.0.1:$cport" zns zones -c 3 > "$work/zones.txt" 2>&1
+grep -q "zcond:15(of)" "$work/zones.txt"; tap $? "zns zones prints the offline zone as blkzone does"
+
+kill -TERM "$server_pid"; wait "$server_pid"; server_pid=
+(cd "$work/target" && zns report ctl.raw -c 4) > "$work/report-after.txt" 2>&1
+sed -n 3p "$work/report-after.txt" | grep -q "zcond:15(of)"; tap $? "the offline zone is still offline after zns serve stops (zone state file)"
+sed -n 4p "$work/report-after.txt" | grep -q "zcond:13(ro)"; tap $? "the read-only zone is still read only after zns serve stops"
+out=$(ZNS_CONTROL="127.0.0.1:$cport" zns zones 2>&1); rc=$?
+[ $rc = 1 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "no zns serve is answering"; tap $? "zns zones without a running server says so in one line"
