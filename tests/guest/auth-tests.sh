@@ -65,6 +65,12 @@ else
   echo "not ok $n - zns logs the failed attempts with host NQN and address"; sed 's/^/# /' "$work/serve.log" | tail -20
 fi
 n=$((n+1))
+if grep -q "Host $host_a from 127.0.0.1:[0-9]* authenticated on queue 0 (sha256, DH group ffdhe2048, re-authentication)" "$work/serve.log"; then
+  echo "ok $n - zns logs the host's re-authentication"
+else
+  echo "not ok $n - zns logs the host's re-authentication"
+fi
+n=$((n+1))
 leak=0
 for k in "$key_a" "$ctrl_a" "$wrong" "$key_b" "$key_c" "$ctrl_c"; do
   body=${k#DHHC-1:??:}; body=${body%:}
