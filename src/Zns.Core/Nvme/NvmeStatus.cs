@@ -50,6 +50,7 @@ public readonly record struct NvmeStatus(ushort Value)
     public static NvmeStatus DataSglLengthInvalid => Generic(0x0F);
     public static NvmeStatus MetadataSglLengthInvalid => Generic(0x10);
     public static NvmeStatus SglDescriptorTypeInvalid => Generic(0x11);
+    public static NvmeStatus PrpOffsetInvalid => Generic(0x13);
     public static NvmeStatus SglOffsetInvalid => Generic(0x16);
     public static NvmeStatus KeepAliveTimerExpired => Generic(0x19);
     public static NvmeStatus KeepAliveTimeoutInvalid => Generic(0x1A);
@@ -62,6 +63,9 @@ public readonly record struct NvmeStatus(ushort Value)
     // Command Specific Status (SCT 1)
     public static NvmeStatus InvalidQueueIdentifier => CommandSpecific(0x01);
     public static NvmeStatus InvalidQueueSize => CommandSpecific(0x02);
+    public static NvmeStatus CompletionQueueInvalid => CommandSpecific(0x00);
+    public static NvmeStatus InvalidInterruptVector => CommandSpecific(0x08);
+    public static NvmeStatus InvalidQueueDeletion => CommandSpecific(0x0C);
     public static NvmeStatus AsyncEventRequestLimitExceeded => CommandSpecific(0x05);
     public static NvmeStatus InvalidLogPage => CommandSpecific(0x09);
     public static NvmeStatus InvalidFormat => CommandSpecific(0x0A);
@@ -75,6 +79,7 @@ public readonly record struct NvmeStatus(ushort Value)
     public static NvmeStatus DisconnectInvalidQueueType => CommandSpecific(0x85);
     /// <summary>Authentication Required (Fabrics): the queue has not completed in-band authentication.</summary>
     public static NvmeStatus AuthenticationRequired => CommandSpecific(0x91);
+    public static NvmeStatus CommandSizeLimitExceeded => CommandSpecific(0x83);
     public static NvmeStatus InvalidZoneOperation => CommandSpecific(0xB6);
     public static NvmeStatus ZrwaResourcesUnavailable => CommandSpecific(0xB7);
     public static NvmeStatus ZoneBoundaryError => CommandSpecific(0xB8);
@@ -89,6 +94,7 @@ public readonly record struct NvmeStatus(ushort Value)
     // Media and Data Integrity Errors (SCT 2)
     public static NvmeStatus WriteFault => new(0x280);
     public static NvmeStatus UnrecoveredReadError => new(0x281);
+    public static NvmeStatus CompareFailure => new(0x285);
 
     /// <inheritdoc/>
     public override string ToString() => $"sct 0x{Sct:x} / sc 0x{Sc:x}{(Dnr ? " DNR" : "")}";

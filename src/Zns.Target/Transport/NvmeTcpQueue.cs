@@ -20,8 +20,19 @@ namespace Zns.Target.Transport;
 /// once. Command state lives in pooled <see cref="CommandContext"/> objects (<see cref="CommandSlots"/>); buffers for
 /// R2T writes and reads come out of the connection's <see cref="DataBudget"/>. Steady-state I/O allocates nothing
 /// unless the handler completes asynchronously with a <see cref="Task"/>-backed <see cref="ValueTask{T}"/>.
+/// <see cref="NvmeTcpListener"/> runs one per accepted socket over a <see cref="SocketPipeConnection"/>; tests and
+/// benchmarks run it over in-memory pipes.
 /// </remarks>
-internal sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
+/// <example>
+/// <code>
+/// var toTarget = new Pipe(); var fromTarget = new Pipe();
+/// IDuplexPipe pipes = ...; // Input = toTarget.Reader, Output = fromTarget.Writer
+/// var queue = new NvmeTcpQueue(pipes, "in-memory",
+///     () => toTarget.Writer.Complete(), new TargetTransportOptions(), target, NullLogger.Instance);
+/// Task serving = queue.RunAsync(); // write PDUs to toTarget.Writer, read PDUs from fromTarget.Reader
+/// </code>
+/// </example>
+public sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
 {
     /// <summary>Responses written but not flushed beyond which the loop flushes before going on, so a batch of
     /// large reads waits for the host instead of piling up in memory.</summary>
@@ -475,6 +486,7 @@ internal sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
             ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
     }
 
+    /// <summary>Wake-up work item (see <see cref="Wake"/>).</summary>
     void IThreadPoolWorkItem.Execute()
     {
         Volatile.Write(ref _wakeQueued, 0);
