@@ -170,6 +170,21 @@ public sealed class AuthenticationTests
     }
 
     [Fact]
+    public async Task KeepAliveTimer_StartsWhenTheAdminQueueIsAuthenticated()
+    {
+        await using var env = Start(Options());
+        await using var admin = await NvmeTcpInitiator.ConnectAsync(env.EndPoint);
+        var cqe = await admin.ConnectAdminQueueAsync(env.Nqn, HostA, HostIdOf(HostA), keepAliveTimeoutMs: 300);
+        Assert.True(cqe.Status.IsSuccess);
+        await Task.Delay(900); // a slow host: longer than KATO before its first authentication message
+        var result = await DhchapHost.AuthenticateAsync(admin, HostA, env.Nqn, new DhchapHostOptions { HostKey = HostKey, DhGroups = [0] });
+        Assert.True(result.Succeeded, result.Detail);
+        // From now on KATO applies: a host that then sends nothing loses the controller.
+        await admin.Closed.WaitAsync(ZnsLoopback.Timeout);
+        await ControllerGoneAsync(env);
+    }
+
+    [Fact]
     public async Task FailedAttempts_AreRateLimitedPerSourceAddress()
     {
         await using var env = Start(Options(maxFailures: 2));

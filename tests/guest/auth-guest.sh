@@ -15,6 +15,12 @@ m=$(mark); connect --hostnqn="$host_a" --dhchap-secret="$AUTH_KEY_A"; rc=$?
 since "$((m+1))" | grep -q "authenticated with hash hmac(sha256) dhgroup ffdhe2048"; tap $? "the kernel authenticated with hmac(sha256) and ffdhe2048 (forced by --dhchap-hash/--dhchap-dhgroup)"
 dd if=/dev/nvme0n1 of=/dev/null bs=4096 count=16 iflag=direct 2>/dev/null; tap $? "reads work through the authenticated I/O queues"
 [ "$(cat /sys/block/nvme0n1/queue/zoned 2>/dev/null)" = host-managed ]; tap $? "and the namespace is host-managed zoned"
+# Re-authentication on the live controller: writing the secret to sysfs makes the host authenticate every queue again.
+m=$(mark); ctrl=$(basename "$(readlink -f /sys/block/nvme0n1/device)")
+printf '%s' "$AUTH_KEY_A" >"/sys/class/nvme/$ctrl/dhchap_secret" 2>/dev/null
+for _ in $(seq 1 100); do since "$((m+1))" | grep -q "qid 0: authenticated" && break; sleep 0.1; done
+since "$((m+1))" | grep -q "qid 0: authenticated" && ! since "$((m+1))" | grep -q -i "authentication failed"; tap $? "re-authentication requested through sysfs succeeds"
+dd if=/dev/nvme0n1 of=/dev/null bs=4096 count=16 iflag=direct 2>/dev/null; tap $? "and I/O continues after it"
 disconnect
 
 m=$(mark); connect --hostnqn="$host_a" --dhchap-secret="$AUTH_WRONG"; rc=$?

@@ -5,12 +5,22 @@
 # with --dhchap-ctrl-secret, and with three hosts whose allowed hash/DH group force SHA-256/ffdhe2048,
 # SHA-384/ffdhe3072 and SHA-512/null. Prints TAP lines ("ok N - ..." / "not ok N - ...").
 #
-#   auth-tests.sh [FIRST_TEST_NUMBER]     environment: ZNS_AUTH_KERNEL (kernel SPEC, default 6.12)
+#   auth-tests.sh [FIRST_TEST_NUMBER]     environment: ZNS_AUTH_KERNEL (kernel SPEC; default the first of
+#   ZNS_KERNELS other than 6.1, i.e. 6.12)
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 here="$repo/tests/guest"
 first=${1:-1}
-kernel=${ZNS_AUTH_KERNEL:-6.12}
+# The first kernel of the matrix that can authenticate (Debian 12's 6.1 lacks CONFIG_NVME_HOST_AUTH).
+kernel=${ZNS_AUTH_KERNEL:-}
+if [ -z "$kernel" ]; then
+  IFS=, read -r -a matrix <<<"${ZNS_KERNELS:-6.1,6.12,7}"
+  for k in "${matrix[@]}"; do [ "$k" != 6.1 ] && { kernel=$k; break; }; done
+fi
+if [ -z "$kernel" ]; then
+  echo "# skipped: ZNS_KERNELS=${ZNS_KERNELS:-} has no kernel with CONFIG_NVME_HOST_AUTH (6.12 or 7)"
+  exit 0
+fi
 zns_dll="$repo/src/Zns.Cli/bin/Release/net10.0/zns.dll"
 [ -f "$zns_dll" ] || dotnet build "$repo/src/Zns.Cli" -c Release -nologo -v quiet >/dev/null
 work=$(mktemp -d /var/tmp/zns-auth-tests.XXXXXX)
@@ -63,6 +73,12 @@ if grep -q "Authentication of host $host_a from 127.0.0.1:[0-9]* failed on queue
   echo "ok $n - zns logs the failed attempts with host NQN and address"
 else
   echo "not ok $n - zns logs the failed attempts with host NQN and address"; sed 's/^/# /' "$work/serve.log" | tail -20
+fi
+n=$((n+1))
+if grep -q "Host $host_a from 127.0.0.1:[0-9]* authenticated on queue 0 (sha256, DH group ffdhe2048, re-authentication)" "$work/serve.log"; then
+  echo "ok $n - zns logs the host's re-authentication"
+else
+  echo "not ok $n - zns logs the host's re-authentication"
 fi
 n=$((n+1))
 leak=0

@@ -11,8 +11,8 @@ namespace Zns.Fuzz;
 /// <summary>
 /// DH-HMAC-CHAP on a queue of a host that has a key: after a real Connect, the input is a sequence of records
 /// <c>[kind][length LE16][payload]</c>: kind bits 1:0 = 0 Authentication Send of the payload (bit 2: TL off by one),
-/// 1 Authentication Receive with AL = length (≤ 4096), 2 Property Get (any other command), 3 a correct
-/// DH-HMAC-CHAP_Reply for the last challenge (bit 2: with the byte at payload[0] flipped).
+/// 1 Authentication Receive with AL = length (≤ 4096; no payload), 2 Property Get (any other command; no payload),
+/// 3 a correct DH-HMAC-CHAP_Reply for the last challenge (bit 2: with a byte chosen by payload[0] flipped).
 /// </summary>
 /// <remarks>
 /// Invariants: nothing throws; a successful Receive holds a Challenge, Success1 or Failure1 followed only by zeros;
@@ -60,7 +60,8 @@ public sealed class DhchapExchangeTarget : IFuzzTarget
             byte kind = input[pos];
             int length = BinaryPrimitives.ReadUInt16LittleEndian(input[(pos + 1)..]);
             pos += 3;
-            ReadOnlySpan<byte> payload = input[pos..Math.Min(input.Length, pos + length)];
+            // Receive and the other command carry no payload: their length field is AL (or unused).
+            ReadOnlySpan<byte> payload = (kind & 3) is 1 or 2 ? default : input[pos..Math.Min(input.Length, pos + length)];
             pos += payload.Length;
             switch (kind & 3)
             {

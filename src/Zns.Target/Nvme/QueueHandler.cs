@@ -257,7 +257,16 @@ internal sealed partial class QueueHandler : IQueueHandler
         _admin = new AdminCommandHandler(controller);
         InstallQueue(0, sqSize, ref cqe);
         RequireAuthentication(subsystem, hostNqn, 0, ref cqe);
-        controller.StartKeepAlive();
+        if (_auth is null)
+        {
+            controller.StartKeepAlive();
+        }
+        else
+        {
+            // Hosts send no Keep Alive before the admin queue is authenticated (Linux starts them with the controller),
+            // so the timer starts then; until that the authentication timeout guards the queue.
+            _auth.FirstAuthenticated = controller.StartKeepAlive;
+        }
         _target.Logger.ControllerCreated(controller.Cntlid, subNqn, hostNqn, _transport.RemoteEndPoint, kato);
     }
 

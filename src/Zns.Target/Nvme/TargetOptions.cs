@@ -34,7 +34,7 @@ public sealed record TargetOptions
     public IReadOnlyDictionary<string, HostAuthentication> HostAuthentication { get; init; } = new Dictionary<string, HostAuthentication>();
 
     /// <summary>How long a queue may wait for the host's next authentication message before it is disconnected.</summary>
-    public TimeSpan AuthenticationTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan AuthenticationTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Failed authentication attempts (and Connects of unknown hosts) one source address may make per window.</summary>
     public int MaxAuthenticationFailures { get; init; } = 10;

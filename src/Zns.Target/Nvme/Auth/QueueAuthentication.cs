@@ -85,6 +85,9 @@ internal sealed class QueueAuthentication : IDisposable
         }
     }
 
+    /// <summary>Called once, when the first transaction on this queue succeeds (outside the lock).</summary>
+    public Action? FirstAuthenticated { get; set; }
+
     /// <summary>A transaction has succeeded on this queue (and no later one failed).</summary>
     public bool IsAuthenticated => _authenticated;
 
@@ -96,6 +99,18 @@ internal sealed class QueueAuthentication : IDisposable
         {
             return check;
         }
+        try
+        {
+            return SendLocked(data);
+        }
+        finally
+        {
+            NotifyFirstAuthentication();
+        }
+    }
+
+    private NvmeStatus SendLocked(ReadOnlySpan<byte> data)
+    {
         lock (_lock)
         {
             if (_step == Step.Failed)
@@ -155,6 +170,27 @@ internal sealed class QueueAuthentication : IDisposable
             return check;
         }
         data.Clear();
+        try
+        {
+            return ReceiveLocked(data);
+        }
+        finally
+        {
+            NotifyFirstAuthentication();
+        }
+    }
+
+    private void NotifyFirstAuthentication()
+    {
+        if (_authenticated && FirstAuthenticated is { } callback)
+        {
+            FirstAuthenticated = null;
+            callback();
+        }
+    }
+
+    private NvmeStatus ReceiveLocked(Span<byte> data)
+    {
         lock (_lock)
         {
             if (_step == Step.Failed)
