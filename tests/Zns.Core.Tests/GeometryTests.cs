@@ -51,14 +51,18 @@ public class GeometryTests
     [Theory]
     [InlineData("zoned.zone_capacity=128M,zoned.zone_size=64M", "zoned.zone_capacity")]
     [InlineData("zoned.max_open=8,zoned.max_active=4", "zoned.max_open")]
-    [InlineData("logical_block_size=1024", "logical_block_size")]
+    [InlineData("logical_block_size=1000", "logical_block_size")]
+    [InlineData("logical_block_size=4M", "logical_block_size")]
     [InlineData("zoned.zone_size=1000", "zoned.zone_size")]
-    [InlineData("zoned.zone_capacity=6000,zoned.zone_size=8K,logical_block_size=4096", "zoned.zone_capacity")]
+    [InlineData("zoned.zone_capacity=4000,zoned.zone_size=8K,logical_block_size=4096", "zoned.zone_capacity")]
+    [InlineData("zoned.zrwas=6000", "zoned.zrwas")]
+    [InlineData("zoned.zrwas=16K,zoned.zrwafg=12K", "zoned.zrwas")]
+    [InlineData("zoned.zrwas=16K,zoned.max_active=4,zoned.numzrwa=5", "zoned.numzrwa")]
+    [InlineData("pi=1", "pi")]
+    [InlineData("ms=8", "ms")]
     [InlineData("zoned.zone_size=2G", "zoned.zone_size")]
     [InlineData("zoned.descr_ext_size=100", "zoned.descr_ext_size")]
     [InlineData("zoned.zasl=9", "zoned.zasl")]
-    [InlineData("zoned.max_active=100", "zoned.max_active")]
-    [InlineData("zoned.max_open=100", "zoned.max_open")]
     public void InvalidCombinationsNameTheOption(string list, string option)
     {
         var ex = Assert.Throws<OptionException>(() => ZoneGeometry.Create(new NamespaceOptions().WithQemuOptions(list), 1L << 30));

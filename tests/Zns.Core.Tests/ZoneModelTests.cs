@@ -19,11 +19,15 @@ public class ZoneModelTests
 
     private sealed record Step(Op Op, int Zone, int Delta, int Blocks);
 
-    private sealed class Model(uint maxOpen, uint maxActive, bool autoTransition)
+    private sealed class Model(uint maxOpenOption, uint maxActive, bool autoTransition)
     {
         public readonly ZoneState[] State = Enumerable.Repeat(ZoneState.Empty, Zones).ToArray();
         public readonly ulong[] Wp = new ulong[Zones]; // relative to the zone start
-        private readonly List<int> _implicitOrder = [];
+        // QEMU: max_open defaults to max_active when only max_active is given.
+        private readonly uint maxOpen = maxOpenOption == 0 ? maxActive : maxOpenOption;
+        // Zones in the order they entered each state (QEMU's lists).
+        public readonly List<int> Implicit = [], Explicit = [], Closed = [];
+        private List<int> _implicitOrder => Implicit;
 
         private int Count(params ZoneState[] s) => State.Count(s.Contains);
         public int Open => Count(ZoneState.ImplicitlyOpened, ZoneState.ExplicitlyOpened);
@@ -31,12 +35,15 @@ public class ZoneModelTests
 
         private void Set(int z, ZoneState s)
         {
-            _implicitOrder.Remove(z);
-            State[z] = s;
-            if (s == ZoneState.ImplicitlyOpened)
+            if (State[z] == s)
             {
-                _implicitOrder.Add(z);
+                return;
             }
+            Implicit.Remove(z);
+            Explicit.Remove(z);
+            Closed.Remove(z);
+            State[z] = s;
+            (s switch { ZoneState.ImplicitlyOpened => Implicit, ZoneState.ExplicitlyOpened => Explicit, ZoneState.Closed => Closed, _ => null })?.Add(z);
         }
 
         private NvmeStatus OpenZone(int z, bool implicitly)
@@ -91,6 +98,23 @@ public class ZoneModelTests
                     Set(z, ZoneState.Closed); return NvmeStatus.Success;
                 default: throw new InvalidOperationException();
             }
+        }
+
+        // Walks lists in order, taking the next zone before processing the current one.
+        public NvmeStatus Walk(Op op, params List<int>[] lists)
+        {
+            foreach (var list in lists)
+            {
+                int? cur = list.Count > 0 ? list[0] : null;
+                while (cur is int z)
+                {
+                    int i = list.IndexOf(z);
+                    cur = i + 1 < list.Count ? list[i + 1] : null;
+                    var st = Send(op, z);
+                    if (!st.IsSuccess) { return st; }
+                }
+            }
+            return NvmeStatus.Success;
         }
 
         public NvmeStatus All(Op op, Func<ZoneState, bool> selected)
@@ -149,15 +173,15 @@ public class ZoneModelTests
                         actual = ns.Read(zslba, new byte[512]);
                         break;
                     case Op.OpenAll:
-                        expected = model.All(Op.Open, s => s == ZoneState.Closed);
+                        expected = model.Walk(Op.Open, model.Closed);
                         actual = ns.ZoneManagementSend(0, ZoneSendAction.Open, true);
                         break;
                     case Op.CloseAll:
-                        expected = model.All(Op.Close, s => s is ZoneState.ImplicitlyOpened or ZoneState.ExplicitlyOpened);
+                        expected = model.Walk(Op.Close, model.Implicit, model.Explicit);
                         actual = ns.ZoneManagementSend(0, ZoneSendAction.Close, true);
                         break;
                     case Op.FinishAll:
-                        expected = model.All(Op.Finish, s => s is ZoneState.ImplicitlyOpened or ZoneState.ExplicitlyOpened or ZoneState.Closed);
+                        expected = model.Walk(Op.Finish, model.Closed, model.Implicit, model.Explicit);
                         actual = ns.ZoneManagementSend(0, ZoneSendAction.Finish, true);
                         break;
                     case Op.ResetAll:

@@ -73,6 +73,9 @@ public readonly record struct NvmeStatus(ushort Value)
     public static NvmeStatus ConnectRestartDiscovery => CommandSpecific(0x83);
     public static NvmeStatus ConnectInvalidHost => CommandSpecific(0x84);
     public static NvmeStatus DisconnectInvalidQueueType => CommandSpecific(0x85);
+    /// <summary>Authentication Required (Fabrics): the queue has not completed in-band authentication.</summary>
+    public static NvmeStatus AuthenticationRequired => CommandSpecific(0x91);
+    public static NvmeStatus CommandSizeLimitExceeded => CommandSpecific(0x83);
     public static NvmeStatus InvalidZoneOperation => CommandSpecific(0xB6);
     public static NvmeStatus ZrwaResourcesUnavailable => CommandSpecific(0xB7);
     public static NvmeStatus ZoneBoundaryError => CommandSpecific(0xB8);
@@ -87,6 +90,7 @@ public readonly record struct NvmeStatus(ushort Value)
     // Media and Data Integrity Errors (SCT 2)
     public static NvmeStatus WriteFault => new(0x280);
     public static NvmeStatus UnrecoveredReadError => new(0x281);
+    public static NvmeStatus CompareFailure => new(0x285);
 
     /// <inheritdoc/>
     public override string ToString() => $"sct 0x{Sct:x} / sc 0x{Sc:x}{(Dnr ? " DNR" : "")}";

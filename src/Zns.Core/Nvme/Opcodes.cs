@@ -19,8 +19,11 @@ public static class IoOpcode
     public const byte Flush = 0x00;
     public const byte Write = 0x01;
     public const byte Read = 0x02;
+    public const byte Compare = 0x05;
     public const byte WriteZeroes = 0x08;
     public const byte DatasetManagement = 0x09;
+    public const byte Verify = 0x0C;
+    public const byte Copy = 0x19;
     public const byte ZoneManagementSend = 0x79;
     public const byte ZoneManagementReceive = 0x7A;
     public const byte ZoneAppend = 0x7D;

@@ -106,7 +106,7 @@ internal sealed partial class ZoneStateFile : IDisposable
         uint zones = BinaryPrimitives.ReadUInt32LittleEndian(slot[56..]);
         int ext = BinaryPrimitives.ReadInt32LittleEndian(slot[60..]);
         long used = HeaderSize + (long)zones * (RecordSize + (long)ext);
-        if (blockSize is not (512 or 4096) || ext < 0 || ext % 64 != 0 || used > slot.Length)
+        if (blockSize < ZoneGeometry.MinBlockSize || blockSize > ZoneGeometry.MaxBlockSize || !System.Numerics.BitOperations.IsPow2(blockSize) || ext < 0 || ext % 64 != 0 || used > slot.Length)
         {
             return null;
         }
@@ -115,7 +115,7 @@ internal sealed partial class ZoneStateFile : IDisposable
         {
             return null;
         }
-        int shift = blockSize == 4096 ? 12 : 9;
+        int shift = System.Numerics.BitOperations.Log2((uint)blockSize);
         var options = new NamespaceOptions
         {
             LogicalBlockSize = blockSize,
@@ -157,6 +157,10 @@ internal sealed partial class ZoneStateFile : IDisposable
         {
             RandomAccess.SetLength(handle, 2L * slotSize);
         }
+        // Both slots take their blocks now, so that commits (which overwrite them in place) still succeed when the
+        // file system fills up under a sparse backstore and the zone state stays truthful. Best effort: a file
+        // system without fallocate allocates on the first commit of each slot.
+        FileBackstore.TryAllocate(handle, 0, 2L * slotSize);
         return new ZoneStateFile(handle, path, slotSize, lastSequence);
     }
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Zns.Core.Timing;
 
 namespace Zns.Core.Zones;
 
@@ -42,6 +43,41 @@ public sealed record NamespaceOptions
     /// <summary><c>mdts</c>: Maximum Data Transfer Size as a power of two of 4 KiB pages (QEMU's default 7 = 512 KiB).</summary>
     public byte Mdts { get; init; } = 7;
 
+    /// <summary><c>timing</c> and <c>timing.*</c>: how completions are timed. A run-time property: not stored with the geometry.</summary>
+    public TimingOptions Timing { get; init; } = TimingOptions.Off;
+    /// <summary><c>vsl</c>: Verify Size Limit as a power of two of 4 KiB pages (QEMU's default 7 = 512 KiB).</summary>
+    public byte Vsl { get; init; } = 7;
+
+    /// <summary><c>zoned.zrwas</c>: Zone Random Write Area size in bytes; 0 = no ZRWA support.</summary>
+    public long Zrwas { get; init; }
+
+    /// <summary><c>zoned.zrwafg</c>: ZRWA flush granularity in bytes; -1 = one logical block.</summary>
+    public long Zrwafg { get; init; } = -1;
+
+    /// <summary><c>zoned.numzrwa</c>: ZRWA resources; 0 = one per zone (and NUMZRWA reports 0, as QEMU does).</summary>
+    public uint NumZrwa { get; init; }
+
+    /// <summary><c>mssrl</c>: Maximum Single Source Range Length of Copy, in logical blocks.</summary>
+    public ushort Mssrl { get; init; } = 128;
+
+    /// <summary><c>mcl</c>: Maximum Copy Length, in logical blocks.</summary>
+    public uint Mcl { get; init; } = 128;
+
+    /// <summary><c>msrc</c>: Maximum Source Range Count of Copy, 0's based.</summary>
+    public byte Msrc { get; init; } = 127;
+
+    /// <summary><c>uuid</c>: the namespace UUID; null = generated once and kept in the zone state file.</summary>
+    public Guid? Uuid { get; init; }
+
+    /// <summary><c>nguid</c>: the namespace NGUID (16 bytes); null = the UUID's bytes.</summary>
+    public ReadOnlyMemory<byte>? Nguid { get; init; }
+
+    /// <summary><c>eui64</c>: the IEEE Extended Unique Identifier; 0 = none reported.</summary>
+    public ulong Eui64 { get; init; }
+
+    /// <summary><c>nsid</c>: the namespace ID; 0 = the next free one in command-line order.</summary>
+    public uint Nsid { get; init; }
+
     /// <summary>The memory page size MDTS and ZASL are expressed in (CAP.MPSMIN = 4 KiB).</summary>
     public const int PageSize = 4096;
 
@@ -83,6 +119,23 @@ public sealed record NamespaceOptions
             "zoned.cross_read" or "cross_read" => this with { CrossRead = ParseBool(name, value) },
             "zoned.auto_transition" or "auto_transition" => this with { AutoTransition = ParseBool(name, value) },
             "mdts" => this with { Mdts = ParseByte(name, value) },
+            _ when name == "timing" || name.StartsWith("timing.", StringComparison.Ordinal) => this with { Timing = Timing.With(name, value) },
+            "vsl" => this with { Vsl = ParseByte(name, value) },
+            "zoned.zrwas" or "zrwas" => this with { Zrwas = ParseSize(name, value) },
+            "zoned.zrwafg" or "zrwafg" => this with { Zrwafg = ParseSize(name, value) },
+            "zoned.numzrwa" or "numzrwa" => this with { NumZrwa = ParseUInt(name, value) },
+            "mssrl" => this with { Mssrl = checked((ushort)ParseUInt(name, value)) },
+            "mcl" => this with { Mcl = ParseUInt(name, value) },
+            "msrc" => this with { Msrc = ParseByte(name, value) },
+            "uuid" => this with { Uuid = ParseUuid(name, value) },
+            "nguid" => this with { Nguid = ParseNguid(name, value) },
+            "eui64" => this with { Eui64 = ParseHex64(name, value) },
+            "nsid" => this with { Nsid = ParseUInt(name, value) },
+            // Separate metadata and protection information travel beside the data; the Linux NVMe/TCP host carries
+            // neither (it refuses namespaces formatted with metadata), so only the value QEMU defaults to is taken.
+            "ms" or "mset" or "pi" or "pil" or "pif" => ParseUInt(name, value) == 0 ? this : throw new OptionException(name,
+                "metadata and protection information cannot be used over NVMe/TCP: the Linux NVMe/TCP host transfers no " +
+                "metadata and does not attach namespaces formatted with it (only 0 is accepted)"),
             _ => throw new OptionException(name, $"unknown option '{name}'"),
         };
     }
@@ -127,6 +180,31 @@ public sealed record NamespaceOptions
     private static uint ParseUInt(string option, string text) =>
         uint.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out uint v)
             ? v : throw new OptionException(option, $"invalid number '{text}'");
+
+    private static Guid ParseUuid(string option, string text) =>
+        Guid.TryParse(text.Trim(), out Guid g) ? g : throw new OptionException(option, $"invalid UUID '{text}'");
+
+    // QEMU's nguid property: 32 hex digits, optionally with dashes.
+    private static ReadOnlyMemory<byte> ParseNguid(string option, string text)
+    {
+        string hex = text.Trim().Replace("-", "", StringComparison.Ordinal);
+        try
+        {
+            return hex.Length == 32 ? Convert.FromHexString(hex) : throw new FormatException();
+        }
+        catch (FormatException)
+        {
+            throw new OptionException(option, $"invalid NGUID '{text}' (32 hex digits)");
+        }
+    }
+
+    private static ulong ParseHex64(string option, string text)
+    {
+        string s = text.Trim();
+        bool hex = s.StartsWith("0x", StringComparison.OrdinalIgnoreCase);
+        return ulong.TryParse(hex ? s[2..] : s, hex ? NumberStyles.AllowHexSpecifier : NumberStyles.None, CultureInfo.InvariantCulture, out ulong v)
+            ? v : throw new OptionException(option, $"invalid number '{text}'");
+    }
 
     private static byte ParseByte(string option, string text) =>
         byte.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out byte v)

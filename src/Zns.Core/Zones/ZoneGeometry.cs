@@ -38,6 +38,26 @@ public sealed class ZoneGeometry
     public byte Mdts { get; private init; }
     /// <summary>ZASL (power of two of 4 KiB pages; 0 = same as MDTS).</summary>
     public byte Zasl { get; private init; }
+    /// <summary>ZRWA size in LBAs (ZRWAS); 0 = no Zone Random Write Area support.</summary>
+    public ulong ZrwaSizeLbas { get; private init; }
+    /// <summary>ZRWA flush granularity in LBAs (ZRWAFG).</summary>
+    public ulong ZrwaFlushGranularityLbas { get; private init; }
+    /// <summary>ZRWA resources available to zones (one per zone when <c>zoned.numzrwa</c> is 0).</summary>
+    public uint ZrwaResources { get; private init; }
+    /// <summary>NUMZRWA as Identify reports it: <c>zoned.numzrwa</c> as given (QEMU reports 0 when unset).</summary>
+    public uint ZrwaResourcesReported { get; private init; }
+    /// <summary>Whether zones may have a Zone Random Write Area (OZCS.ZRWASUP).</summary>
+    public bool ZrwaSupported => ZrwaSizeLbas != 0;
+    /// <summary>Copy limits: MSSRL and MCL in LBAs, MSRC 0's based.</summary>
+    public ushort Mssrl { get; private init; }
+    /// <summary>Maximum Copy Length in LBAs.</summary>
+    public uint Mcl { get; private init; }
+    /// <summary>Maximum Source Range Count, 0's based.</summary>
+    public byte Msrc { get; private init; }
+    /// <summary>Largest Verify in bytes (VSL).</summary>
+    public long VerifyLimitBytes { get; private init; }
+    /// <summary>VSL (power of two of 4 KiB pages).</summary>
+    public byte Vsl { get; private init; }
     /// <summary>Largest transfer in bytes (MDTS); <see cref="int.MaxValue"/> when unlimited.</summary>
     public int MaxTransferBytes { get; private init; }
     /// <summary>Largest Zone Append in bytes.</summary>
@@ -57,15 +77,29 @@ public sealed class ZoneGeometry
     public long ByteOffset(ulong lba) => (long)(lba << BlockShift);
 
     /// <summary>
+    /// The open zone limit in effect: QEMU's <c>nvme_ns_check_constraints</c> makes max_open equal to max_active when
+    /// only max_active is given.
+    /// </summary>
+    public static uint EffectiveMaxOpen(NamespaceOptions options) =>
+        options.MaxOpen == 0 ? options.MaxActive : options.MaxOpen;
+
+    /// <summary>Smallest and largest logical block size (QEMU's block size property range).</summary>
+    public const int MinBlockSize = 512, MaxBlockSize = 2 << 20;
+
+    /// <summary>
     /// Validates <paramref name="options"/> against a backstore of <paramref name="backstoreBytes"/> bytes.
     /// Throws <see cref="OptionException"/> naming the option for every invalid combination.
     /// </summary>
     public static ZoneGeometry Create(NamespaceOptions options, long backstoreBytes)
     {
         int bs = options.LogicalBlockSize;
-        if (bs is not (512 or 4096))
+        if (bs < MinBlockSize || bs > MaxBlockSize || !BitOperations.IsPow2(bs))
         {
-            throw new OptionException("logical_block_size", $"must be 512 or 4096, got {bs}");
+            throw new OptionException("logical_block_size", $"must be a power of 2 between {MinBlockSize} and {MaxBlockSize}, got {bs}");
+        }
+        if (options.Vsl > 20)
+        {
+            throw new OptionException("vsl", $"must be at most 20, got {options.Vsl}");
         }
         if (options.Mdts > 20)
         {
@@ -86,40 +120,38 @@ public sealed class ZoneGeometry
                 Zoned = false, BlockSize = bs, BlockShift = shift, ZoneSizeLbas = nsze, ZoneCapacityLbas = nsze,
                 ZoneCount = 1, NamespaceSizeLbas = nsze, Mdts = options.Mdts, MaxTransferBytes = maxTransfer,
                 ZoneAppendLimitBytes = maxTransfer, AutoTransition = options.AutoTransition,
+                Mssrl = options.Mssrl, Mcl = options.Mcl, Msrc = options.Msrc, Vsl = options.Vsl,
+                VerifyLimitBytes = (long)NamespaceOptions.PageSize << options.Vsl,
             };
         }
 
+        // QEMU's nvme_ns_zoned_check_calc_geometry: sizes are truncated to whole blocks, at least one block each.
         long zoneSize = options.ZoneSize;
         long zoneCap = options.ZoneCapacity == 0 ? zoneSize : options.ZoneCapacity;
-        if (zoneSize < bs || zoneSize % bs != 0)
-        {
-            throw new OptionException("zoned.zone_size", $"{zoneSize} bytes is not a non-zero multiple of the {bs}-byte logical block size");
-        }
-        if (zoneCap % bs != 0 || zoneCap == 0)
-        {
-            throw new OptionException("zoned.zone_capacity", $"{zoneCap} bytes is not a non-zero multiple of the {bs}-byte logical block size");
-        }
         if (zoneCap > zoneSize)
         {
             throw new OptionException("zoned.zone_capacity", $"zone capacity {zoneCap}B exceeds zone size {zoneSize}B");
         }
-        if (zoneSize > backstoreBytes)
+        if (zoneSize < bs)
         {
-            throw new OptionException("zoned.zone_size", $"zone size {zoneSize}B is larger than the backstore ({backstoreBytes}B): at least one zone is needed");
+            throw new OptionException("zoned.zone_size", $"zone size {zoneSize}B too small, must be at least {bs}B");
         }
-        long zones = backstoreBytes / zoneSize;
+        if (zoneCap < bs)
+        {
+            throw new OptionException("zoned.zone_capacity", $"zone capacity {zoneCap}B too small, must be at least {bs}B");
+        }
+        zoneSize -= zoneSize % bs;
+        zoneCap -= zoneCap % bs;
+        if (zoneSize > backstoreBytes - backstoreBytes % bs)
+        {
+            throw new OptionException("zoned.zone_size", $"insufficient drive capacity, must be at least the size of one zone ({options.ZoneSize}B)");
+        }
+        long zones = (backstoreBytes / bs) / (zoneSize / bs);
         if (zones > uint.MaxValue)
         {
             throw new OptionException("zoned.zone_size", $"{zones} zones is too many");
         }
-        if (options.MaxActive > zones)
-        {
-            throw new OptionException("zoned.max_active", $"max_active_zones value {options.MaxActive} exceeds the number of zones {zones}");
-        }
-        if (options.MaxOpen > zones)
-        {
-            throw new OptionException("zoned.max_open", $"max_open_zones value {options.MaxOpen} exceeds the number of zones {zones}");
-        }
+        // Limits above the zone count are accepted, as QEMU does: the host sees them as given.
         if (options.MaxActive != 0 && options.MaxOpen > options.MaxActive)
         {
             throw new OptionException("zoned.max_open", $"max_open_zones ({options.MaxOpen}) exceeds max_active_zones ({options.MaxActive})");
@@ -146,14 +178,47 @@ public sealed class ZoneGeometry
             throw new OptionException("zoned.zasl", "zone append limit is smaller than one logical block");
         }
 
+        ulong zrwas = 0, zrwafg = 0;
+        if (options.Zrwas != 0)
+        {
+            if (options.Zrwas % bs != 0)
+            {
+                throw new OptionException("zoned.zrwas", $"zone random write area size (zoned.zrwas {options.Zrwas}) must be a multiple of the logical block size (logical_block_size {bs})");
+            }
+            long fg = options.Zrwafg == -1 ? bs : options.Zrwafg;
+            if (fg <= 0 || fg % bs != 0)
+            {
+                throw new OptionException("zoned.zrwafg", $"zone random write area flush granularity (zoned.zrwafg {fg}) must be a non-zero multiple of the logical block size ({bs})");
+            }
+            if (options.Zrwas % fg != 0)
+            {
+                throw new OptionException("zoned.zrwas", $"zone random write area size (zoned.zrwas {options.Zrwas}) must be a multiple of the zone random write area flush granularity (zoned.zrwafg, {fg})");
+            }
+            if (options.MaxActive != 0 && options.NumZrwa > options.MaxActive)
+            {
+                throw new OptionException("zoned.numzrwa", $"number of zone random write area resources (zoned.numzrwa, {options.NumZrwa}) must be less than or equal to maximum active resources (zoned.max_active_zones, {options.MaxActive})");
+            }
+            if (options.Zrwas / bs > ushort.MaxValue || fg / bs > ushort.MaxValue)
+            {
+                throw new OptionException("zoned.zrwas", "ZRWAS and ZRWAFG are 16-bit block counts");
+            }
+            zrwas = (ulong)(options.Zrwas >> shift);
+            zrwafg = (ulong)(fg >> shift);
+        }
+
         ulong zsze = (ulong)(zoneSize >> shift);
         return new ZoneGeometry
         {
             Zoned = true, BlockSize = bs, BlockShift = shift, ZoneSizeLbas = zsze,
             ZoneCapacityLbas = (ulong)(zoneCap >> shift), ZoneCount = (uint)zones, NamespaceSizeLbas = zsze * (ulong)zones,
-            MaxOpen = options.MaxOpen, MaxActive = options.MaxActive, DescriptorExtensionSize = options.DescriptorExtensionSize,
+            MaxOpen = EffectiveMaxOpen(options), MaxActive = options.MaxActive, DescriptorExtensionSize = options.DescriptorExtensionSize,
             CrossRead = options.CrossRead, AutoTransition = options.AutoTransition, Mdts = options.Mdts, Zasl = options.Zasl,
             MaxTransferBytes = maxTransfer, ZoneAppendLimitBytes = appendLimit,
+            ZrwaSizeLbas = zrwas, ZrwaFlushGranularityLbas = zrwafg,
+            ZrwaResources = zrwas == 0 ? 0 : options.NumZrwa != 0 ? options.NumZrwa : (uint)zones,
+            ZrwaResourcesReported = zrwas == 0 ? 0 : options.NumZrwa,
+            Mssrl = options.Mssrl, Mcl = options.Mcl, Msrc = options.Msrc, Vsl = options.Vsl,
+            VerifyLimitBytes = (long)NamespaceOptions.PageSize << options.Vsl,
         };
     }
 }

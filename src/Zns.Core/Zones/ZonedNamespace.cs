@@ -45,16 +45,25 @@ public sealed class ZonedNamespace : IDisposable
     private readonly Lock _stateLock = new();
     private readonly Lock _commitLock = new();
 
-    // Implicitly opened zones in the order they were opened, oldest first: the auto-close victim is the head,
-    // as in QEMU. An intrusive list so opening a zone allocates nothing.
-    private readonly int[] _impNext;
-    private readonly int[] _impPrev;
-    private int _impHead = -1;
-    private int _impTail = -1;
+    // Implicitly opened, explicitly opened and closed zones, each in the order they entered that state, oldest
+    // first, as QEMU's lists: the auto-close victim is the head of the implicit list, and Select All walks these
+    // lists (so which zones an Open All reaches before a limit matches). Intrusive lists: a state change allocates
+    // nothing. A zone is on at most one list.
+    private readonly int[] _next;
+    private readonly int[] _prev;
+    private readonly int[] _head = [-1, -1, -1];
+    private readonly int[] _tail = [-1, -1, -1];
+    private const int ImplicitList = 0, ExplicitList = 1, ClosedList = 2;
+
+    // ZRWA: resources not allocated to a zone, and for each zone with a ZRWA the end of the data written into its
+    // window (reads return data up to there, not just up to the write pointer).
+    private uint _zrwaFree;
+    private readonly ulong[] _zrwaDataEnd;
 
     private uint _openCount;
     private uint _activeCount;
     private long _changes;
+    private long _writesAheadOfWritePointer;
     private long _committedChanges;
     private bool _disposed;
 
@@ -68,13 +77,15 @@ public sealed class ZonedNamespace : IDisposable
         _zones = new ZoneRecord[geometry.ZoneCount];
         _extensions = new byte[(long)geometry.ZoneCount * geometry.DescriptorExtensionSize];
         _zoneLocks = new object[geometry.ZoneCount];
-        _impNext = new int[geometry.ZoneCount];
-        _impPrev = new int[geometry.ZoneCount];
+        _next = new int[geometry.ZoneCount];
+        _prev = new int[geometry.ZoneCount];
+        _zrwaDataEnd = new ulong[geometry.ZrwaSupported ? geometry.ZoneCount : 0];
+        _zrwaFree = geometry.ZrwaResources;
         for (uint i = 0; i < geometry.ZoneCount; i++)
         {
             _zoneLocks[i] = new object();
             _zones[i] = new ZoneRecord { WritePointer = geometry.ZoneStart(i), State = ZoneState.Empty };
-            _impNext[i] = _impPrev[i] = -1;
+            _next[i] = _prev[i] = -1;
         }
     }
 
@@ -132,7 +143,7 @@ public sealed class ZonedNamespace : IDisposable
             var loaded = mode == StateMode.Persistent ? ZoneStateFile.TryLoad(statePath) : null;
             if (loaded is not null)
             {
-                CheckSameGeometry(loaded, options, backstore.Length);
+                CheckSameGeometry(loaded, geometry);
             }
             var stateFile = ZoneStateFile.OpenForCommits(statePath, geometry, loaded?.Sequence ?? 0);
             var ns = new ZonedNamespace(options, geometry, backstore, stateFile, loaded?.Uuid ?? Guid.NewGuid());
@@ -154,20 +165,19 @@ public sealed class ZonedNamespace : IDisposable
         }
     }
 
-    private static void CheckSameGeometry(ZoneStateFile.Loaded loaded, NamespaceOptions options, long length)
+    private static void CheckSameGeometry(ZoneStateFile.Loaded loaded, ZoneGeometry want)
     {
         var s = loaded.Options;
-        long cap = options.ZoneCapacity == 0 ? options.ZoneSize : options.ZoneCapacity;
-        long storedCap = s.ZoneCapacity == 0 ? s.ZoneSize : s.ZoneCapacity;
+        var have = ZoneGeometry.Create(s, loaded.BackstoreLength);
         string? differs =
-            s.LogicalBlockSize != options.LogicalBlockSize ? "logical_block_size" :
-            s.Zoned != options.Zoned ? "zoned" :
-            options.Zoned && s.ZoneSize != options.ZoneSize ? "zoned.zone_size" :
-            options.Zoned && storedCap != cap ? "zoned.zone_capacity" :
-            options.Zoned && s.MaxOpen != options.MaxOpen ? "zoned.max_open" :
-            options.Zoned && s.MaxActive != options.MaxActive ? "zoned.max_active" :
-            options.Zoned && s.DescriptorExtensionSize != options.DescriptorExtensionSize ? "zoned.descr_ext_size" :
-            loaded.BackstoreLength != length ? "size" : null;
+            have.BlockSize != want.BlockSize ? "logical_block_size" :
+            have.Zoned != want.Zoned ? "zoned" :
+            want.Zoned && have.ZoneSizeLbas != want.ZoneSizeLbas ? "zoned.zone_size" :
+            want.Zoned && have.ZoneCapacityLbas != want.ZoneCapacityLbas ? "zoned.zone_capacity" :
+            want.Zoned && have.MaxOpen != want.MaxOpen ? "zoned.max_open" :
+            want.Zoned && have.MaxActive != want.MaxActive ? "zoned.max_active" :
+            want.Zoned && have.DescriptorExtensionSize != want.DescriptorExtensionSize ? "zoned.descr_ext_size" :
+            have.NamespaceSizeLbas != want.NamespaceSizeLbas || have.ZoneCount != want.ZoneCount ? "size" : null;
         if (differs is not null)
         {
             throw new OptionException(differs,
@@ -191,7 +201,8 @@ public sealed class ZonedNamespace : IDisposable
                 {
                     throw new InvalidDataException($"zone state file: zone {i} has an invalid record (state {r.State}, wp {r.WritePointer})");
                 }
-                _zones[i] = new ZoneRecord { WritePointer = r.WritePointer, State = ZoneState.Empty, Attributes = r.Attributes };
+                // A restart closes every Zone Random Write Area: data past the write pointer is not committed.
+                _zones[i] = new ZoneRecord { WritePointer = r.WritePointer, State = ZoneState.Empty, Attributes = r.Attributes & ~ZoneAttributes.ZrwaValid };
                 ZoneState target = r.State switch
                 {
                     ZoneState.ImplicitlyOpened or ZoneState.ExplicitlyOpened or ZoneState.Closed => PowerCycleState(i),
@@ -300,11 +311,16 @@ public sealed class ZonedNamespace : IDisposable
         {
             return status.WithDnr();
         }
+        return ReadData(slba, destination);
+    }
+
+    // No checks: per zone, data below where the zone's data ends comes from the backstore, the rest is zeros.
+    private NvmeStatus ReadData(ulong slba, Span<byte> destination)
+    {
         if (!IsZoned)
         {
             return TryRead(Geometry.ByteOffset(slba), destination) ? NvmeStatus.Success : NvmeStatus.UnrecoveredReadError;
         }
-        // Per zone: data below the write pointer comes from the backstore, the rest is zeros.
         ulong lba = slba;
         int shift = Geometry.BlockShift;
         while (!destination.IsEmpty)
@@ -315,7 +331,7 @@ public sealed class ZonedNamespace : IDisposable
             ulong dataEnd;
             lock (_stateLock)
             {
-                dataEnd = _zones[zi].WritePointer;
+                dataEnd = DataEnd(zi);
             }
             int valid = lba >= dataEnd ? 0 : (int)Math.Min((ulong)segment, dataEnd - lba);
             if (valid > 0)
@@ -374,6 +390,7 @@ public sealed class ZonedNamespace : IDisposable
         var status = CheckTransfer(data.Length, out uint nlb);
         if (status.IsSuccess) { status = CheckMdts(data.Length); }
         if (status.IsSuccess) { status = CheckBounds(zslba, nlb); }
+        if (status.IsSuccess && HasZrwa(Geometry.ZoneOf(zslba))) { status = NvmeStatus.InvalidZoneOperation; }
         if (status.IsSuccess && zslba % Geometry.ZoneSizeLbas != 0) { status = NvmeStatus.InvalidField; }
         if (status.IsSuccess && data.Length > Geometry.ZoneAppendLimitBytes) { status = NvmeStatus.InvalidField; }
         if (!status.IsSuccess)
@@ -382,6 +399,13 @@ public sealed class ZonedNamespace : IDisposable
         }
         return WriteAt(zslba, nlb, data, zeroes: false, fua, append: true, out assignedLba);
     }
+
+    /// <summary>
+    /// Writes refused with Zone Invalid Write because their SLBA lay ahead of the zone's write pointer: what a host
+    /// that reorders the writes of one zone causes (Linux before 6.10 with I/O scheduler none over several I/O
+    /// queues). A write behind the write pointer is a different bug and not counted.
+    /// </summary>
+    public long WritesAheadOfWritePointer => Interlocked.Read(ref _writesAheadOfWritePointer);
 
     /// <summary>Flush: makes every completed write and the zone state durable.</summary>
     public NvmeStatus Flush()
@@ -393,7 +417,8 @@ public sealed class ZonedNamespace : IDisposable
         }
         catch (IOException)
         {
-            return NvmeStatus.InternalError;
+            // QEMU's status for a failed flush of the backing file; no DNR: it may succeed once space is freed.
+            return NvmeStatus.WriteFault;
         }
     }
 
@@ -411,6 +436,203 @@ public sealed class ZonedNamespace : IDisposable
         }
         // On a zoned namespace only whole blocks below the write pointer are data; the rest already reads as zeros.
         return TryZero(Geometry.ByteOffset(slba), (long)blockCount << Geometry.BlockShift) ? NvmeStatus.Success : NvmeStatus.InternalError;
+    }
+
+    /// <summary>Size of one Copy source range entry of format 0 (Source Range Entries Copy Descriptor Format 0h).</summary>
+    public const int CopyRangeFormat0Size = 32;
+
+    /// <summary>Copy descriptor formats this namespace accepts (OCFS): format 0 and 1 (1 carries 64-bit PI fields).</summary>
+    public const ushort CopyFormatsSupported = 0x3;
+
+    /// <summary>
+    /// Copy (Simple Copy): copies <paramref name="rangeCount"/> source ranges of descriptor format
+    /// <paramref name="format"/> (read from <paramref name="ranges"/>) to consecutive LBAs from
+    /// <paramref name="sdlba"/>, with QEMU's checks in QEMU's order. Each range is checked and written on its own:
+    /// a failing range leaves the ones before it written (the write pointer advanced over them) and its index in
+    /// <paramref name="failedRange"/> (CQE DW0).
+    /// </summary>
+    public NvmeStatus Copy(ulong sdlba, byte format, int rangeCount, ReadOnlySpan<byte> ranges, out uint failedRange)
+    {
+        failedRange = 0;
+        // Without protection information only format 0 describes ranges; format 1 is for 64-bit guard PI.
+        NvmeStatus status =
+            format > 3 || (CopyFormatsSupported & (1 << format)) == 0 ? NvmeStatus.InvalidField :
+            rangeCount > Geometry.Msrc + 1 ? NvmeStatus.CommandSizeLimitExceeded :
+            format != 0 ? NvmeStatus.InvalidFormat :
+            ranges.Length < rangeCount * CopyRangeFormat0Size ? NvmeStatus.DataSglLengthInvalid :
+            NvmeStatus.Success;
+        if (!status.IsSuccess)
+        {
+            return status.WithDnr();
+        }
+        if (!IsZoned)
+        {
+            status = CheckCopyLength(rangeCount, ranges);
+            return status.IsSuccess ? CopyRanges(uint.MaxValue, sdlba, rangeCount, ranges, out failedRange) : status.WithDnr();
+        }
+        if (sdlba >= Geometry.NamespaceSizeLbas)
+        {
+            return NvmeStatus.LbaOutOfRange.WithDnr();
+        }
+        uint dz = Geometry.ZoneOf(sdlba);
+        lock (_zoneLocks[dz])
+        {
+            // QEMU opens the destination zone before the length check: a Command Size Limit leaves it open.
+            lock (_stateLock)
+            {
+                status = Open(dz, implicitly: true);
+            }
+            if (status.IsSuccess)
+            {
+                Interlocked.Increment(ref _changes);
+                status = CheckCopyLength(rangeCount, ranges);
+            }
+            return status.IsSuccess ? CopyRanges(dz, sdlba, rangeCount, ranges, out failedRange) : status.WithDnr();
+        }
+    }
+
+    private NvmeStatus CheckCopyLength(int rangeCount, ReadOnlySpan<byte> ranges)
+    {
+        ulong total = 0;
+        for (int i = 0; i < rangeCount; i++)
+        {
+            total += CopyRangeBlocks(ranges, i);
+        }
+        return total > Geometry.Mcl ? NvmeStatus.CommandSizeLimitExceeded : NvmeStatus.Success;
+    }
+
+    // Format 0 entry: bytes 8..15 SLBA, 16..17 NLB (0's based).
+    private static ulong CopyRangeStart(ReadOnlySpan<byte> ranges, int i) =>
+        BinaryPrimitives.ReadUInt64LittleEndian(ranges[(i * CopyRangeFormat0Size + 8)..]);
+
+    private static uint CopyRangeBlocks(ReadOnlySpan<byte> ranges, int i) =>
+        BinaryPrimitives.ReadUInt16LittleEndian(ranges[(i * CopyRangeFormat0Size + 16)..]) + 1u;
+
+    // Per range (QEMU's nvme_do_copy / nvme_copy_in_completed_cb): MSSRL, source bounds and zone read rules, read,
+    // destination bounds and zone write rules against the destination zone, write, advance. Caller holds the
+    // destination zone's lock (zoned).
+    private NvmeStatus CopyRanges(uint dz, ulong dlba, int rangeCount, ReadOnlySpan<byte> ranges, out uint failedRange)
+    {
+        int shift = Geometry.BlockShift;
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Geometry.Mssrl << shift);
+        try
+        {
+            for (int i = 0; i < rangeCount; i++)
+            {
+                failedRange = (uint)i;
+                ulong slba = CopyRangeStart(ranges, i);
+                uint nlb = CopyRangeBlocks(ranges, i);
+                NvmeStatus status =
+                    nlb > Geometry.Mssrl ? NvmeStatus.CommandSizeLimitExceeded :
+                    CheckBounds(slba, nlb) is { IsSuccess: false } b ? b :
+                    IsZoned ? CheckZoneRead(slba, nlb) : NvmeStatus.Success;
+                if (!status.IsSuccess)
+                {
+                    return status.WithDnr();
+                }
+                Span<byte> data = buffer.AsSpan(0, (int)nlb << shift);
+                status = ReadData(slba, data);
+                if (!status.IsSuccess)
+                {
+                    return status;
+                }
+                status = CheckBounds(dlba, nlb);
+                if (status.IsSuccess && IsZoned)
+                {
+                    lock (_stateLock)
+                    {
+                        status = CheckZoneWrite(dz, dlba, nlb);
+                    }
+                }
+                if (!status.IsSuccess)
+                {
+                    return status.WithDnr();
+                }
+                if (!TryWrite(Geometry.ByteOffset(dlba), data))
+                {
+                    return NvmeStatus.WriteFault;
+                }
+                if (IsZoned)
+                {
+                    lock (_stateLock)
+                    {
+                        CompleteZonedWrite(dz, dlba, nlb);
+                    }
+                }
+                Interlocked.Increment(ref _changes);
+                dlba += nlb;
+            }
+            failedRange = 0;
+            return NvmeStatus.Success;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Verify: reads <paramref name="blockCount"/> blocks from <paramref name="slba"/> and returns no data. QEMU's
+    /// checks only: the Verify Size Limit (Invalid Field) and bounds; no zone rules (Offline zones and zone
+    /// boundaries are not checked).
+    /// </summary>
+    public NvmeStatus Verify(ulong slba, uint blockCount)
+    {
+        NvmeStatus status =
+            ((long)blockCount << Geometry.BlockShift) > Geometry.VerifyLimitBytes ? NvmeStatus.InvalidField :
+            CheckBounds(slba, blockCount);
+        if (!status.IsSuccess)
+        {
+            return status.WithDnr();
+        }
+        return ReadChunks(slba, blockCount, default);
+    }
+
+    /// <summary>
+    /// Compare: <paramref name="data"/> against the blocks at <paramref name="slba"/>; Compare Failure (with DNR)
+    /// when they differ. QEMU's checks: MDTS, bounds, no zone rules. Unwritten blocks compare as zeros.
+    /// </summary>
+    public NvmeStatus Compare(ulong slba, ReadOnlySpan<byte> data)
+    {
+        var status = CheckTransfer(data.Length, out uint nlb);
+        if (status.IsSuccess) { status = CheckMdts(data.Length); }
+        if (status.IsSuccess) { status = CheckBounds(slba, nlb); }
+        if (!status.IsSuccess)
+        {
+            return status.WithDnr();
+        }
+        return ReadChunks(slba, nlb, data);
+    }
+
+    // Reads blocks in pieces of at most 64 KiB; compares them with `expected` unless it is empty.
+    private NvmeStatus ReadChunks(ulong slba, uint blockCount, ReadOnlySpan<byte> expected)
+    {
+        int shift = Geometry.BlockShift;
+        int chunkBlocks = Math.Max(1, (64 << 10) >> shift);
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(chunkBlocks << shift);
+        try
+        {
+            for (uint done = 0; done < blockCount;)
+            {
+                int n = (int)Math.Min((uint)chunkBlocks, blockCount - done);
+                Span<byte> chunk = buffer.AsSpan(0, n << shift);
+                NvmeStatus status = ReadData(slba + done, chunk);
+                if (!status.IsSuccess)
+                {
+                    return status;
+                }
+                if (!expected.IsEmpty && !chunk.SequenceEqual(expected.Slice((int)done << shift, n << shift)))
+                {
+                    return NvmeStatus.CompareFailure.WithDnr();
+                }
+                done += (uint)n;
+            }
+            return NvmeStatus.Success;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     private NvmeStatus WriteAt(ulong slba, uint nlb, ReadOnlySpan<byte> data, bool zeroes, bool fua, bool append, out ulong assignedLba)
@@ -440,6 +662,10 @@ public sealed class ZonedNamespace : IDisposable
                 {
                     status = Open(zi, implicitly: true);
                 }
+                else if (status == NvmeStatus.ZoneInvalidWrite && slba > z.WritePointer)
+                {
+                    Interlocked.Increment(ref _writesAheadOfWritePointer);
+                }
             }
             if (!status.IsSuccess)
             {
@@ -454,7 +680,7 @@ public sealed class ZonedNamespace : IDisposable
             }
             lock (_stateLock)
             {
-                AdvanceWritePointer(zi, nlb);
+                CompleteZonedWrite(zi, slba, nlb);
             }
         }
         Interlocked.Increment(ref _changes);
@@ -526,7 +752,15 @@ public sealed class ZonedNamespace : IDisposable
         {
             return status;
         }
-        if (slba != z.WritePointer)
+        if ((z.Attributes & ZoneAttributes.ZrwaValid) != 0)
+        {
+            // Anywhere in the window: the write pointer up to twice the ZRWA size (QEMU's nvme_check_zone_write).
+            if (slba < z.WritePointer || slba + nlb > z.WritePointer + 2 * Geometry.ZrwaSizeLbas)
+            {
+                return NvmeStatus.ZoneInvalidWrite;
+            }
+        }
+        else if (slba != z.WritePointer)
         {
             return NvmeStatus.ZoneInvalidWrite;
         }
@@ -578,11 +812,11 @@ public sealed class ZonedNamespace : IDisposable
         }
         if (IsOpen(from)) { _openCount--; }
         if (IsActive(from)) { _activeCount--; }
-        if (from == ZoneState.ImplicitlyOpened) { UnlinkImplicit(zi); }
+        if (ListOf(from) is int fromList) { Unlink(fromList, zi); }
         z.State = to;
         if (IsOpen(to)) { _openCount++; }
         if (IsActive(to)) { _activeCount++; }
-        if (to == ZoneState.ImplicitlyOpened) { LinkImplicit(zi); }
+        if (ListOf(to) is int toList) { Link(toList, zi); }
         Debug.Assert(_openCount <= _activeCount, "open zones are a subset of active zones");
         Debug.Assert(Geometry.MaxOpen == 0 || _openCount <= Geometry.MaxOpen, "open limit");
         Debug.Assert(Geometry.MaxActive == 0 || _activeCount <= Geometry.MaxActive, "active limit");
@@ -591,24 +825,46 @@ public sealed class ZonedNamespace : IDisposable
     private static bool IsOpen(ZoneState s) => s is ZoneState.ImplicitlyOpened or ZoneState.ExplicitlyOpened;
     private static bool IsActive(ZoneState s) => s is ZoneState.ImplicitlyOpened or ZoneState.ExplicitlyOpened or ZoneState.Closed;
 
-    private void LinkImplicit(uint zi)
+    private static int? ListOf(ZoneState s) => s switch
     {
-        _impPrev[zi] = _impTail;
-        _impNext[zi] = -1;
-        if (_impTail >= 0) { _impNext[_impTail] = (int)zi; } else { _impHead = (int)zi; }
-        _impTail = (int)zi;
+        ZoneState.ImplicitlyOpened => ImplicitList,
+        ZoneState.ExplicitlyOpened => ExplicitList,
+        ZoneState.Closed => ClosedList,
+        _ => null,
+    };
+
+    private void Link(int list, uint zi, bool atHead = false)
+    {
+        if (atHead && _head[list] >= 0)
+        {
+            _next[zi] = _head[list];
+            _prev[zi] = -1;
+            _prev[_head[list]] = (int)zi;
+            _head[list] = (int)zi;
+            return;
+        }
+        _prev[zi] = _tail[list];
+        _next[zi] = -1;
+        if (_tail[list] >= 0) { _next[_tail[list]] = (int)zi; } else { _head[list] = (int)zi; }
+        _tail[list] = (int)zi;
     }
 
-    private void UnlinkImplicit(uint zi)
+    private void Unlink(int list, uint zi)
     {
-        int p = _impPrev[zi], n = _impNext[zi];
-        if (p >= 0) { _impNext[p] = n; } else { _impHead = n; }
-        if (n >= 0) { _impPrev[n] = p; } else { _impTail = p; }
-        _impPrev[zi] = _impNext[zi] = -1;
+        int p = _prev[zi], n = _next[zi];
+        if (p >= 0) { _next[p] = n; } else { _head[list] = n; }
+        if (n >= 0) { _prev[n] = p; } else { _tail[list] = p; }
+        _prev[zi] = _next[zi] = -1;
     }
 
-    private NvmeStatus CheckResources(uint addActive, uint addOpen)
+    private NvmeStatus CheckResources(uint addActive, uint addOpen, uint addZrwa = 0)
     {
+        if (addZrwa > _zrwaFree)
+        {
+            if (Geometry.MaxActive != 0 && _activeCount + addActive > Geometry.MaxActive) { return NvmeStatus.TooManyActiveZones; }
+            if (Geometry.MaxOpen != 0 && _openCount + addOpen > Geometry.MaxOpen) { return NvmeStatus.TooManyOpenZones; }
+            return NvmeStatus.ZrwaResourcesUnavailable;
+        }
         if (Geometry.MaxActive != 0 && _activeCount + addActive > Geometry.MaxActive)
         {
             return NvmeStatus.TooManyActiveZones;
@@ -623,48 +879,161 @@ public sealed class ZonedNamespace : IDisposable
     // QEMU's auto transition: at the open limit, close the oldest implicitly opened zone to make room.
     private void AutoClose()
     {
-        if (Geometry.AutoTransition && Geometry.MaxOpen != 0 && _openCount == Geometry.MaxOpen && _impHead >= 0)
+        if (Geometry.AutoTransition && Geometry.MaxOpen != 0 && _openCount == Geometry.MaxOpen && _head[ImplicitList] >= 0)
         {
-            SetState((uint)_impHead, ZoneState.Closed);
+            SetState((uint)_head[ImplicitList], ZoneState.Closed);
         }
     }
 
-    /// <summary>Open for a write (implicit) or for Open Zone (explicit). Caller holds the state lock.</summary>
-    private NvmeStatus Open(uint zi, bool implicitly)
+    /// <summary>
+    /// Open for a write (implicit) or for Open Zone (explicit), with a ZRWA allocated when <paramref name="zrwa"/>
+    /// (Open with ZSASO). Caller holds the state lock.
+    /// </summary>
+    private NvmeStatus Open(uint zi, bool implicitly, bool zrwa = false)
     {
         ZoneState state = _zones[zi].State;
+        // A zone that already has a ZRWA keeps it and needs no second resource.
+        uint addZrwa = zrwa && !HasZrwaLocked(zi) ? 1u : 0u;
         switch (state)
         {
             case ZoneState.Empty:
             case ZoneState.Closed:
             {
                 AutoClose();
-                var status = CheckResources(state == ZoneState.Empty ? 1u : 0u, 1);
+                var status = CheckResources(state == ZoneState.Empty ? 1u : 0u, 1, addZrwa);
                 if (!status.IsSuccess)
                 {
                     return status;
                 }
                 SetState(zi, implicitly ? ZoneState.ImplicitlyOpened : ZoneState.ExplicitlyOpened);
-                return NvmeStatus.Success;
+                break;
             }
             case ZoneState.ImplicitlyOpened:
+            case ZoneState.ExplicitlyOpened:
+            {
+                var status = CheckResources(0, 0, addZrwa);
+                if (!status.IsSuccess)
+                {
+                    return status;
+                }
                 if (!implicitly)
                 {
                     SetState(zi, ZoneState.ExplicitlyOpened);
                 }
-                return NvmeStatus.Success;
-            case ZoneState.ExplicitlyOpened:
-                return NvmeStatus.Success;
+                break;
+            }
             default:
                 return NvmeStatus.InvalidZoneStateTransition;
         }
+        if (addZrwa != 0)
+        {
+            _zrwaFree--;
+            _zones[zi].Attributes |= ZoneAttributes.ZrwaValid;
+            _zrwaDataEnd[zi] = _zones[zi].WritePointer;
+        }
+        return NvmeStatus.Success;
     }
 
-    private void AdvanceWritePointer(uint zi, uint nlb)
+    // Open Zone with ZSASO (QEMU's nvme_open_zone): ZRWA support first, then a write pointer on the flush
+    // granularity (else ZRWA Resources Unavailable), then the ordinary open with the resource.
+    private NvmeStatus OpenWithZrwa(uint zi)
+    {
+        if (!Geometry.ZrwaSupported)
+        {
+            return NvmeStatus.InvalidZoneOperation;
+        }
+        if (_zones[zi].WritePointer % Geometry.ZrwaFlushGranularityLbas != 0)
+        {
+            return NvmeStatus.ZrwaResourcesUnavailable;
+        }
+        return Open(zi, implicitly: false, zrwa: true);
+    }
+
+    private bool HasZrwaLocked(uint zi) => (_zones[zi].Attributes & ZoneAttributes.ZrwaValid) != 0;
+
+    private bool HasZrwa(uint zi)
+    {
+        if (!Geometry.ZrwaSupported)
+        {
+            return false;
+        }
+        lock (_stateLock)
+        {
+            return HasZrwaLocked(zi);
+        }
+    }
+
+    // Where a zone's readable data ends: the write pointer, or past it what was written into the ZRWA window.
+    private ulong DataEnd(uint zi) =>
+        HasZrwaLocked(zi) ? Math.Max(_zones[zi].WritePointer, _zrwaDataEnd[zi]) : _zones[zi].WritePointer;
+
+    private void ReleaseZrwa(uint zi)
+    {
+        if (HasZrwaLocked(zi))
+        {
+            _zones[zi].Attributes &= ~ZoneAttributes.ZrwaValid;
+            _zrwaFree++;
+        }
+    }
+
+    // After the data of a write is in the backstore: advance the write pointer, or for a zone with a ZRWA, flush
+    // implicitly when the write ended past the first ZRWAS blocks of the window, rounded up to the flush
+    // granularity (QEMU's nvme_zoned_zrwa_implicit_flush).
+    private void CompleteZonedWrite(uint zi, ulong slba, uint nlb)
+    {
+        if (!HasZrwaLocked(zi))
+        {
+            AdvanceWritePointer(zi, nlb);
+            return;
+        }
+        ulong end = slba + nlb;
+        _zrwaDataEnd[zi] = Math.Max(_zrwaDataEnd[zi], end);
+        ulong windowLast = _zones[zi].WritePointer + Geometry.ZrwaSizeLbas - 1;
+        ulong last = end - 1;
+        if (last > windowLast)
+        {
+            ulong fg = Geometry.ZrwaFlushGranularityLbas;
+            AdvanceWritePointer(zi, (last - windowLast + fg - 1) / fg * fg);
+        }
+    }
+
+    // ZSA 11h: commit the window up to and including ELBA (QEMU's nvme_zone_mgmt_send_zrwa_flush).
+    private NvmeStatus FlushZrwa(uint zi, ulong elba)
+    {
+        if (!Geometry.ZrwaSupported)
+        {
+            return NvmeStatus.InvalidZoneOperation;
+        }
+        if (!HasZrwaLocked(zi))
+        {
+            return NvmeStatus.InvalidField;
+        }
+        ulong wp = _zones[zi].WritePointer;
+        if (elba < wp || elba > wp + Geometry.ZrwaSizeLbas)
+        {
+            return NvmeStatus.ZoneBoundaryError;
+        }
+        ulong nlb = elba - wp + 1;
+        if (nlb % Geometry.ZrwaFlushGranularityLbas != 0)
+        {
+            return NvmeStatus.InvalidField;
+        }
+        var status = Open(zi, implicitly: true);
+        if (!status.IsSuccess)
+        {
+            return status;
+        }
+        AdvanceWritePointer(zi, nlb);
+        return NvmeStatus.Success;
+    }
+
+    private void AdvanceWritePointer(uint zi, ulong nlb)
     {
         ref var z = ref _zones[zi];
-        z.WritePointer += nlb;
-        if (z.WritePointer == Geometry.ZoneStart(zi) + Geometry.ZoneCapacityLbas)
+        ulong boundary = Geometry.ZoneStart(zi) + Geometry.ZoneCapacityLbas;
+        // A ZRWA flush rounded up to the granularity may reach past the capacity; the zone is then full.
+        z.WritePointer = Math.Min(z.WritePointer + nlb, boundary);
+        if (z.WritePointer == boundary)
         {
             Finish(zi);
         }
@@ -696,7 +1065,13 @@ public sealed class ZonedNamespace : IDisposable
             case ZoneState.ImplicitlyOpened:
             case ZoneState.ExplicitlyOpened:
             case ZoneState.Closed:
-                // The write pointer stays where the data ends, so reads past it keep returning zeros.
+                // The write pointer stays where the data ends (window data of a ZRWA included), so reads past it
+                // keep returning zeros.
+                if (HasZrwaLocked(zi))
+                {
+                    _zones[zi].WritePointer = DataEnd(zi);
+                    ReleaseZrwa(zi);
+                }
                 SetState(zi, ZoneState.Full);
                 return NvmeStatus.Success;
             default:
@@ -716,7 +1091,8 @@ public sealed class ZonedNamespace : IDisposable
             case ZoneState.ExplicitlyOpened:
             case ZoneState.Closed:
             case ZoneState.Full:
-                releasedEnd = z.WritePointer;
+                releasedEnd = DataEnd(zi);
+                ReleaseZrwa(zi);
                 SetState(zi, ZoneState.Empty);
                 z.WritePointer = Geometry.ZoneStart(zi);
                 z.Attributes = ZoneAttributes.None;
@@ -794,18 +1170,17 @@ public sealed class ZonedNamespace : IDisposable
         switch (action)
         {
             case ZoneSendAction.Open:
-                if (zsaso)
-                {
-                    // No Zone Random Write Area support (OZCS.ZRWASUP = 0).
-                    return NvmeStatus.InvalidZoneOperation.WithDnr();
-                }
-                status = selectAll ? ForEachZone(s => s == ZoneState.Closed, z => Open(z, implicitly: false)) : OneZone(zi, z => Open(z, implicitly: false));
+            {
+                Func<uint, NvmeStatus> open = zsaso ? OpenWithZrwa : z => Open(z, implicitly: false);
+                // QEMU walks the closed zones in the order they closed (zones auto-closed meanwhile join the walk).
+                status = selectAll ? WalkLists(open, ClosedList) : OneZone(zi, open);
                 break;
+            }
             case ZoneSendAction.Close:
-                status = selectAll ? ForEachZone(IsOpen, Close) : OneZone(zi, Close);
+                status = selectAll ? WalkLists(Close, ImplicitList, ExplicitList) : OneZone(zi, Close);
                 break;
             case ZoneSendAction.Finish:
-                status = selectAll ? ForEachZone(IsActive, Finish) : OneZone(zi, Finish);
+                status = selectAll ? WalkLists(Finish, ClosedList, ImplicitList, ExplicitList) : OneZone(zi, Finish);
                 break;
             case ZoneSendAction.Reset:
                 status = ResetZones(zi, selectAll);
@@ -827,8 +1202,8 @@ public sealed class ZonedNamespace : IDisposable
                 }
                 break;
             case ZoneSendAction.FlushZrwa:
-                // No ZRWA: QEMU answers Invalid Field for Select All, Invalid Zone Operation otherwise.
-                status = selectAll ? NvmeStatus.InvalidField : NvmeStatus.InvalidZoneOperation;
+                // SLBA is the last LBA to commit; Select All has no meaning here (Invalid Field, as QEMU).
+                status = selectAll ? NvmeStatus.InvalidField : OneZone(zi, z => FlushZrwa(z, slba));
                 break;
             default:
                 status = NvmeStatus.InvalidField;
@@ -849,6 +1224,45 @@ public sealed class ZonedNamespace : IDisposable
             lock (_stateLock)
             {
                 return op(zi);
+            }
+        }
+    }
+
+    // Select All over QEMU's state lists, in their order. Every zone lock is taken (index order, as Reset does)
+    // so no write is between its checks and its write pointer update while zones change state under it. The next
+    // zone is taken before the current one is processed, as QEMU's QTAILQ_FOREACH_SAFE does.
+    private NvmeStatus WalkLists(Func<uint, NvmeStatus> op, params int[] lists)
+    {
+        int taken = 0;
+        try
+        {
+            for (; taken < _zoneLocks.Length; taken++)
+            {
+                Monitor.Enter(_zoneLocks[taken]);
+            }
+            lock (_stateLock)
+            {
+                foreach (int list in lists)
+                {
+                    for (int zi = _head[list]; zi >= 0;)
+                    {
+                        int next = _next[zi];
+                        var status = op((uint)zi);
+                        if (!status.IsSuccess)
+                        {
+                            return status;
+                        }
+                        zi = next;
+                    }
+                }
+            }
+            return NvmeStatus.Success;
+        }
+        finally
+        {
+            while (taken > 0)
+            {
+                Monitor.Exit(_zoneLocks[--taken]);
             }
         }
     }
@@ -1080,11 +1494,29 @@ public sealed class ZonedNamespace : IDisposable
     {
         lock (_stateLock)
         {
-            for (uint zi = 0; zi < _zones.Length; zi++)
+            // QEMU's nvme_zoned_ns_shutdown: closed, implicitly and explicitly opened zones in list order; each
+            // becomes Closed (put at the head of the closed list, keeping its ZRWA) or, without data or extension,
+            // Empty.
+            var order = new List<uint>();
+            foreach (int list in (ReadOnlySpan<int>)[ClosedList, ImplicitList, ExplicitList])
             {
-                if (IsOpen(_zones[zi].State))
+                for (int zi = _head[list]; zi >= 0; zi = _next[zi])
                 {
-                    SetState(zi, PowerCycleState(zi));
+                    order.Add((uint)zi);
+                }
+            }
+            foreach (uint zi in order)
+            {
+                ZoneState target = PowerCycleState(zi);
+                if (target == ZoneState.Empty)
+                {
+                    ReleaseZrwa(zi);
+                }
+                SetState(zi, target);
+                if (target == ZoneState.Closed)
+                {
+                    Unlink(ClosedList, zi);
+                    Link(ClosedList, zi, atHead: true);
                 }
             }
         }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Core.Timing;
 using Zns.Core.Zones;
 
 namespace Zns.Target.Nvme;
@@ -22,11 +23,15 @@ internal sealed class IoCommandHandler
     private readonly NvmeController _controller;
     private readonly NvmeSubsystem _subsystem;
     private readonly ushort _qid;
-    public IoCommandHandler(NvmeController controller, ushort qid)
+    private readonly OperationPool<TimedCompletion> _timed;
+
+    public IoCommandHandler(NvmeController controller, ushort qid, int queueEntries)
     {
         _qid = qid;
         _controller = controller;
         _subsystem = controller.Subsystem;
+        // At most one command per SQ entry can be outstanding, so this bounds the pool of delayed completions.
+        _timed = new OperationPool<TimedCompletion>(queueEntries, () => new TimedCompletion(this));
     }
 
     /// <summary>Opcodes of the NVM and Zoned Namespace command sets that this target implements.</summary>
@@ -73,6 +78,9 @@ internal sealed class IoCommandHandler
                 return new ValueTask<CompletionQueueEntry>(cqe);
             }
         }
+        TimingModel? timing = info.Timing;
+        long submitted = timing is null ? 0 : CompletionScheduler.Now;
+        CommandTiming.Before before = timing is null ? default : CommandTiming.Capture(timing, in sqe, ns);
         try
         {
             cqe.Status = opcode == IoOpcode.Read ? Read(ns, sqe.Cdw10_11, data.Span) : ExecuteSynchronous(in sqe, ns, info, data.Span, ref cqe.Result);
@@ -80,6 +88,14 @@ internal sealed class IoCommandHandler
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or UnauthorizedAccessException)
         {
             cqe.Status = InternalError(ex, opcode);
+        }
+        if (timing is not null)
+        {
+            long due = CommandTiming.Due(timing, submitted, in sqe, in before, in cqe);
+            if (due > CompletionScheduler.Now)
+            {
+                return _timed.Rent().Start(in cqe, due);
+            }
         }
         return new ValueTask<CompletionQueueEntry>(cqe);
     }
@@ -93,6 +109,8 @@ internal sealed class IoCommandHandler
         }
         return status;
     }
+
+    internal void Return(TimedCompletion completion) => _timed.Return(completion);
 
     private NvmeStatus ExecuteSynchronous(in SubmissionQueueEntry sqe, ZonedNamespace ns, NamespaceInfo info, Span<byte> data, ref ulong result)
     {
@@ -184,10 +202,15 @@ internal sealed class IoCommandHandler
     /// range is context attributes (u32), NLB (u32, not 0's based), SLBA (u64). Without AD the ranges are only
     /// hints and nothing happens.
     /// </summary>
+    /// <remarks>
+    /// The buffer only has to hold the NR ranges: Linux always transfers a whole 4 KiB page of ranges, whatever NR
+    /// is. A range past the namespace is skipped and the command still succeeds, as QEMU's device does (deallocate
+    /// is advisory); the controller reports no DMRSL, so there is no size limit to skip on.
+    /// </remarks>
     private static NvmeStatus DatasetManagement(in SubmissionQueueEntry sqe, ZonedNamespace ns, ReadOnlySpan<byte> data)
     {
         int ranges = (int)(sqe.Cdw10 & 0xFF) + 1;
-        if (data.Length != ranges * 16)
+        if (data.Length < ranges * DsmRangeBytes)
         {
             return NvmeStatus.DataSglLengthInvalid.WithDnr();
         }
@@ -195,15 +218,17 @@ internal sealed class IoCommandHandler
         {
             return NvmeStatus.Success;
         }
+        ulong nsze = ns.Geometry.NamespaceSizeLbas;
         for (int i = 0; i < ranges; i++)
         {
-            ReadOnlySpan<byte> range = data.Slice(i * 16, 16);
+            ReadOnlySpan<byte> range = data.Slice(i * DsmRangeBytes, DsmRangeBytes);
             uint blocks = BinaryPrimitives.ReadUInt32LittleEndian(range[4..]);
-            if (blocks == 0)
+            ulong slba = BinaryPrimitives.ReadUInt64LittleEndian(range[8..]);
+            if (blocks == 0 || slba >= nsze || nsze - slba < blocks)
             {
                 continue;
             }
-            NvmeStatus status = ns.Deallocate(BinaryPrimitives.ReadUInt64LittleEndian(range[8..]), blocks);
+            NvmeStatus status = ns.Deallocate(slba, blocks);
             if (!status.IsSuccess)
             {
                 return status;
@@ -211,6 +236,9 @@ internal sealed class IoCommandHandler
         }
         return NvmeStatus.Success;
     }
+
+    /// <summary>Size of one Dataset Management range: context attributes, NLB, SLBA.</summary>
+    private const int DsmRangeBytes = 16;
 
     private NvmeStatus FlushAll()
     {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Zns.Core.Timing;
 using Zns.Core.Zones;
 using Zns.Target.Nvme.Wire;
 
@@ -72,6 +73,19 @@ public sealed class NvmeSubsystem
 
     /// <summary>The namespace for an NSID, or null when the NSID is not an active namespace of this subsystem.</summary>
     internal NamespaceInfo? GetNamespace(uint nsid) => nsid - 1 < (uint)_namespaces.Length ? _namespaces[nsid - 1] : null;
+
+    /// <summary>
+    /// Changes how namespace <paramref name="nsid"/>'s completions are timed, at once and without reformatting:
+    /// commands submitted from now on use the new timing, commands already waiting keep their due times.
+    /// Throws <see cref="ArgumentOutOfRangeException"/> for an unknown NSID and <see cref="OptionException"/> for
+    /// inconsistent parameters.
+    /// </summary>
+    public void SetTiming(uint nsid, TimingOptions timing) =>
+        (GetNamespace(nsid) ?? throw new ArgumentOutOfRangeException(nameof(nsid), nsid, "no such namespace")).SetTiming(timing);
+
+    /// <summary>The timing namespace <paramref name="nsid"/> uses now.</summary>
+    public TimingOptions GetTiming(uint nsid) =>
+        (GetNamespace(nsid) ?? throw new ArgumentOutOfRangeException(nameof(nsid), nsid, "no such namespace")).Timing?.Options ?? TimingOptions.Off;
 
     /// <summary>
     /// Reports that namespace <paramref name="nsid"/> changed (for example its capacity): every controller that enabled
@@ -185,7 +199,16 @@ internal sealed class NamespaceInfo
         Uuid = ns.Uuid.ToByteArray(bigEndian: true);
         Nguid = Uuid;
         ZoneSendDataLength = ns.Geometry.DescriptorExtensionSize;
+        SetTiming(ns.Options.Timing);
     }
+
+    /// <summary>The namespace's timing model, or null when timing is off (the command path then does nothing extra).</summary>
+    public TimingModel? Timing => Volatile.Read(ref _timing);
+
+    private TimingModel? _timing;
+
+    public void SetTiming(TimingOptions timing) =>
+        Volatile.Write(ref _timing, timing.Enabled ? new TimingModel(timing, Namespace.Geometry) : null);
 
     public uint Nsid { get; }
     public ZonedNamespace Namespace { get; }

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Zns.Core.Zones;
+using Zns.Target.Nvme.Auth;
 using Zns.Target.Nvme.Wire;
 
 namespace Zns.Target.Nvme;
@@ -39,6 +40,7 @@ public sealed class NvmeTarget : IQueueHandlerFactory, IDisposable
             throw new ArgumentException($"at most {NamespaceListLayout.MaxEntries} namespaces are supported", nameof(namespaces));
         }
         Subsystem = new NvmeSubsystem(this, options.SubsystemNqn, isDiscovery: false, list);
+        AuthFailures = new AuthFailureLimiter(options.MaxAuthenticationFailures, options.AuthenticationFailureWindow, options.TimeProvider);
         DiscoverySubsystem = options.EnableDiscovery ? new NvmeSubsystem(this, TargetOptions.DiscoveryNqn, isDiscovery: true, []) : null;
     }
 
@@ -52,6 +54,9 @@ public sealed class NvmeTarget : IQueueHandlerFactory, IDisposable
     public NvmeSubsystem? DiscoverySubsystem { get; }
 
     internal ILogger Logger { get; }
+
+    /// <summary>Failed authentication attempts per source address.</summary>
+    internal AuthFailureLimiter AuthFailures { get; }
 
     /// <summary>The address reported in discovery log entries, once the transport has bound.</summary>
     public IPEndPoint? ListenerEndPoint
