@@ -317,6 +317,9 @@ internal sealed class QueueHandler : IQueueHandler
         _target.Logger.ConnectRejected(_transport.RemoteEndPoint, cqe.Status.ToString(), reason, subNqn, hostNqn, qid);
     }
 
+    /// <summary>In-capsule data bytes this queue's transport accepts per command (IOCCSZ source).</summary>
+    internal int InCapsuleDataLength => _transport.InCapsuleDataLength;
+
     /// <summary>Closes this queue's connection (controller reset, shutdown, teardown).</summary>
     internal void AbortConnection(string reason) => _transport.Abort(reason);
 
