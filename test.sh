@@ -38,5 +38,12 @@ if [ -x tests/guest/auth-tests.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ]; t
   passed=$((passed + ap)); failed=$((failed + af))
 fi
 
+if [ -x tests/guest/vfio-user-tests.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ]; then
+  # The same kernel checks with zns as a PCIe NVMe controller over vfio-user (needs Debian 13's QEMU; skipped without).
+  tests/guest/vfio-user-tests.sh | tee "$results/vfio-user.log"
+  passed=$((passed + $(grep -c '^ok ' "$results/vfio-user.log" || true)))
+  failed=$((failed + $(grep -c '^not ok ' "$results/vfio-user.log" || true)))
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

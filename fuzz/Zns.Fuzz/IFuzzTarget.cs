@@ -28,6 +28,7 @@ public static class FuzzTargets
         [CommandDispatchTarget.Name] = CommandDispatchTarget.Fuzz,
         [ZoneStateLoaderTarget.Name] = ZoneStateLoaderTarget.Fuzz,
         [DhchapExchangeTarget.Name] = DhchapExchangeTarget.Fuzz,
+        [VfioUserMessageTarget.Name] = VfioUserMessageTarget.Fuzz,
     };
 
     /// <summary>Every type implementing <see cref="IFuzzTarget"/> in this assembly (to check none is left out).</summary>

@@ -19,6 +19,56 @@ public static class Seeds
             yield return (ZoneStateLoaderTarget.Name, name, bytes);
         foreach (var (name, bytes) in DhchapExchanges())
             yield return (DhchapExchangeTarget.Name, name, bytes);
+        foreach (var (name, bytes) in VfioUserMessages())
+            yield return (VfioUserMessageTarget.Name, name, bytes);
+    }
+
+    /// <summary>vfio-user streams: negotiation and queries, then a controller bring-up over DMA-mapped memory.</summary>
+    private static IEnumerable<(string, byte[])> VfioUserMessages()
+    {
+        static byte[] Message(ushort id, ushort command, byte[] payload, uint error = 0, uint flags = 0)
+        {
+            byte[] m = new byte[16 + payload.Length];
+            BinaryPrimitives.WriteUInt16LittleEndian(m, id);
+            BinaryPrimitives.WriteUInt16LittleEndian(m.AsSpan(2), command);
+            BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(4), (uint)m.Length);
+            BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(8), flags);
+            BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(12), error);
+            payload.CopyTo(m.AsSpan(16));
+            return m;
+        }
+        static byte[] Words(params ulong[] fields)
+        {
+            // (value, size) pairs flattened: size in the low byte of every second entry.
+            var b = new List<byte>();
+            for (int i = 0; i < fields.Length; i += 2)
+            {
+                byte[] w = BitConverter.GetBytes(fields[i]);
+                b.AddRange(w.AsSpan(0, (int)fields[i + 1]).ToArray());
+            }
+            return [.. b];
+        }
+        static byte[] Write(ushort id, uint region, ulong offset, uint value) => Message(id, 10, Words(offset, 8, region, 4, 4, 4, value, 4));
+        byte[] version = Message(1, 1, [0, 0, 0, 0, .. "{\"capabilities\":{\"max_msg_fds\":16}}"u8, 0]);
+        byte[] info = Message(2, 4, Words(16, 4, 0, 4, 0, 4, 0, 4));
+        byte[] region = Message(3, 5, Words(32, 4, 0, 4, 7, 4, 0, 4, 0, 8, 0, 8));
+        byte[] irq = Message(4, 7, Words(16, 4, 0, 4, 2, 4, 0, 4));
+        byte[] readCfg = Message(5, 9, Words(0, 8, 7, 4, 64, 4));
+        yield return ("negotiate-query", [.. version, .. info, .. region, .. irq, .. readCfg]);
+        byte[] map = Message(6, 2, Words(32, 4, 3, 4, 0, 8, 0x100000, 8, 0x100000, 8), error: 1);
+        byte[] irqs = Message(7, 8, Words(20, 4, 4 | 32, 4, 2, 4, 0, 4, 1, 4), error: 1);
+        byte[] aqa = Write(8, 0, 0x24, 0x001F001F);
+        byte[] asq = Write(9, 0, 0x28, 0x100000);
+        byte[] asqHi = Write(10, 0, 0x2C, 0);
+        byte[] acq = Write(11, 0, 0x30, 0x101000);
+        byte[] acqHi = Write(12, 0, 0x34, 0);
+        byte[] cc = Write(13, 0, 0x14, 0x00460061);
+        byte[] doorbell = Write(14, 0, 0x1000, 1);
+        byte[] csts = Message(15, 9, Words(0x1C, 8, 0, 4, 4, 4));
+        byte[] unmap = Message(16, 3, Words(24, 4, 0, 4, 0x100000, 8, 0x100000, 8));
+        byte[] reset = Message(17, 13, []);
+        yield return ("bring-up", [.. version, .. map, .. irqs, .. aqa, .. asq, .. asqHi, .. acq, .. acqHi, .. cc, .. doorbell, .. csts, .. unmap, .. reset]);
+        yield return ("bad-framing", [.. version, .. Message(2, 9, Words(0, 8, 0, 4, 4, 4))[..10], 0xFF, 0xFF]);
     }
 
     private static IEnumerable<(string, byte[])> Pdus()

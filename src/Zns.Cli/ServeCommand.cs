@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Zns.Core.Storage;
 using Zns.Core.Zones;
 using Zns.Target.Nvme;
+using Zns.Target.VfioUser;
 using Zns.Target.Transport;
 
 namespace Zns.Cli;
@@ -28,7 +29,12 @@ internal static partial class Commands
                           "created as a 32 GiB sparse file with 64M zones, 62M capacity, max_open 16, max_active 32, zasl 5",
             Arity = ArgumentArity.ZeroOrMore,
         };
-        var listen = new Option<string>("--listen", "-l") { Description = "Address and port to listen on (default 127.0.0.1:4420)", DefaultValueFactory = _ => "127.0.0.1:4420" };
+        var listen = new Option<string>("--listen", "-l") { Description = "Address and port to listen on (default 127.0.0.1:4420; none: no NVMe/TCP listener)", DefaultValueFactory = _ => "127.0.0.1:4420" };
+        var vfioUser = new Option<string[]>("--vfio-user")
+        {
+            Description = "Also serve a PCIe NVMe controller of the subsystem over vfio-user on this Unix socket (repeatable; QEMU attaches it with -device vfio-user-pci)",
+            Arity = ArgumentArity.OneOrMore, AllowMultipleArgumentsPerToken = false,
+        };
         var nqn = new Option<string>("--nqn") { Description = "Subsystem NQN", DefaultValueFactory = _ => new TargetOptions().SubsystemNqn };
         var serial = new Option<string>("--serial") { Description = "Serial number (default deadbeef)", DefaultValueFactory = _ => "deadbeef" };
         var model = new Option<string>("--model") { Description = "Model number", DefaultValueFactory = _ => new TargetOptions().ModelNumber };
@@ -42,17 +48,25 @@ internal static partial class Commands
         {
             Description = $"Most NVMe/TCP connections served at once (each host uses one per queue); more are closed at once (default {new TargetTransportOptions().MaxConnections})",
         };
+        var control = new ServeControlOptions();
         var geometry = new GeometryOptions();
         var authentication = new AuthenticationOptions();
         var cmd = new Command("serve", "Serve zoned namespaces over NVMe/TCP until Ctrl-C")
         {
-            files, listen, nqn, serial, model, firmware, allowHost, size, ephemeral, reformat, maxConnections, verbose,
+            files, listen, vfioUser, nqn, serial, model, firmware, allowHost, size, ephemeral, reformat, maxConnections, verbose,
         };
+        control.AddTo(cmd);
         geometry.AddTo(cmd);
         authentication.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
         {
-            var endPoint = ParseEndPoint(r.GetValue(listen)!);
+            bool tcp = r.GetValue(listen) != "none";
+            string[] vfioPaths = r.GetValue(vfioUser) ?? [];
+            if (!tcp && vfioPaths.Length == 0)
+            {
+                throw new UsageException("--listen none needs at least one --vfio-user PATH");
+            }
+            var endPoint = ParseEndPoint(tcp ? r.GetValue(listen)! : "127.0.0.1:0");
             var transport = new TargetTransportOptions { ListenEndPoint = endPoint };
             if (r.GetValue(maxConnections) is { } mc)
             {
@@ -89,7 +103,8 @@ internal static partial class Commands
                 {
                     throw new UsageException(e.Message);
                 }
-                await RunAsync(targetOptions, transport, namespaces, specs, r.GetValue(verbose), ct);
+                var controlSettings = control.Read(r);
+                await RunAsync(targetOptions, tcp ? transport : null, vfioPaths, namespaces, specs, r.GetValue(verbose), controlSettings, ct);
             }
             finally
             {
@@ -184,58 +199,105 @@ internal static partial class Commands
         return n;
     }
 
-    private static async Task RunAsync(TargetOptions options, TargetTransportOptions transport, List<ZonedNamespace> namespaces, string[] specs, bool verbose, CancellationToken ct)
+    private static async Task RunAsync(TargetOptions options, TargetTransportOptions? transport, string[] vfioPaths, List<ZonedNamespace> namespaces,
+        string[] specs, bool verbose, ServeControlSettings control, CancellationToken ct)
     {
         using var loggerFactory = LoggerFactory.Create(b => b
             .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
             .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information));
         using var target = new NvmeTarget(options, namespaces, loggerFactory);
-        var endPoint = transport.ListenEndPoint;
-        await using var listener = new NvmeTcpListener(transport, target, loggerFactory);
+        var controlService = ServeControl.ApplyScenario(control, target);
+        await using var listener = transport is null ? null : new NvmeTcpListener(transport, target, loggerFactory);
+        if (listener is not null)
+        {
+            target.Metrics.ConnectionCount = () => listener.ConnectionCount;
+        }
+        var vfioServers = new List<VfioUserServer>();
+        var stdout = Console.Out;
         try
         {
-            listener.Start();
-        }
-        catch (System.Net.Sockets.SocketException e)
-        {
-            throw new UsageException($"--listen {endPoint}: {e.Message}");
-        }
-        var bound = listener.LocalEndPoint;
-        string address = bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any) ? "<this machine's address>" : bound.Address.ToString();
-        target.SetListenerAddress(bound.Address.Equals(IPAddress.Any) ? new IPEndPoint(IPAddress.Loopback, bound.Port) : bound);
+            foreach (string path in vfioPaths)
+            {
+                try
+                {
+                    vfioServers.Add(new VfioUserServer(target, path, loggerFactory));
+                }
+                catch (System.Net.Sockets.SocketException e)
+                {
+                    throw new UsageException($"--vfio-user {path}: {e.Message}");
+                }
+            }
+            if (listener is not null)
+            {
+                try
+                {
+                    listener.Start();
+                }
+                catch (System.Net.Sockets.SocketException e)
+                {
+                    throw new UsageException($"--listen {transport!.ListenEndPoint}: {e.Message}");
+                }
+            }
+            foreach (VfioUserServer server in vfioServers)
+            {
+                server.Start();
+            }
 
-        // Signals are taken before the ready line is printed: a script that stops the target as soon as it sees
-        // "press Ctrl-C" must still get a clean shutdown.
-        var stop = new TaskCompletionSource();
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
-        using var reg = ct.Register(() => stop.TrySetResult());
+            // Signals are taken before the ready line is printed: a script that stops the target as soon as it sees
+            // "press Ctrl-C" must still get a clean shutdown.
+            var stop = new TaskCompletionSource();
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+            using var reg = ct.Register(() => stop.TrySetResult());
 
-        var stdout = Console.Out;
-        stdout.WriteLine($"zns: serving {namespaces.Count} namespace{(namespaces.Count == 1 ? "" : "s")} on {bound}");
-        for (int i = 0; i < namespaces.Count; i++)
-        {
-            stdout.WriteLine($"  nsid {i + 1}: {specs[i]}: {Output.Summary(namespaces[i].Geometry)}{(namespaces[i].StatePath is { } sp ? $", zone state in {sp}" : ", zone state not kept")}{(namespaces[i].Options.Timing.Enabled ? $", {namespaces[i].Options.Timing.Describe()}" : "")}");
-        }
-        stdout.WriteLine($"subsystem NQN: {options.SubsystemNqn}");
-        stdout.WriteLine("attach from a Linux host (modprobe nvme-tcp):");
-        stdout.WriteLine($"  nvme discover -t tcp -a {address} -s {bound.Port}");
-        stdout.WriteLine($"  nvme connect -t tcp -a {address} -s {bound.Port} -n {options.SubsystemNqn}");
-        foreach ((string host, var auth) in options.HostAuthentication)
-        {
-            stdout.WriteLine($"  host {host} must authenticate (DH-HMAC-CHAP): add --hostnqn {host} --dhchap-secret HOST-KEY" +
-                             (auth.ControllerKey is null ? "" : " [--dhchap-ctrl-secret CTRL-KEY]"));
-        }
-        if (!IPAddress.IsLoopback(bound.Address) && options.AllowedHostNqns.Count == 0)
-        {
-            Console.Error.WriteLine($"zns: warning: listening on {bound} without --allow-host: any host that can reach this port can connect and overwrite the data");
-        }
-        stdout.WriteLine("press Ctrl-C to stop");
-        stdout.Flush();
+            string where = listener is null ? "vfio-user" : listener.LocalEndPoint.ToString();
+            stdout.WriteLine($"zns: serving {namespaces.Count} namespace{(namespaces.Count == 1 ? "" : "s")} on {where}");
+            for (int i = 0; i < namespaces.Count; i++)
+            {
+                stdout.WriteLine($"  nsid {i + 1}: {specs[i]}: {Output.Summary(namespaces[i].Geometry)}{(namespaces[i].StatePath is { } sp ? $", zone state in {sp}" : ", zone state not kept")}{(namespaces[i].Options.Timing.Enabled ? $", {namespaces[i].Options.Timing.Describe()}" : "")}");
+            }
+            stdout.WriteLine($"subsystem NQN: {options.SubsystemNqn}");
+            if (listener is not null)
+            {
+                var bound = listener.LocalEndPoint;
+                string address = bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any) ? "<this machine's address>" : bound.Address.ToString();
+                target.SetListenerAddress(bound.Address.Equals(IPAddress.Any) ? new IPEndPoint(IPAddress.Loopback, bound.Port) : bound);
+                stdout.WriteLine("attach from a Linux host (modprobe nvme-tcp):");
+                stdout.WriteLine($"  nvme discover -t tcp -a {address} -s {bound.Port}");
+                stdout.WriteLine($"  nvme connect -t tcp -a {address} -s {bound.Port} -n {options.SubsystemNqn}");
+                foreach ((string host, var auth) in options.HostAuthentication)
+                {
+                    stdout.WriteLine($"  host {host} must authenticate (DH-HMAC-CHAP): add --hostnqn {host} --dhchap-secret HOST-KEY" +
+                                     (auth.ControllerKey is null ? "" : " [--dhchap-ctrl-secret CTRL-KEY]"));
+                }
+                if (!IPAddress.IsLoopback(bound.Address) && options.AllowedHostNqns.Count == 0)
+                {
+                    Console.Error.WriteLine($"zns: warning: listening on {bound} without --allow-host: any host that can reach this port can connect and overwrite the data");
+                }
+            }
+            foreach (VfioUserServer server in vfioServers)
+            {
+                stdout.WriteLine($"PCIe NVMe controller over vfio-user on {server.SocketPath}; QEMU 10.1+ options (guest memory must be shareable, SIZE = -m):");
+                stdout.WriteLine($"  -object memory-backend-memfd,id=mem,size=SIZE,share=on -machine memory-backend=mem -device '{{\"driver\":\"vfio-user-pci\",\"socket\":{{\"type\":\"unix\",\"path\":\"{server.SocketPath}\"}}}}'");
+            }
+            await using var controlServer = await ServeControl.StartAsync(control, controlService, stdout, loggerFactory);
+            stdout.WriteLine("press Ctrl-C to stop");
+            stdout.Flush();
 
-        await stop.Task;
-        stdout.WriteLine("zns: stopping: closing connections and saving zone state");
-        await listener.StopAsync();
+            await stop.Task;
+            stdout.WriteLine("zns: stopping: closing connections and saving zone state");
+            if (listener is not null)
+            {
+                await listener.StopAsync();
+            }
+        }
+        finally
+        {
+            foreach (VfioUserServer server in vfioServers)
+            {
+                server.Dispose();
+            }
+        }
         target.Dispose();
         ReportReorderedWrites(stdout, namespaces, verbose);
     }

@@ -54,6 +54,7 @@ public sealed class FuzzCorpusTests
     [InlineData("command-dispatch", 300)]
     [InlineData("zone-state-loader", 300)]
     [InlineData("dhchap-exchange", 300)]
+    [InlineData("vfio-user-messages", 1000)]
     public void SeededRandomInputs(string target, int count)
     {
         var random = new Random(20260101);

@@ -7,7 +7,7 @@
 # The guest asks for restarts and kills through files in the shared dir (ctl/req.N; the answer is ctl/ack.N), so
 # one boot covers the whole sequence. Prints unnumbered TAP lines ("ok - ...") prefixed with the kernel and FS;
 # kernel-tests.sh numbers them. Environment: ZNS_CRASH_CYCLES (default 2), ZNS_FS_MIB (data of the first
-# write, default 48), ZNS_SCHED (none | mq-deadline | default; the guest's I/O scheduler, default mq-deadline),
+# write, default 32), ZNS_SCHED (none | mq-deadline | default; the guest's I/O scheduler, default mq-deadline),
 # ZNS_BTRFS_BALANCE=0 (skip scrub-and-balance, see README on Linux 6.1).
 set -uo pipefail
 spec=${1:?usage: fs-tests.sh SPEC btrfs|f2fs [WORKDIR]}
@@ -86,7 +86,7 @@ start_server || { echo "not ok - $label: zns serve starts"; exit 1; }
 # The guest runs in the background; this shell answers its requests (it is zns serve's parent, so it can wait for it).
 ( "$here/run-guest.sh" -t "${ZNS_FS_TIMEOUT:-1500}" --kernel-version "$spec" -w "$work/share" \
     -e "PORT=$port" -e "NQN=$nqn" -e "SHARE=$work/share" -e "CYCLES=${ZNS_CRASH_CYCLES:-2}" \
-    -e "FS_MIB=${ZNS_FS_MIB:-48}" -e "ZNS_SCHED=${ZNS_SCHED:-mq-deadline}" -e "BALANCE=${ZNS_BTRFS_BALANCE:-1}" \
+    -e "FS_MIB=${ZNS_FS_MIB:-32}" -e "ZNS_SCHED=${ZNS_SCHED:-mq-deadline}" -e "BALANCE=${ZNS_BTRFS_BALANCE:-1}" \
     "$here/fs-$fs.sh" 2>"$work/guest.err"; echo $? >"$work/guest-rc" ) | sed -u -E "s/^(ok|not ok) - /\1 - $label: /" &
 guest_pid=$!
 serve_requests

@@ -50,6 +50,7 @@ public readonly record struct NvmeStatus(ushort Value)
     public static NvmeStatus DataSglLengthInvalid => Generic(0x0F);
     public static NvmeStatus MetadataSglLengthInvalid => Generic(0x10);
     public static NvmeStatus SglDescriptorTypeInvalid => Generic(0x11);
+    public static NvmeStatus PrpOffsetInvalid => Generic(0x13);
     public static NvmeStatus SglOffsetInvalid => Generic(0x16);
     public static NvmeStatus KeepAliveTimerExpired => Generic(0x19);
     public static NvmeStatus KeepAliveTimeoutInvalid => Generic(0x1A);
@@ -62,6 +63,9 @@ public readonly record struct NvmeStatus(ushort Value)
     // Command Specific Status (SCT 1)
     public static NvmeStatus InvalidQueueIdentifier => CommandSpecific(0x01);
     public static NvmeStatus InvalidQueueSize => CommandSpecific(0x02);
+    public static NvmeStatus CompletionQueueInvalid => CommandSpecific(0x00);
+    public static NvmeStatus InvalidInterruptVector => CommandSpecific(0x08);
+    public static NvmeStatus InvalidQueueDeletion => CommandSpecific(0x0C);
     public static NvmeStatus AsyncEventRequestLimitExceeded => CommandSpecific(0x05);
     public static NvmeStatus InvalidLogPage => CommandSpecific(0x09);
     public static NvmeStatus InvalidFormat => CommandSpecific(0x0A);

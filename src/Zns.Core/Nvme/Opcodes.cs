@@ -11,6 +11,13 @@ public static class AdminOpcode
     public const byte AsyncEventRequest = 0x0C;
     public const byte KeepAlive = 0x18;
     public const byte Fabrics = 0x7F;
+
+    // Queue management of a memory-based (PCIe) controller; over Fabrics, Connect creates queues instead.
+    public const byte DeleteIoSubmissionQueue = 0x00;
+    public const byte CreateIoSubmissionQueue = 0x01;
+    public const byte DeleteIoCompletionQueue = 0x04;
+    public const byte CreateIoCompletionQueue = 0x05;
+    public const byte DoorbellBufferConfig = 0x7C;
 }
 
 /// <summary>I/O command opcodes (NVM and Zoned Namespace command sets).</summary>

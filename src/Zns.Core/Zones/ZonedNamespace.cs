@@ -35,7 +35,7 @@ public enum StateMode
 /// <para>Reads never return stale data: blocks at or above the write pointer (and past where a Finish left the data)
 /// read as zeros.</para>
 /// </remarks>
-public sealed class ZonedNamespace : IDisposable
+public sealed partial class ZonedNamespace : IDisposable
 {
     private readonly IBackstore _backstore;
     private readonly ZoneStateFile? _stateFile;
@@ -1073,6 +1073,7 @@ public sealed class ZonedNamespace : IDisposable
                     ReleaseZrwa(zi);
                 }
                 SetState(zi, ZoneState.Full);
+                _zones[zi].Attributes &= ~ZoneAttributes.FinishRecommended; // a Full zone has nothing left to finish
                 return NvmeStatus.Success;
             default:
                 return NvmeStatus.InvalidZoneStateTransition;

@@ -18,18 +18,20 @@ namespace Zns.Target.Nvme;
 /// <see cref="ValueTask{T}"/>, so nothing here allocates per command; the seam still accepts a completion that
 /// comes later.
 /// </remarks>
-internal sealed class IoCommandHandler
+internal sealed partial class IoCommandHandler
 {
     private readonly NvmeController _controller;
     private readonly NvmeSubsystem _subsystem;
     private readonly ushort _qid;
     private readonly OperationPool<TimedCompletion> _timed;
+    private readonly Metrics.TargetMetrics _metrics;
 
     public IoCommandHandler(NvmeController controller, ushort qid, int queueEntries)
     {
         _qid = qid;
         _controller = controller;
         _subsystem = controller.Subsystem;
+        _metrics = _subsystem.Target.Metrics;
         // At most one command per SQ entry can be outstanding, so this bounds the pool of delayed completions.
         _timed = new OperationPool<TimedCompletion>(queueEntries, () => new TimedCompletion(this));
     }
@@ -42,7 +44,11 @@ internal sealed class IoCommandHandler
     private static bool IsZonedOpcode(byte opcode) =>
         opcode is IoOpcode.ZoneManagementSend or IoOpcode.ZoneManagementReceive or IoOpcode.ZoneAppend;
 
-    public ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe)
+    public ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe) =>
+        Execute(in sqe, data, cqe, System.Diagnostics.Stopwatch.GetTimestamp());
+
+    /// <summary>Executes a command that arrived at <paramref name="arrival"/> (a <see cref="System.Diagnostics.Stopwatch"/> timestamp; the latency metric counts from it).</summary>
+    private ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe, long arrival)
     {
         byte opcode = sqe.Opcode;
         // Order: unknown opcode (admin opcodes land here too), then NSID, then opcode versus the namespace's command
@@ -89,6 +95,7 @@ internal sealed class IoCommandHandler
         {
             cqe.Status = InternalError(ex, opcode);
         }
+        _metrics.Complete(info.Nsid, opcode, sqe.Cdw10_11, data.Length, cqe.Status, arrival);
         if (timing is not null)
         {
             long due = CommandTiming.Due(timing, submitted, in sqe, in before, in cqe);

@@ -9,7 +9,7 @@ namespace Zns.Target.Nvme;
 /// An NVM subsystem (or the discovery subsystem): its NQN, its namespaces (NSID 1..N in the order given) and its
 /// live controllers. Zone state lives in the namespaces, not in controllers, so it survives host reconnects.
 /// </summary>
-public sealed class NvmeSubsystem
+public sealed partial class NvmeSubsystem
 {
     /// <summary>CNTLIDs FFF0h..FFFFh are reserved (FFFFh is the "dynamic controller" wildcard of Connect).</summary>
     internal const ushort MinCntlid = 1, MaxCntlid = 0xFFEF;
@@ -36,6 +36,10 @@ public sealed class NvmeSubsystem
         for (int i = 0; i < namespaces.Count; i++)
         {
             _namespaces[i] = new NamespaceInfo((uint)(i + 1), namespaces[i]);
+            if (!isDiscovery)
+            {
+                WatchZoneChanges(_namespaces[i]);
+            }
         }
         Mdts = ComputeMdts(namespaces);
         Zasl = ComputeZasl(namespaces, Mdts);

@@ -41,8 +41,15 @@ public sealed class NvmeTarget : IQueueHandlerFactory, IDisposable
         }
         Subsystem = new NvmeSubsystem(this, options.SubsystemNqn, isDiscovery: false, list);
         AuthFailures = new AuthFailureLimiter(options.MaxAuthenticationFailures, options.AuthenticationFailureWindow, options.TimeProvider);
+        Metrics = new Metrics.TargetMetrics(this);
         DiscoverySubsystem = options.EnableDiscovery ? new NvmeSubsystem(this, TargetOptions.DiscoveryNqn, isDiscovery: true, []) : null;
     }
+
+    /// <summary>Command-level faults armed on this target (media errors, latency, transient failures).</summary>
+    public Zns.Core.Faults.FaultPlan Faults { get; } = new();
+
+    /// <summary>I/O counters, latency histograms and gauges (System.Diagnostics.Metrics meter <c>Zns</c>).</summary>
+    public Metrics.TargetMetrics Metrics { get; }
 
     /// <summary>The validated options.</summary>
     public TargetOptions Options { get; }
@@ -93,6 +100,8 @@ public sealed class NvmeTarget : IQueueHandlerFactory, IDisposable
     /// <summary>Destroys every controller (their connections are aborted). The namespaces are not disposed.</summary>
     public void Dispose()
     {
+        Subsystem.DisposeHealthMonitors();
+        Metrics.Dispose();
         foreach (NvmeSubsystem subsystem in AllSubsystems())
         {
             foreach (NvmeController controller in subsystem.Controllers.ToArray())

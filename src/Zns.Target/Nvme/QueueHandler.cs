@@ -13,7 +13,7 @@ namespace Zns.Target.Nvme;
 /// <see cref="ExecuteAsync"/> is called sequentially per queue by the transport, so the queue's own fields need no
 /// locking; cross-queue state lives in <see cref="NvmeController"/>.
 /// </remarks>
-internal sealed class QueueHandler : IQueueHandler
+internal sealed partial class QueueHandler : IQueueHandler
 {
     /// <summary>Before Connect only Fabrics commands are valid; Connect data (1024 bytes) always comes in-capsule within 8 KiB.</summary>
     internal const int PreConnectMaxDataLength = 8192;
@@ -98,6 +98,10 @@ internal sealed class QueueHandler : IQueueHandler
             // Fused operations (Compare and Write) are not supported (FUSES = 0).
             cqe.Status = NvmeStatus.InvalidField.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
+        }
+        if (_target.Faults.Armed)
+        {
+            return ExecuteWithFaults(in command, data, cqe, controller);
         }
         return _qid == 0 ? _admin!.Execute(in command, data, cqe) : _io!.Execute(in command, data, cqe);
     }
@@ -319,6 +323,28 @@ internal sealed class QueueHandler : IQueueHandler
 
     /// <summary>In-capsule data bytes this queue's transport accepts per command (IOCCSZ source).</summary>
     internal int InCapsuleDataLength => _transport.InCapsuleDataLength;
+
+    /// <summary>
+    /// Binds this queue to <paramref name="controller"/> without a Fabrics Connect: on a memory-based (PCIe)
+    /// transport the admin queue exists once CC.EN = 1 and an I/O queue once Create I/O Submission Queue succeeds.
+    /// Admin and I/O dispatch are then the same as for a connected fabric queue.
+    /// </summary>
+    internal void BindToController(NvmeController controller, ushort qid, int entries)
+    {
+        _controller = controller;
+        _qid = qid;
+        _entries = entries;
+        _head = 0;
+        if (qid == 0)
+        {
+            _admin = new AdminCommandHandler(controller);
+        }
+        else
+        {
+            _io = new IoCommandHandler(controller, qid, entries);
+        }
+        _connected = true;
+    }
 
     /// <summary>Closes this queue's connection (controller reset, shutdown, teardown).</summary>
     internal void AbortConnection(string reason) => _transport.Abort(reason);

@@ -42,6 +42,9 @@ internal static class IdentifyControllerLayout
     /// <summary>OAES bit 8: Namespace Attribute Notices (the only asynchronous event this target raises).</summary>
     public const uint OaesNamespaceAttribute = 1u << 8;
 
+    /// <summary>OAES bit 27: Zone Descriptor Changed Notices (ZNS), enabled by the host through AEC bit 27.</summary>
+    public const uint OaesZoneDescriptorChanged = 1u << 27;
+
     /// <summary>AERL, 0's based: four outstanding AERs, as nvmet and QEMU allow.</summary>
     public const byte AsyncEventRequestLimit = 3;
 
@@ -82,7 +85,7 @@ internal static class IdentifyControllerLayout
             return;
         }
 
-        BinaryPrimitives.WriteUInt32LittleEndian(d[Oaes..], OaesNamespaceAttribute);
+        BinaryPrimitives.WriteUInt32LittleEndian(d[Oaes..], OaesNamespaceAttribute | OaesZoneDescriptorChanged);
         d[Acl] = 3;
         // FRMW: slot 1 read-only, one slot.
         d[Frmw] = 0x03;
@@ -136,7 +139,14 @@ internal static class IdentifyNamespaceLayout
 /// <summary>ZNS I/O command set specific Identify Namespace (CNS 05h, CSI 02h; ZNS 1.1 Figure 48).</summary>
 internal static class IdentifyZonedNamespaceLayout
 {
-    public const int Zoc = 0, Ozcs = 2, Mar = 4, Mor = 8, Lbafe0 = 2816;
+    public const int Zoc = 0, Ozcs = 2, Mar = 4, Mor = 8, Rrl = 12, Frl = 16, Lbafe0 = 2816;
+
+    /// <summary>RRL and FRL (seconds; 0 = not reported) come from the namespace's zone health policy.</summary>
+    public static void WriteLimits(Span<byte> d, uint resetRecommendedLimit, uint finishRecommendedLimit)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(d[Rrl..], resetRecommendedLimit);
+        BinaryPrimitives.WriteUInt32LittleEndian(d[Frl..], finishRecommendedLimit);
+    }
 
     public static void Write(Span<byte> d, in NamespaceIdentity ns)
     {

@@ -1,0 +1,459 @@
+using System.Buffers.Binary;
+using Microsoft.Extensions.Logging;
+using Zns.Core.Nvme;
+using Zns.Target.Nvme;
+using Zns.Target.Nvme.Wire;
+
+namespace Zns.Target.Pcie;
+
+/// <summary>
+/// Queue processing of the PCIe function: one poller thread fetches commands from every submission queue while
+/// there is work, and sleeps when idle (woken by a doorbell write). With Doorbell Buffer Config the host writes
+/// tails and heads to shadow doorbells in its memory; the poller reads those, and before sleeping writes the
+/// EventIdx entries so that the next submission rings the real doorbell — a busy guest then never exits to ring.
+/// </summary>
+public sealed partial class NvmePcieFunction
+{
+    /// <summary>Idle passes spun (yielding) before the poller sleeps.</summary>
+    private const int SpinPasses = 64;
+    /// <summary>Longest sleep: a safety net for a host that updates only a shadow doorbell.</summary>
+    private const int SleepMs = 50;
+    private const int CqeSize = CompletionQueueEntry.Size;
+
+    private readonly PcieSubmissionQueue?[] _ioSq;
+    private readonly PcieCompletionQueue?[] _ioCq;
+    private readonly Thread _poller;
+    private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
+    private volatile bool _stopping;
+    private bool _dbbufEnabled;
+    private ulong _shadowBase, _eventIdxBase;
+
+    /// <summary>Commands completed since creation (all queues); for tests and statistics.</summary>
+    public long CompletedCommands => Interlocked.Read(ref _completed);
+    private long _completed;
+
+    private void WriteDoorbell(int index, uint value)
+    {
+        if ((uint)index >= (uint)_doorbells.Length)
+        {
+            _logger.BadDoorbell(Name, index, value, "no such queue");
+            return;
+        }
+        Volatile.Write(ref _doorbells[index], value);
+        _wake.Set();
+    }
+
+    private void StopQueue(ushort qid)
+    {
+        if (qid < _ioSq.Length && _ioSq[qid] is { } sq)
+        {
+            sq.Deleted = true;
+        }
+    }
+
+    /// <summary>
+    /// Controller reset, queue side: nothing more is fetched or posted, the controller instance is destroyed (which
+    /// completes parked AERs, dropped here), then commands still moving data are waited for, so that none touches
+    /// guest memory after the reset completes.
+    /// </summary>
+    private void DeleteAllQueuesLocked(NvmeController? controller, string reason)
+    {
+        foreach (PcieCompletionQueue? cq in _ioCq)
+        {
+            if (cq is not null)
+            {
+                cq.Deleted = true;
+            }
+        }
+        foreach (PcieSubmissionQueue? sq in _ioSq)
+        {
+            if (sq is not null)
+            {
+                sq.Deleted = true;
+            }
+        }
+        controller?.Destroy(reason);
+        for (int i = 0; i < _ioSq.Length; i++)
+        {
+            if (_ioSq[i] is { } sq)
+            {
+                WaitForOutstanding(sq);
+                if (i != 0)
+                {
+                    sq.Handler.Dispose();
+                }
+                _ioSq[i] = null;
+            }
+            _ioCq[i] = null;
+        }
+    }
+
+    /// <summary>Waits (bounded) until the queue's fetched commands have completed.</summary>
+    private static void WaitForOutstanding(PcieSubmissionQueue sq)
+    {
+        long deadline = Environment.TickCount64 + 5000;
+        while (sq.Outstanding > 0 && Environment.TickCount64 < deadline)
+        {
+            Thread.Sleep(1);
+        }
+    }
+
+    // ---- Poller ----------------------------------------------------------------------------------------------
+
+    private void PollLoop()
+    {
+        int idle = 0;
+        while (!_stopping)
+        {
+            bool worked;
+            lock (_stateLock)
+            {
+                worked = PollOnceLocked();
+            }
+            if (worked)
+            {
+                idle = 0;
+                continue;
+            }
+            if (++idle < SpinPasses)
+            {
+                Thread.Yield();
+                continue;
+            }
+            _wake.Reset();
+            bool armed;
+            lock (_stateLock)
+            {
+                // Arm the event indexes, then look once more: a submission that raced with arming is seen here,
+                // any later one rings the doorbell and sets _wake.
+                armed = ArmEventIndexesLocked();
+                worked = PollOnceLocked();
+            }
+            if (!worked && armed)
+            {
+                _wake.Wait(SleepMs);
+            }
+            idle = worked ? 0 : SpinPasses;
+        }
+    }
+
+    /// <summary>One pass over every queue; true when anything was fetched.</summary>
+    private bool PollOnceLocked()
+    {
+        if (_fatal || _controller is null)
+        {
+            return false;
+        }
+        int pin = Memory.Enter();
+        bool worked = false;
+        try
+        {
+            for (int qid = 0; qid < _ioSq.Length; qid++)
+            {
+                if (_ioSq[qid] is { Deleted: false } sq)
+                {
+                    worked |= ProcessSubmissionQueue(sq);
+                }
+            }
+            for (int qid = 0; qid < _ioCq.Length; qid++)
+            {
+                if (_ioCq[qid] is { } cq)
+                {
+                    RaiseIfPending(cq);
+                }
+            }
+        }
+        finally
+        {
+            Memory.Exit(pin);
+        }
+        return worked;
+    }
+
+    private bool ArmEventIndexesLocked()
+    {
+        if (!_dbbufEnabled)
+        {
+            return true;
+        }
+        int pin = Memory.Enter();
+        try
+        {
+            for (int qid = 1; qid < _ioSq.Length; qid++)
+            {
+                if (_ioSq[qid] is { Deleted: false } sq && ReadShadow(2 * qid, out uint tail))
+                {
+                    WriteEventIndex(2 * qid, tail);
+                }
+                if (_ioCq[qid] is { } cq && ReadShadow(2 * qid + 1, out uint head))
+                {
+                    WriteEventIndex(2 * qid + 1, head);
+                }
+            }
+            Interlocked.MemoryBarrier();
+            return true;
+        }
+        finally
+        {
+            Memory.Exit(pin);
+        }
+    }
+
+    private unsafe bool ReadShadow(int index, out uint value)
+    {
+        value = 0;
+        if (!Memory.TryTranslate(_shadowBase + (ulong)index * 4, 4, write: false, out byte* p))
+        {
+            return false;
+        }
+        value = Volatile.Read(ref *(uint*)p);
+        return true;
+    }
+
+    private unsafe void WriteEventIndex(int index, uint value)
+    {
+        if (Memory.TryTranslate(_eventIdxBase + (ulong)index * 4, 4, write: true, out byte* p))
+        {
+            Volatile.Write(ref *(uint*)p, value);
+        }
+    }
+
+    /// <summary>The SQ tail (shadow doorbell for I/O queues once configured, else the register).</summary>
+    private int ReadTail(PcieSubmissionQueue sq)
+    {
+        uint tail;
+        if (!(_dbbufEnabled && sq.Id != 0 && ReadShadow(2 * sq.Id, out tail)))
+        {
+            tail = Volatile.Read(ref _doorbells[2 * sq.Id]);
+        }
+        if (tail >= (uint)sq.Entries)
+        {
+            // Invalid Doorbell Write Value: the write is ignored, the queue stays where it was.
+            _logger.BadDoorbell(Name, 2 * sq.Id, tail, $"SQ tail past the queue size {sq.Entries}");
+            Volatile.Write(ref _doorbells[2 * sq.Id], (uint)sq.Head);
+            return sq.Head;
+        }
+        return (int)tail;
+    }
+
+    private void RefreshHeadLocked(PcieCompletionQueue cq)
+    {
+        uint head;
+        if (!(_dbbufEnabled && cq.Id != 0 && ReadShadow(2 * cq.Id + 1, out head)))
+        {
+            head = Volatile.Read(ref _doorbells[2 * cq.Id + 1]);
+        }
+        if (head < (uint)cq.Entries)
+        {
+            cq.Head = (int)head;
+        }
+    }
+
+    private bool ProcessSubmissionQueue(PcieSubmissionQueue sq)
+    {
+        int tail = ReadTail(sq);
+        bool worked = false;
+        PcieCompletionQueue cq = sq.Cq;
+        while (sq.Head != tail && !sq.Deleted && !_fatal)
+        {
+            lock (cq.Lock)
+            {
+                RefreshHeadLocked(cq);
+                if (cq.FreeLocked <= 0)
+                {
+                    break;
+                }
+                cq.Reserved++;
+            }
+            CommandSlot? slot = sq.RentSlot();
+            if (slot is null)
+            {
+                lock (cq.Lock)
+                {
+                    cq.Reserved--;
+                }
+                break;
+            }
+            if (!Memory.Read(sq.Base + (ulong)sq.Head * SubmissionQueueEntry.Size, slot.Sqe.Bytes))
+            {
+                lock (cq.Lock)
+                {
+                    cq.Reserved--;
+                }
+                sq.ReturnSlot(slot);
+                SetFatalLocked($"submission queue {sq.Id} entry {sq.Head} is outside guest memory");
+                return worked;
+            }
+            sq.Head = (sq.Head + 1) % sq.Entries;
+            worked = true;
+            Dispatch(sq, slot);
+        }
+        return worked;
+    }
+
+    private void Dispatch(PcieSubmissionQueue sq, CommandSlot slot)
+    {
+        ref SubmissionQueueEntry sqe = ref slot.Sqe;
+        slot.Owner = this;
+        slot.Length = 0;
+        slot.SegmentCount = 0;
+        slot.Pin = -1;
+        var cqe = new CompletionQueueEntry { CommandId = sqe.CommandId, SqId = sq.Id };
+        if (sq.Id == 0 && TryExecuteQueueAdmin(in sqe, ref cqe))
+        {
+            Complete(slot, cqe, fromPoller: true);
+            return;
+        }
+        if (sqe.Opcode == AdminOpcode.Fabrics)
+        {
+            // Fabrics commands do not exist on a memory-based controller.
+            cqe.Status = NvmeStatus.InvalidOpcode.WithDnr();
+            Complete(slot, cqe, fromPoller: true);
+            return;
+        }
+        if ((sqe.Flags >> 6) != 0)
+        {
+            // PSDT: SGLs are not supported on this transport (SGLS = 0); PRPs only.
+            cqe.Status = NvmeStatus.InvalidField.WithDnr();
+            Complete(slot, cqe, fromPoller: true);
+            return;
+        }
+        long length = sq.Id == 0 ? CommandDataLength.Admin(in sqe) : CommandDataLength.Io(in sqe, _target.Subsystem);
+        if (length > sq.Handler.MaxDataLength)
+        {
+            cqe.Status = NvmeStatus.InvalidField.WithDnr();
+            Complete(slot, cqe, fromPoller: true);
+            return;
+        }
+        slot.Length = (int)length;
+        slot.ControllerToHost = CommandDataLength.IsControllerToHost(sqe.Opcode);
+        if (length > 0)
+        {
+            bool hostToController = CommandDataLength.IsHostToController(sqe.Opcode);
+            if (!hostToController && !slot.ControllerToHost)
+            {
+                cqe.Status = NvmeStatus.InvalidOpcode.WithDnr();
+                Complete(slot, cqe, fromPoller: true);
+                return;
+            }
+            slot.Pin = Memory.Enter();
+            NvmeStatus walked = PrpWalker.Walk(Memory, Prp1(in sqe), Prp2(in sqe),
+                slot.Length, deviceWrites: slot.ControllerToHost, slot.Segments, out slot.SegmentCount);
+            if (!walked.IsSuccess)
+            {
+                cqe.Status = walked;
+                Complete(slot, cqe, fromPoller: true);
+                return;
+            }
+        }
+        ValueTask<CompletionQueueEntry> pending;
+        Memory<byte> data;
+        try
+        {
+            data = slot.PrepareData(gather: !slot.ControllerToHost);
+            pending = sq.Handler.ExecuteAsync(sqe, data);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            _logger.CommandException(ex, Name, sqe.Opcode, sq.Id);
+            cqe.Status = NvmeStatus.InternalError;
+            Complete(slot, cqe, fromPoller: true);
+            return;
+        }
+        if (pending.IsCompleted)
+        {
+            CompletionQueueEntry done = pending.Result;
+            if (sq.Id == 0 && done.Status.IsSuccess)
+            {
+                AdjustAdminData(in sqe, data.Span);
+            }
+            Complete(slot, done, fromPoller: true);
+            return;
+        }
+        slot.AwaitCompletion(pending);
+    }
+
+    private static ulong Prp1(in SubmissionQueueEntry sqe) => sqe.SglAddress;
+
+    private static ulong Prp2(in SubmissionQueueEntry sqe) => BinaryPrimitives.ReadUInt64LittleEndian(sqe.Sgl1[8..]);
+
+    /// <summary>
+    /// Posts a command's completion: copies read data out, writes the CQE with the current phase (its last dword
+    /// last, so the host never sees the phase flip before the entry), and raises the vector now or, on the poller,
+    /// once per pass.
+    /// </summary>
+    internal void Complete(CommandSlot slot, CompletionQueueEntry cqe, bool fromPoller)
+    {
+        PcieSubmissionQueue sq = slot.Queue;
+        PcieCompletionQueue cq = sq.Cq;
+        slot.FinishData(cqe.Status.IsSuccess);
+        if (slot.Pin >= 0)
+        {
+            Memory.Exit(slot.Pin);
+            slot.Pin = -1;
+        }
+        cqe.SqId = sq.Id;
+        cqe.SqHead = (ushort)Volatile.Read(ref sq.Head);
+        bool raise = false;
+        int pin = Memory.Enter();
+        try
+        {
+            lock (cq.Lock)
+            {
+                cq.Reserved--;
+                if (!cq.Deleted)
+                {
+                    raise = PostLocked(cq, in cqe);
+                }
+            }
+        }
+        finally
+        {
+            Memory.Exit(pin);
+        }
+        sq.ReturnSlot(slot);
+        Interlocked.Increment(ref _completed);
+        if (raise)
+        {
+            if (fromPoller)
+            {
+                cq.InterruptPending = true;
+            }
+            else
+            {
+                _msix.Raise(cq.Vector);
+            }
+        }
+    }
+
+    private unsafe bool PostLocked(PcieCompletionQueue cq, in CompletionQueueEntry cqe)
+    {
+        if (!Memory.TryTranslate(cq.Base + (ulong)cq.Tail * CqeSize, CqeSize, write: true, out byte* p))
+        {
+            _fatal = true;
+            _logger.Fatal(Name, $"completion queue {cq.Id} entry {cq.Tail} is outside guest memory");
+            return false;
+        }
+        Span<byte> entry = stackalloc byte[CqeSize];
+        cqe.Write(entry);
+        uint last = BinaryPrimitives.ReadUInt32LittleEndian(entry[12..]) | (cq.Phase ? 1u << 16 : 0);
+        entry[..12].CopyTo(new Span<byte>(p, 12));
+        Volatile.Write(ref *(uint*)(p + 12), last);
+        cq.Tail++;
+        if (cq.Tail == cq.Entries)
+        {
+            cq.Tail = 0;
+            cq.Phase = !cq.Phase;
+        }
+        return cq.InterruptsEnabled;
+    }
+
+    private void RaiseIfPending(PcieCompletionQueue cq)
+    {
+        if (cq.InterruptPending)
+        {
+            cq.InterruptPending = false;
+            _msix.Raise(cq.Vector);
+        }
+    }
+}

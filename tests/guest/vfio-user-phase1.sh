@@ -1,0 +1,65 @@
+#!/bin/bash
+# Runs in the guest, zns attached as a PCIe NVMe controller through vfio-user. Args: SHARE_DIR.
+# Writes TAP lines to stdout and to SHARE_DIR/vfio1.tap.
+share=$1
+n=0
+tap() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - vfio-user: $2"; else echo "not ok $n - vfio-user: $2"; fi | tee -a "$share/vfio1.tap"; }
+: > "$share/vfio1.tap"
+modprobe nvme
+dev=/dev/nvme0n1
+for _ in $(seq 1 100); do [ -b $dev ] && break; sleep 0.1; done
+[ "$(cat /sys/class/nvme/nvme0/transport 2>/dev/null)" = pcie ]; tap $? "the controller is a PCIe NVMe controller (transport pcie)"
+[ "$(cat /sys/bus/pci/devices/*/class | grep -c 0x010802)" -ge 1 ]; tap $? "a PCI function with class code 010802h (NVM Express)"
+list=$(nvme list 2>&1)
+echo "$list" | grep -q "deadbeef"; tap $? "nvme list shows serial deadbeef"
+echo "$list" | grep -q "34.36  GB /  34.36  GB"; tap $? "nvme list shows 34.36  GB /  34.36  GB"
+
+q=/sys/block/nvme0n1/queue
+[ "$(cat $q/zoned)" = host-managed ]; tap $? "queue/zoned is host-managed"
+[ "$(cat $q/nr_zones)" = 512 ]; tap $? "nr_zones is 512"
+[ "$(cat $q/max_open_zones)" = 16 ]; tap $? "max_open_zones is 16"
+[ "$(cat $q/max_active_zones)" = 32 ]; tap $? "max_active_zones is 32"
+[ "$(cat $q/zone_append_max_bytes)" = 131072 ]; tap $? "zone_append_max_bytes is 131072"
+first=$(blkzone report $dev | head -1)
+[ "$first" = "  start: 0x000000000, len 0x020000, cap 0x01f000, wptr 0x000000 reset:0 non-seq:0, zcond: 1(em) [type: 2(SEQ_WRITE_REQUIRED)]" ]
+tap $? "blkzone report prints the seed's first line"
+[ "$(blkzone report $dev | wc -l)" = 512 ]; tap $? "blkzone report lists 512 zones"
+[ "$(blkzone capacity $dev)" = "0x003e00000" ]; tap $? "blkzone capacity prints 0x003e00000"
+
+cond() { blkzone report -o "$1" -c 1 $dev | sed -E 's/.*zcond:[ ]*([0-9]+)\(([a-z]+)\).*/\2/'; }
+wptr() { blkzone report -o "$1" -c 1 $dev | sed -E 's/.*wptr (0x[0-9a-f]+).*/\1/'; }
+z1=0x20000
+blkzone open -o $z1 -c 1 $dev && [ "$(cond $z1)" = oe ]; tap $? "blkzone open: explicitly opened (oe)"
+blkzone close -o $z1 -c 1 $dev && [ "$(cond $z1)" = cl ]; tap $? "blkzone close: closed (cl)"
+blkzone finish -o $z1 -c 1 $dev && [ "$(cond $z1)" = fu ] && [ "$(wptr $z1)" = 0x020000 ]; tap $? "blkzone finish: full (fu)"
+blkzone reset -o $z1 -c 1 $dev && [ "$(cond $z1)" = em ] && [ "$(wptr $z1)" = 0x000000 ]; tap $? "blkzone reset: empty (em), wptr 0"
+
+head -c 4096 /dev/urandom > /tmp/4k
+a1=$(nvme zns zone-append $dev -s 0x8000 -z 4096 -d /tmp/4k 2>&1)
+a2=$(nvme zns zone-append $dev -s 0x8000 -z 4096 -d /tmp/4k 2>&1)
+[ "$a1" = "Success appended data to LBA 8000" ] && [ "$a2" = "Success appended data to LBA 8001" ]; tap $? "nvme zns zone-append returns LBA 8000 then 8001"
+
+dd if=/tmp/4k of=$dev bs=4k seek=$((0x10000 + 5)) count=1 oflag=direct 2>/dev/null; rc=$?
+[ $rc != 0 ]; tap $? "a write not at the write pointer fails"
+dmesg | grep -q -E "Zone Invalid Write|sct 0x1 / sc 0xbc"; tap $? "the kernel log shows the ZNS status (sct 0x1 / sc 0xbc)"
+
+echo mq-deadline > $q/scheduler 2>/dev/null
+fio --name=zbd --filename=$dev --direct=1 --zonemode=zbd --ioengine=libaio --rw=write --bs=64k --iodepth=4 \
+    --numjobs=2 --offset=32z --offset_increment=4z --size=1z --verify=crc32c --do_verify=1 --group_reporting \
+    --output="$share/vfio-fio.txt" >/dev/null 2>&1; rc=$?
+[ $rc = 0 ] && grep -q "err= 0" "$share/vfio-fio.txt"; tap $? "fio zonemode=zbd, 2 jobs, verify=crc32c reads back clean"
+# 512 KiB transfers: PRP lists across pages.
+head -c $((8 << 20)) /dev/urandom > /tmp/8m
+dd if=/tmp/8m of=$dev bs=512k seek=$((110*128)) oflag=direct 2>/dev/null \
+  && cmp <(dd if=$dev bs=512k skip=$((110*128)) count=16 iflag=direct 2>/dev/null) /tmp/8m; tap $? "8 MiB in 512 KiB writes read back identical"
+
+# Known data for the restart check: zone 100 filled, zone 101 partly written (left open), zone 102 appended.
+dd if=/dev/urandom of=/tmp/full bs=1M count=62 2>/dev/null
+dd if=/tmp/full of=$dev bs=1M seek=$((100*64)) oflag=direct 2>/dev/null
+dd if=/tmp/full of=$dev bs=1M seek=$((101*64)) count=3 oflag=direct 2>/dev/null
+nvme zns zone-append $dev -s $((102*0x4000)) -z 4096 -d /tmp/4k >/dev/null 2>&1
+sha256sum /tmp/full | cut -d' ' -f1 > "$share/full.sha"
+head -c 3M /tmp/full | sha256sum | cut -d' ' -f1 > "$share/part.sha"
+sha256sum /tmp/4k | cut -d' ' -f1 > "$share/4k.sha"
+blkzone report $dev > "$share/report-before.txt"
+[ "$(sed -n 101p "$share/report-before.txt" | sed -E 's/.*zcond:[ ]*[0-9]+\(([a-z]+)\).*/\1/')" = fu ]; tap $? "a zone written to its capacity is full"
