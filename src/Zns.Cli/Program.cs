@@ -24,6 +24,11 @@ if (parse.Errors.Count > 0)
     Console.Error.WriteLine($"zns: {string.Join("; ", parse.Errors.Select(e => e.Message).Distinct())}");
     return 2;
 }
+if (UnknownOptions.Find(parse) is { } unknown)
+{
+    Console.Error.WriteLine($"zns: unknown option '{unknown}' (a FILE that starts with '-' goes after --)");
+    return 2;
+}
 try
 {
     return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -24,6 +24,13 @@ public interface IQueueTransport
     void OnQueueConnected(ushort queueId)
     {
     }
+
+    /// <summary>
+    /// Largest data a command capsule may carry in-capsule on this transport; the controller advertises IOCCSZ =
+    /// (64 + this) / 16 from it, so what Identify says is what the transport accepts. 0 on a transport without
+    /// capsules (the field is reserved there).
+    /// </summary>
+    int InCapsuleDataLength => 0;
 }
 
 /// <summary>

@@ -289,9 +289,30 @@ public sealed class IoDispatchTests
     [Fact]
     public void VolatileWriteCacheDisabled_StillWrites()
     {
-        using var host = new TestHost();
-        var (admin, _, io, _, _) = host.ConnectAll();
-        Ok(Run(admin, Sqe.SetFeatures(FeatureId.VolatileWriteCache, 0)));
-        Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 0, 1), new byte[Bs]));
+        // A file-backed namespace, so the stored zone state shows what is durable.
+        string dir = Directory.CreateTempSubdirectory("zns-wce-").FullName;
+        try
+        {
+            string path = Path.Combine(dir, "wce.raw");
+            Zns.Core.Storage.FileBackstore.Create(path, TestHost.NamespaceBytes, preallocate: false);
+            using var host = TestHost.Over(ZonedNamespace.OpenFile(path, new NamespaceOptions { ZoneSize = 4L << 20 }));
+            var (admin, _, io, _, _) = host.ConnectAll();
+
+            // Write cache on (the default): the write is done, its write pointer not yet stored.
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 0, 1), new byte[Bs]));
+            Assert.Equal(0UL, StoredWritePointer(path));
+
+            // Write cache off: every write is written through, as with FUA.
+            Ok(Run(admin, Sqe.SetFeatures(FeatureId.VolatileWriteCache, 0)));
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 1, 1), new byte[Bs]));
+            Assert.Equal(2UL, StoredWritePointer(path));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
+
+    private static ulong StoredWritePointer(string path) =>
+        ZonedNamespace.ReadStoredZones(path)!.Value.Zones[0].WritePointer;
 }

@@ -11,6 +11,10 @@ internal sealed class FakeTransport(string remote = "127.0.0.1:50000") : IQueueT
 {
     private int _aborts;
     public string RemoteEndPoint { get; } = remote;
+
+    /// <summary>As the NVMe/TCP transport accepts by default.</summary>
+    public int InCapsuleDataLength => 8192;
+
     public string? AbortReason { get; private set; }
     public int AbortCount => Volatile.Read(ref _aborts);
     public TaskCompletionSource Aborted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -155,6 +159,15 @@ internal sealed class TestHost : IDisposable
         Namespaces = [.. namespaces.Select(o => ZonedNamespace.CreateInMemory(NamespaceBytes, o))];
         Target = new NvmeTarget(options ?? new TargetOptions(), Namespaces);
     }
+
+    private TestHost(ZonedNamespace[] namespaces)
+    {
+        Namespaces = namespaces;
+        Target = new NvmeTarget(new TargetOptions(), Namespaces);
+    }
+
+    /// <summary>A target over namespaces the test opened itself (file-backed ones, say); disposing disposes them.</summary>
+    public static TestHost Over(params ZonedNamespace[] namespaces) => new(namespaces);
 
     public NvmeTarget Target { get; }
     public ZonedNamespace[] Namespaces { get; }

@@ -255,6 +255,5 @@ public class TransportTests
         Assert.Throws<ArgumentException>(() => new TargetTransportOptions { MaxH2CData = 2048 }.Validate());
         Assert.Throws<ArgumentException>(() => new TargetTransportOptions { MaxInCapsuleDataLength = 100 }.Validate());
         new TargetTransportOptions().Validate();
-        Assert.Equal(516, new TargetTransportOptions().IoCommandCapsuleSizeUnits);
     }
 }

@@ -35,6 +35,7 @@ internal static class TargetLoopback
         string backstore = "ram";
         int[] connections = [1, 4];
         string? only = null;
+        string[] clients = ["c"];
         AllocationSampler? sampler = null;
         bool control = false;
         for (int i = 0; i < args.Length; i++)
@@ -46,14 +47,21 @@ internal static class TargetLoopback
                 case "--backstore": backstore = args[++i]; break;
                 case "--connections": connections = [.. args[++i].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))]; break;
                 case "--only": only = args[++i]; break;
+                case "--client": clients = args[++i] == "both" ? ["c", "net"] : [args[i]]; break;
                 case "--trace-allocations": sampler = new AllocationSampler(); break;
                 case "--control": control = true; break;
                 default:
-                    Console.Error.WriteLine($"unknown option {args[i]}; usage: target [--seconds N] [--warmup N] [--backstore ram|shm] [--connections 1,4] [--only TEXT] [--trace-allocations] [--control]");
+                    Console.Error.WriteLine($"unknown option {args[i]}; usage: target [--seconds N] [--warmup N] [--backstore ram|shm] [--connections 1,4] [--only TEXT] [--client c|net|both] [--trace-allocations] [--control]");
                     return 2;
             }
         }
 
+        if (clients.Any(c => c is not ("c" or "net")))
+        {
+            Console.Error.WriteLine("--client must be c, net or both");
+            return 2;
+        }
+        string? nativeClient = clients.Contains("c") ? NativeClient.Build() : null;
         var options = new NamespaceOptions { LogicalBlockSize = Layout.BlockSize, ZoneSize = Layout.ZoneSize };
         string? shmPath = null;
         ZonedNamespace ns;
@@ -104,24 +112,27 @@ internal static class TargetLoopback
 
             Console.WriteLine($"target: NVMe/TCP over 127.0.0.1 vs a bare request/response loop; {backstore} namespace, 16 MiB zones, " +
                 $"{warmup:0.#} s warm-up + {seconds:0.#} s per row");
-            Console.WriteLine($".NET {Environment.Version}, {Environment.ProcessorCount} CPUs; client = TestKit initiator in a child process");
+            Console.WriteLine($".NET {Environment.Version}, {Environment.ProcessorCount} CPUs; client in a child process: " +
+                "c = bench/client/zns-bench-client.c (gcc -O2), net = TestKit initiator");
             Console.WriteLine();
-            string header = $"{"workload",-16} {"conn",4} {"nvme ops/s",11} {"MB/s",8} {"bare ops/s",11} {"MB/s",8} {"ratio",6} {"srv B/IO",9} {"cli B/IO",9} {"bare srv",9} {"srv GC 0/1/2",13} {"srv us/IO",9} {"cli us/IO",9} {"bare srv",8} {"bare cli",8}";
+            string header = $"{"workload",-16} {"conn",4} {"cli",3} {"nvme ops/s",11} {"MB/s",8} {"bare ops/s",11} {"MB/s",8} {"ratio",6} {"srv B/IO",9} {"cli B/IO",9} {"bare srv",9} {"srv GC 0/1/2",13} {"srv us/IO",9} {"cli us/IO",9} {"bare srv",8} {"bare cli",8}";
             Console.WriteLine(header);
             Console.WriteLine(new string('-', header.Length));
             foreach (var w in workloads)
+            foreach (string client in clients)
             {
                 ResetWriteZones(ns);
                 GC.Collect();
                 GC.WaitForPendingFinalizers();
                 if (sampler is not null) sampler.Recording = true;
-                var nvme = await MeasureAsync("nvme", listener.LocalEndPoint.Port, target.Subsystem.Nqn, warmup, seconds, w);
+                string? clientPath = client == "c" ? nativeClient : null;
+                var nvme = await MeasureAsync(clientPath, "nvme", listener.LocalEndPoint.Port, target.Subsystem.Nqn, warmup, seconds, w);
                 if (sampler is not null) sampler.Recording = false;
                 GC.Collect();
-                var raw = await MeasureAsync("bare", bare.EndPoint.Port, "-", warmup, seconds, w);
+                var raw = await MeasureAsync(clientPath, "bare", bare.EndPoint.Port, "-", warmup, seconds, w);
                 double mb = w.Size / 1e6;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{w.Name,-16} {w.Connections,4} {nvme.OpsPerSecond,11:N0} {nvme.OpsPerSecond * mb,8:N0} {raw.OpsPerSecond,11:N0} {raw.OpsPerSecond * mb,8:N0} " +
+                    $"{w.Name,-16} {w.Connections,4} {client,3} {nvme.OpsPerSecond,11:N0} {nvme.OpsPerSecond * mb,8:N0} {raw.OpsPerSecond,11:N0} {raw.OpsPerSecond * mb,8:N0} " +
                     $"{nvme.OpsPerSecond / raw.OpsPerSecond,6:0.00} {nvme.ServerBytesPerIo,9:0.0} {nvme.ClientBytesPerIo,9:0.0} {raw.ServerBytesPerIo,9:0.0} " +
                     $"{$"{nvme.Gen0}/{nvme.Gen1}/{nvme.Gen2}",13} {nvme.ServerMicrosPerIo,9:0.00} {nvme.ClientMicrosPerIo,9:0.00} {raw.ServerMicrosPerIo,8:0.00} {raw.ClientMicrosPerIo,8:0.00}"));
                 if (sampler is not null)
@@ -147,11 +158,15 @@ internal static class TargetLoopback
             ns.ZoneManagementSend(ns.Geometry.ZoneStart((uint)z), ZoneSendAction.Reset, selectAll: false);
     }
 
-    private static async Task<Result> MeasureAsync(string mode, int port, string nqn, double warmup, double seconds, Workload w)
+    private static async Task<Result> MeasureAsync(string? nativeClient, string mode, int port, string nqn, double warmup, double seconds, Workload w)
     {
         var psi = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         string self = Environment.ProcessPath!;
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+        if (nativeClient is not null)
+        {
+            psi.FileName = nativeClient;
+        }
+        else if (Path.GetFileNameWithoutExtension(self) == "dotnet")
         {
             psi.FileName = self;
             psi.ArgumentList.Add(typeof(TargetLoopback).Assembly.Location);
@@ -160,7 +175,9 @@ internal static class TargetLoopback
         {
             psi.FileName = self;
         }
-        foreach (string a in new[] { ClientMode, mode, port.ToString(CultureInfo.InvariantCulture), nqn,
+        if (nativeClient is null)
+            psi.ArgumentList.Add(ClientMode);
+        foreach (string a in new[] { mode, port.ToString(CultureInfo.InvariantCulture), nqn,
                      warmup.ToString(CultureInfo.InvariantCulture), seconds.ToString(CultureInfo.InvariantCulture) })
             psi.ArgumentList.Add(a);
         foreach (string a in w.ToArgs().Split(' '))

@@ -212,7 +212,7 @@ internal sealed class AdminCommandHandler(NvmeController controller)
             o.SerialNumber, o.ModelNumber, o.FirmwareRevision, controller.Cntlid,
             Subsystem.IsDiscovery ? (byte)0 : Subsystem.Mdts, (ushort)o.MaxQueueEntries,
             (uint)Subsystem.NamespaceInfos.Length,
-            Subsystem.Nqn, (uint)((SubmissionQueueEntry.Size + o.InCapsuleDataSize) / 16), Subsystem.IsDiscovery, oncs);
+            Subsystem.Nqn, (uint)((SubmissionQueueEntry.Size + controller.AdminQueue.InCapsuleDataLength) / 16), Subsystem.IsDiscovery, oncs);
     }
 
     // ---- Get Log Page ----------------------------------------------------------------------------------------

@@ -330,6 +330,9 @@ internal sealed partial class QueueHandler : IQueueHandler
         _target.Logger.ConnectRejected(_transport.RemoteEndPoint, cqe.Status.ToString(), reason, subNqn, hostNqn, qid);
     }
 
+    /// <summary>In-capsule data bytes this queue's transport accepts per command (IOCCSZ source).</summary>
+    internal int InCapsuleDataLength => _transport.InCapsuleDataLength;
+
     /// <summary>
     /// Binds this queue to <paramref name="controller"/> without a Fabrics Connect: on a memory-based (PCIe)
     /// transport the admin queue exists once CC.EN = 1 and an I/O queue once Create I/O Submission Queue succeeds.

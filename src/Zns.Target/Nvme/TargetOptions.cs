@@ -48,12 +48,6 @@ public sealed record TargetOptions
     /// <summary>Entries per queue (CAP.MQES + 1 and Identify MAXCMD). At least 2.</summary>
     public int MaxQueueEntries { get; init; } = 128;
 
-    /// <summary>
-    /// In-capsule data bytes the transport accepts on I/O queues; advertised as IOCCSZ = (64 + this) / 16.
-    /// Must match what the transport actually accepts without an R2T.
-    /// </summary>
-    public int InCapsuleDataSize { get; init; } = 8192;
-
     /// <summary>Largest admin-queue transfer (the discovery log may need more than one 4 KiB page).</summary>
     public int MaxAdminDataLength { get; init; } = 64 * 1024;
 
@@ -107,10 +101,6 @@ public sealed record TargetOptions
         if (MaxQueueEntries is < 2 or > 0x10000)
         {
             throw new ArgumentException($"must be 2..65536, got {MaxQueueEntries}", nameof(MaxQueueEntries));
-        }
-        if (InCapsuleDataSize < 0 || InCapsuleDataSize % 16 != 0)
-        {
-            throw new ArgumentException($"must be a non-negative multiple of 16, got {InCapsuleDataSize}", nameof(InCapsuleDataSize));
         }
         if (MaxAdminDataLength < 8192)
         {

@@ -100,6 +100,9 @@ public sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
     }
 
     /// <inheritdoc/>
+    public int InCapsuleDataLength => _options.MaxInCapsuleDataLength;
+
+    /// <inheritdoc/>
     public void OnQueueConnected(ushort queueId)
     {
         _dispatcher.QueueId = queueId;

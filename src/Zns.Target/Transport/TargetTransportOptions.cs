@@ -18,7 +18,8 @@ public sealed record TargetTransportOptions
     /// <summary>
     /// Largest in-capsule data a CapsuleCmd may carry, on every queue. Default 8192: the Linux host sends Fabrics
     /// commands (Connect data) and admin writes in-capsule up to 8192 bytes regardless of IOCCSZ, so this must stay
-    /// ≥ 8192. The controller should advertise IOCCSZ = <see cref="IoCommandCapsuleSizeUnits"/>.
+    /// ≥ 8192. The controller advertises IOCCSZ = (64 + this) / 16 from this value (see
+    /// <see cref="IQueueTransport.InCapsuleDataLength"/>).
     /// </summary>
     public int MaxInCapsuleDataLength { get; init; } = 8192;
 
@@ -104,9 +105,6 @@ public sealed record TargetTransportOptions
 
     /// <summary>Listen backlog. Default 512.</summary>
     public int ListenBacklog { get; init; } = 512;
-
-    /// <summary>IOCCSZ for Identify Controller matching <see cref="MaxInCapsuleDataLength"/>: (64 + in-capsule bytes) / 16.</summary>
-    public int IoCommandCapsuleSizeUnits => (SubmissionQueueEntry.Size + MaxInCapsuleDataLength) / 16;
 
     /// <summary>Throws <see cref="ArgumentException"/> when a setting is out of range.</summary>
     public void Validate()
