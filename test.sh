@@ -30,5 +30,13 @@ if [ -x tests/guest/kernel-tests.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ];
   passed=$((passed + kp)); failed=$((failed + kf))
 fi
 
+if [ -x tests/guest/auth-tests.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ]; then
+  tests/guest/auth-tests.sh | tee "$results/auth.log"
+  ap=$(grep -c '^ok ' "$results/auth.log" || true)
+  af=$(grep -c '^not ok ' "$results/auth.log" || true)
+  if [ "$ap" -eq 0 ] && [ "$af" -eq 0 ]; then af=1; echo "not ok - the authentication kernel tests reported nothing"; fi
+  passed=$((passed + ap)); failed=$((failed + af))
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -27,6 +27,7 @@ public static class FuzzTargets
         [PduParserTarget.Name] = PduParserTarget.Fuzz,
         [CommandDispatchTarget.Name] = CommandDispatchTarget.Fuzz,
         [ZoneStateLoaderTarget.Name] = ZoneStateLoaderTarget.Fuzz,
+        [DhchapExchangeTarget.Name] = DhchapExchangeTarget.Fuzz,
     };
 
     /// <summary>Every type implementing <see cref="IFuzzTarget"/> in this assembly (to check none is left out).</summary>

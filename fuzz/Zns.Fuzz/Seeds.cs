@@ -17,6 +17,8 @@ public static class Seeds
             yield return (CommandDispatchTarget.Name, name, bytes);
         foreach (var (name, bytes) in StateFiles())
             yield return (ZoneStateLoaderTarget.Name, name, bytes);
+        foreach (var (name, bytes) in DhchapExchanges())
+            yield return (DhchapExchangeTarget.Name, name, bytes);
     }
 
     private static IEnumerable<(string, byte[])> Pdus()
@@ -178,5 +180,33 @@ public static class Seeds
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    /// <summary>DH-HMAC-CHAP record sequences: a full exchange with null and ffdhe2048, a corrupt reply, out-of-order messages.</summary>
+    private static IEnumerable<(string, byte[])> DhchapExchanges()
+    {
+        static byte[] Record(byte kind, ReadOnlySpan<byte> payload, int? length = null)
+        {
+            byte[] r = new byte[3 + payload.Length];
+            r[0] = kind;
+            BinaryPrimitives.WriteUInt16LittleEndian(r.AsSpan(1), (ushort)(length ?? payload.Length));
+            payload.CopyTo(r.AsSpan(3));
+            return r;
+        }
+        static byte[] Negotiate(byte group)
+        {
+            byte[] n = new byte[72];
+            Zns.Target.Nvme.Auth.NegotiateMessage.Write(n, 3, 0, [1, 2, 3], [group]);
+            return n;
+        }
+        byte[] receive = Record(1, [], 4096);
+        byte[] get = Record(2, []);
+        foreach (byte group in (byte[])[0, 1])
+        {
+            yield return ($"full-group{group}", [.. get, .. Record(0, Negotiate(group)), .. receive, .. Record(3, []), .. receive, .. get]);
+        }
+        yield return ("corrupt-reply", [.. Record(0, Negotiate(0)), .. receive, .. Record(7, [5]), .. receive, .. get]);
+        yield return ("reply-first", [.. Record(0, new byte[80]), .. receive, .. get]);
+        yield return ("reauth", [.. Record(0, Negotiate(0)), .. receive, .. Record(3, []), .. receive, .. Record(0, Negotiate(0)), .. get, .. receive, .. Record(3, []), .. receive, .. get]);
     }
 }

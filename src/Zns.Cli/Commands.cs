@@ -8,5 +8,9 @@ internal static partial class Commands
     public static IEnumerable<Command> Extra()
     {
         yield return Serve();
+        foreach (var c in ControlCommands.All())
+        {
+            yield return c;
+        }
     }
 }

@@ -15,11 +15,14 @@ internal static class Output
     /// pointer relative to the zone start, and for Full zones the end of the zone (the Linux host ignores the
     /// device's write pointer of a Full zone).
     /// </summary>
-    public static string BlkzoneLine(ZoneGeometry g, ZoneInfo z)
+    public static string BlkzoneLine(ZoneGeometry g, ZoneInfo z) => BlkzoneLine(g.BlockShift, g.ZoneSizeLbas, z);
+
+    /// <summary>The same line from a block size (as a shift) and a zone size, as a running server reports them.</summary>
+    public static string BlkzoneLine(int blockShift, ulong zoneSizeLbas, ZoneInfo z)
     {
-        int shift = g.BlockShift - 9;
+        int shift = blockShift - 9;
         ulong start = z.StartLba << shift;
-        ulong len = g.ZoneSizeLbas << shift;
+        ulong len = zoneSizeLbas << shift;
         ulong cap = z.Capacity << shift;
         ulong wp = z.State == ZoneState.Full ? start + len
             : z.WritePointerValid ? z.WritePointer << shift

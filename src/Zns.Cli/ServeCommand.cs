@@ -42,12 +42,16 @@ internal static partial class Commands
         {
             Description = $"Most NVMe/TCP connections served at once (each host uses one per queue); more are closed at once (default {new TargetTransportOptions().MaxConnections})",
         };
+        var control = new ServeControlOptions();
         var geometry = new GeometryOptions();
+        var authentication = new AuthenticationOptions();
         var cmd = new Command("serve", "Serve zoned namespaces over NVMe/TCP until Ctrl-C")
         {
             files, listen, nqn, serial, model, firmware, allowHost, size, ephemeral, reformat, maxConnections, verbose,
         };
+        control.AddTo(cmd);
         geometry.AddTo(cmd);
+        authentication.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
         {
             var endPoint = ParseEndPoint(r.GetValue(listen)!);
@@ -64,6 +68,8 @@ internal static partial class Commands
             string[] specs = r.GetValue(files) is { Length: > 0 } f ? f : [DefaultFile];
             bool isDefault = r.GetValue(files) is not { Length: > 0 };
             long? createSize = r.GetValue(size) is { } s ? ZoneCommands.ParseSize("--size", s) : isDefault ? DefaultSize : null;
+            var allowedHosts = new List<string>(r.GetValue(allowHost) ?? []);
+            var hostAuthentication = authentication.Parse(r, allowedHosts);
 
             var namespaces = new List<ZonedNamespace>();
             try
@@ -75,7 +81,7 @@ internal static partial class Commands
                 var targetOptions = new TargetOptions
                 {
                     SubsystemNqn = r.GetValue(nqn)!, SerialNumber = r.GetValue(serial)!, ModelNumber = r.GetValue(model)!,
-                    FirmwareRevision = r.GetValue(firmware)!, AllowedHostNqns = r.GetValue(allowHost) ?? [],
+                    FirmwareRevision = r.GetValue(firmware)!, AllowedHostNqns = allowedHosts, HostAuthentication = hostAuthentication,
                 };
                 try
                 {
@@ -85,7 +91,8 @@ internal static partial class Commands
                 {
                     throw new UsageException(e.Message);
                 }
-                await RunAsync(targetOptions, transport, namespaces, specs, r.GetValue(verbose), ct);
+                var controlSettings = control.Read(r);
+                await RunAsync(targetOptions, transport, namespaces, specs, r.GetValue(verbose), controlSettings, ct);
             }
             finally
             {
@@ -180,14 +187,17 @@ internal static partial class Commands
         return n;
     }
 
-    private static async Task RunAsync(TargetOptions options, TargetTransportOptions transport, List<ZonedNamespace> namespaces, string[] specs, bool verbose, CancellationToken ct)
+    private static async Task RunAsync(TargetOptions options, TargetTransportOptions transport, List<ZonedNamespace> namespaces, string[] specs, bool verbose,
+        ServeControlSettings control, CancellationToken ct)
     {
         using var loggerFactory = LoggerFactory.Create(b => b
             .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
             .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information));
         using var target = new NvmeTarget(options, namespaces, loggerFactory);
         var endPoint = transport.ListenEndPoint;
+        var controlService = ServeControl.ApplyScenario(control, target);
         await using var listener = new NvmeTcpListener(transport, target, loggerFactory);
+        target.Metrics.ConnectionCount = () => listener.ConnectionCount;
         try
         {
             listener.Start();
@@ -211,16 +221,22 @@ internal static partial class Commands
         stdout.WriteLine($"zns: serving {namespaces.Count} namespace{(namespaces.Count == 1 ? "" : "s")} on {bound}");
         for (int i = 0; i < namespaces.Count; i++)
         {
-            stdout.WriteLine($"  nsid {i + 1}: {specs[i]}: {Output.Summary(namespaces[i].Geometry)}{(namespaces[i].StatePath is { } sp ? $", zone state in {sp}" : ", zone state not kept")}");
+            stdout.WriteLine($"  nsid {i + 1}: {specs[i]}: {Output.Summary(namespaces[i].Geometry)}{(namespaces[i].StatePath is { } sp ? $", zone state in {sp}" : ", zone state not kept")}{(namespaces[i].Options.Timing.Enabled ? $", {namespaces[i].Options.Timing.Describe()}" : "")}");
         }
         stdout.WriteLine($"subsystem NQN: {options.SubsystemNqn}");
         stdout.WriteLine("attach from a Linux host (modprobe nvme-tcp):");
         stdout.WriteLine($"  nvme discover -t tcp -a {address} -s {bound.Port}");
         stdout.WriteLine($"  nvme connect -t tcp -a {address} -s {bound.Port} -n {options.SubsystemNqn}");
+        foreach ((string host, var auth) in options.HostAuthentication)
+        {
+            stdout.WriteLine($"  host {host} must authenticate (DH-HMAC-CHAP): add --hostnqn {host} --dhchap-secret HOST-KEY" +
+                             (auth.ControllerKey is null ? "" : " [--dhchap-ctrl-secret CTRL-KEY]"));
+        }
         if (!IPAddress.IsLoopback(bound.Address) && options.AllowedHostNqns.Count == 0)
         {
             Console.Error.WriteLine($"zns: warning: listening on {bound} without --allow-host: any host that can reach this port can connect and overwrite the data");
         }
+        await using var controlServer = await ServeControl.StartAsync(control, controlService, stdout, loggerFactory);
         stdout.WriteLine("press Ctrl-C to stop");
         stdout.Flush();
 
@@ -228,5 +244,23 @@ internal static partial class Commands
         stdout.WriteLine("zns: stopping: closing connections and saving zone state");
         await listener.StopAsync();
         target.Dispose();
+        ReportReorderedWrites(stdout, namespaces, verbose);
+    }
+
+    /// <summary>
+    /// At shutdown: how many writes arrived ahead of their zone's write pointer (always with -v, otherwise only when
+    /// there were some), since a host that reorders writes to a zone sees only I/O errors.
+    /// </summary>
+    private static void ReportReorderedWrites(TextWriter stdout, List<ZonedNamespace> namespaces, bool verbose)
+    {
+        for (int i = 0; i < namespaces.Count; i++)
+        {
+            long ahead = namespaces[i].WritesAheadOfWritePointer;
+            if (namespaces[i].IsZoned && (verbose || ahead > 0))
+            {
+                stdout.WriteLine($"zns: nsid {i + 1}: {ahead} write{(ahead == 1 ? "" : "s")} refused ahead of the write pointer (Zone Invalid Write)" +
+                    (ahead > 0 ? "; the host reordered writes to a zone (see README: I/O scheduler)" : ""));
+            }
+        }
     }
 }

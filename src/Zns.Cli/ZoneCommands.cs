@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using Zns.Core.Storage;
+using Zns.Core.Timing;
 using Zns.Core.Zones;
 
 namespace Zns.Cli;
@@ -11,16 +12,24 @@ internal static class ZoneCommands
     public static Command Create()
     {
         var file = new Argument<string>("FILE") { Description = "Backstore file to create (raw, QEMU layout)" };
-        var size = new Option<string>("--size", "-s") { Description = "Backstore size with K/M/G/T suffix, e.g. 32G", Required = true };
+        var size = new Option<string>("--size", "-s") { Description = "Backstore size with K/M/G/T suffix, e.g. 32G (required unless --preset gives it)" };
+        var preset = new Option<string>("--preset") { Description = "Start from a real drive's geometry: zn540 (WD ZN540: 2 GiB zones, 1077 MiB capacity, 904 zones, 14 open/active; other options override it)" };
         var prealloc = new Option<bool>("--preallocate") { Description = "Allocate every block (like dd) instead of a sparse file (like truncate)" };
         var geometry = new GeometryOptions();
-        var cmd = new Command("create", "Create a backstore file and its zone state (FILE.zns)") { file, size, prealloc };
+        var cmd = new Command("create", "Create a backstore file and its zone state (FILE.zns)") { file, size, prealloc, preset };
         geometry.AddTo(cmd);
         cmd.SetAction(r =>
         {
             string path = r.GetValue(file)!;
-            long bytes = ParseSize("--size", r.GetValue(size)!);
-            var options = geometry.Apply(r, new NamespaceOptions());
+            var baseline = r.GetValue(preset) switch
+            {
+                null => new NamespaceOptions(),
+                "zn540" => Zn540Preset.Geometry,
+                var other => throw new UsageException($"--preset: unknown preset '{other}' (known: zn540)"),
+            };
+            string? sizeText = r.GetValue(size) ?? (r.GetValue(preset) is null ? null : Zn540Preset.Size.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            long bytes = sizeText is null ? throw new UsageException("--size: required (e.g. --size 32G), or give --preset") : ParseSize("--size", sizeText);
+            var options = geometry.Apply(r, baseline);
             var g = Validate(options, bytes);
             if (File.Exists(path))
             {
@@ -53,6 +62,7 @@ internal static class ZoneCommands
         ZoneGeometry g;
         try
         {
+            options.Timing.Validate();
             g = ZoneGeometry.Create(options, bytes);
         }
         catch (OptionException e)

@@ -15,6 +15,15 @@ public interface IQueueTransport
     /// Thread-safe and idempotent; outstanding commands are dropped.
     /// </summary>
     void Abort(string reason);
+
+    /// <summary>
+    /// The controller accepted the Fabrics Connect that made this queue <paramref name="queueId"/>: from now on the
+    /// controller's keep-alive timer watches the connection, and completions the transport makes itself carry this
+    /// SQID. Called on the thread executing the Connect. Transports that do not need it ignore it.
+    /// </summary>
+    void OnQueueConnected(ushort queueId)
+    {
+    }
 }
 
 /// <summary>
@@ -33,6 +42,10 @@ public interface IQueueTransport
 /// asynchronously (reads, Asynchronous Event Requests that wait for an event).</item>
 /// <item>For controller-to-host commands <c>data</c> has exactly the SGL length; on success the handler has written
 /// every byte of it and the transport sends it all as C2HData before the response. On error no data is sent.</item>
+/// <item>Host-to-controller data is valid only until <see cref="ExecuteAsync"/> returns: the transport may pass
+/// in-capsule data where it was received, and that buffer moves on afterwards. A handler that completes later
+/// (a timing model, an injected delay) must consume or copy the data before it returns. Controller-to-host
+/// <c>data</c> stays valid until the returned task completes.</item>
 /// <item>The returned CQE is sent as is (the handler fills CID, SQID, SQHD, status and result).</item>
 /// <item>The transport never lets more than <see cref="QueueDepth"/> commands be outstanding; it may hold a command
 /// whose data it has to buffer (R2T writes, reads) until earlier commands release theirs, so ExecuteAsync can be

@@ -165,7 +165,7 @@ public class CliTests
         Assert.Contains("warning: listening on 0.0.0.0:", err);
         Assert.Contains("without --allow-host", err);
 
-        using var allowed = Process.Start(CliRunner.StartInfo(dir.Path, "serve", "ram:64M,zoned.zone_size=8M", "--listen", "0.0.0.0:0", "--allow-host", "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-0000000000aa"))!;
+        using var allowed = Process.Start(CliRunner.StartInfo(dir.Path, "serve", "ram:64M,zoned.zone_size=8M", "--listen", "0.0.0.0:0", "--control", "off", "--allow-host", "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-0000000000aa"))!;
         while ((line = await allowed.StandardOutput.ReadLineAsync(ct)) is not null && !line.StartsWith("press Ctrl-C", StringComparison.Ordinal))
         {
         }

@@ -53,6 +53,7 @@ public sealed class FuzzCorpusTests
     [InlineData("pdu-parser", 3000)]
     [InlineData("command-dispatch", 300)]
     [InlineData("zone-state-loader", 300)]
+    [InlineData("dhchap-exchange", 300)]
     public void SeededRandomInputs(string target, int count)
     {
         var random = new Random(20260101);

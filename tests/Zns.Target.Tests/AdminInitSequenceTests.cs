@@ -55,7 +55,7 @@ public sealed class AdminInitSequenceTests
         Assert.Equal(7, id[77]);                       // MDTS 512 KiB
         Assert.Equal(cntlid, U16(id, 78));             // CNTLID = Connect's
         Assert.Equal(0x00010400u, U32(id, 80));        // VER 1.4 (QEMU)
-        Assert.Equal(0x100u, U32(id, 92));             // OAES: namespace attribute notices
+        Assert.Equal(0x0800_0100u, U32(id, 92));       // OAES: namespace attribute notices, zone descriptor changed notices
         Assert.Equal(0u, U32(id, 96));                 // CTRATT
         Assert.Equal(1, id[111]);                      // CNTRLTYPE I/O
         Assert.Equal(0, U16(id, 256));                 // OACS

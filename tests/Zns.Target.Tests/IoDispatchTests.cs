@@ -172,7 +172,71 @@ public sealed class IoDispatchTests
             Ok(Run(io, dsm, range));
             Ok(Run(io, Sqe.ReadWrite(IoOpcode.Read, 1, 10, 2), back));
             Assert.All(back, b => Assert.Equal(0, b));
-            Fails(Run(io, dsm, new byte[32]), NvmeStatus.DataSglLengthInvalid);
+            Fails(Run(io, dsm, new byte[8]), NvmeStatus.DataSglLengthInvalid);
+        }
+    }
+
+    /// <summary>A DSM range list at SLBA 0 for <paramref name="ranges"/>, padded to <paramref name="bufferBytes"/>.</summary>
+    private static byte[] DsmRanges(int bufferBytes, params (ulong Slba, uint Nlb)[] ranges)
+    {
+        byte[] buffer = new byte[bufferBytes];
+        for (int i = 0; i < ranges.Length; i++)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(i * 16 + 4), ranges[i].Nlb);
+            BinaryPrimitives.WriteUInt64LittleEndian(buffer.AsSpan(i * 16 + 8), ranges[i].Slba);
+        }
+        return buffer;
+    }
+
+    private static SubmissionQueueEntry Deallocate(int ranges)
+    {
+        SubmissionQueueEntry dsm = Sqe.Create(IoOpcode.DatasetManagement, 1);
+        dsm.SetCdw(10, (uint)(ranges - 1));
+        dsm.SetCdw(11, 1u << 2);
+        return dsm;
+    }
+
+    [Fact]
+    public void Dsm_AcceptsTheWholePageLinuxSends_AndDeallocatesOnlyTheRangesNamed()
+    {
+        var (host, io) = Connected(new NamespaceOptions { Zoned = false });
+        using (host)
+        {
+            byte[] data = new byte[4 * Bs];
+            data.AsSpan().Fill(0x77);
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 20, 4), data));
+            // Two ranges (LBA 20 and 22) in a 4096-byte buffer whose third slot, beyond NR, names LBA 21.
+            byte[] page = DsmRanges(4096, (20, 1), (22, 1), (21, 1));
+            Ok(Run(io, Deallocate(2), page));
+            byte[] back = new byte[4 * Bs];
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Read, 1, 20, 4), back));
+            Assert.All(back[..Bs], b => Assert.Equal(0, b));
+            Assert.All(back[Bs..(2 * Bs)], b => Assert.Equal(0x77, b));
+            Assert.All(back[(2 * Bs)..(3 * Bs)], b => Assert.Equal(0, b));
+            Assert.All(back[(3 * Bs)..], b => Assert.Equal(0x77, b));
+            // 256 ranges exactly fill the page; one byte short of the ranges named is refused.
+            Ok(Run(io, Deallocate(256), new byte[4096]));
+            Fails(Run(io, Deallocate(2), new byte[31]), NvmeStatus.DataSglLengthInvalid);
+        }
+    }
+
+    [Fact]
+    public void Dsm_SkipsRangesOutsideTheNamespace_WithSuccess()
+    {
+        var (host, io) = Connected(new NamespaceOptions { Zoned = false });
+        using (host)
+        {
+            ulong end = host.Namespaces[0].Geometry.NamespaceSizeLbas;
+            byte[] data = new byte[Bs];
+            data.AsSpan().Fill(0x33);
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 5, 1), data));
+            // Past the end, straddling the end, SLBA + NLB overflowing 64 bits, then a valid one: all succeed, only
+            // the valid one deallocates.
+            byte[] page = DsmRanges(4096, (end, 1), (end - 1, 2), (ulong.MaxValue, 2), (5, 1));
+            Ok(Run(io, Deallocate(4), page));
+            byte[] back = new byte[Bs];
+            Ok(Run(io, Sqe.ReadWrite(IoOpcode.Read, 1, 5, 1), back));
+            Assert.All(back, b => Assert.Equal(0, b));
         }
     }
 

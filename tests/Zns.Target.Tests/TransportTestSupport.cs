@@ -52,6 +52,7 @@ internal sealed class LoopbackHandlerFactory : IQueueHandlerFactory
                     _queueId = (ushort)(command.Cdw10 >> 16);
                     cqe.SqId = _queueId;
                     cqe.Result = 1;
+                    transport.OnQueueConnected(_queueId);
                     break;
                 case AdminOpcode.Fabrics when command.FabricsCommandType == FabricsCommandType.PropertyGet:
                     cqe.Result = 0x0000_0820_0F00_007F;

@@ -26,6 +26,12 @@ log start
 source "$RUN/config" || finish 125
 echo zns-guest >/proc/sys/kernel/hostname
 
+# A kernel other than the host's brings its modules from the kernel cache (tests/guest/kernels.sh).
+if [[ -n ${GUEST_MODDIR:-} ]]; then
+    mkdir -p "/lib/modules/$GUEST_KVER" && mount --bind "$GUEST_MODDIR" "/lib/modules/$GUEST_KVER" ||
+        log "cannot mount $GUEST_MODDIR at /lib/modules/$GUEST_KVER"
+fi
+
 if ((${#GUEST_MODULES[@]})); then
     modprobe -a "${GUEST_MODULES[@]}" || log "modprobe failed: ${GUEST_MODULES[*]}"
 fi

@@ -4,8 +4,14 @@
 set -euo pipefail
 
 required=(qemu-system-x86 linux-image-amd64 busybox-static kmod cpio iproute2
-          nvme-cli fio util-linux netcat-openbsd xz-utils procps)
+          nvme-cli fio util-linux netcat-openbsd xz-utils zstd procps btrfs-progs f2fs-tools)
 optional=(zbd-utils)
+
+# The Debian 13 kernels of the matrix (6.12, newest 7.x), unpacked into a cache; see kernels.sh.
+fetch_kernels() {
+    [[ ${ZNS_KERNELS:-6.1,6.12,7} == 6.1 ]] && return 0
+    "$(dirname "$0")/kernels.sh" fetch 6.12 7 || { echo "install-deps: fetching the Debian 13 kernels failed" >&2; return 1; }
+}
 
 is_installed() {
     [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]
@@ -20,7 +26,8 @@ stamp_dir="${XDG_CACHE_HOME:-/var/cache}/zns-guest"
 opt_stamp="$stamp_dir/optional-unavailable"
 if ((${#missing[@]} == 0)); then
     if ((${#opt_missing[@]} == 0)) || [[ -f $opt_stamp ]]; then
-        echo "install-deps: all packages present, nothing to do"
+        echo "install-deps: all packages present"
+        fetch_kernels
         exit 0
     fi
 fi
@@ -47,4 +54,5 @@ if ((${#to_install[@]} > 0)); then
     echo "install-deps: installing: ${to_install[*]}"
     apt-get install -y -qq --no-install-recommends "${to_install[@]}"
 fi
+fetch_kernels
 echo "install-deps: done"

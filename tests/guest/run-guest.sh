@@ -38,6 +38,14 @@ options:
   --mem SIZE      guest memory (default ${ZNS_GUEST_MEM:-2G})
   --smp N         guest CPUs (default ${ZNS_GUEST_SMP:-2})
   --kernel PATH   kernel image (default: the one linux-image-amd64 installs)
+  --qemu PATH     QEMU binary or wrapper (default qemu-system-x86_64; e.g.
+                  tests/guest/qemu-trixie for Debian 13's QEMU)
+  --qemu-arg ARG  extra QEMU argument, appended after the harness's own
+                  (repeatable), e.g. --qemu-arg -device --qemu-arg nvme,...
+  --kernel-version SPEC
+                  boot the kernel of the matrix matching SPEC: 6.1 (Debian 12's),
+                  6.12 or 7 (Debian 13's, fetched by install-deps.sh), or a full
+                  version; its modules are mounted at /lib/modules/VER in the guest
   --keep          keep the run dir (console log, config) and print its path
   -h, --help      this help
 
@@ -45,7 +53,9 @@ exit status: the script's; 124 on timeout; 125 if the guest ended without
 reporting one (kernel panic, boot failure) or on a harness error.
 environment: ZNS_GUEST_CACHE (cache dir, default \$REPO/.cache/guest),
 ZNS_GUEST_TIMEOUT, ZNS_GUEST_MEM, ZNS_GUEST_SMP, ZNS_GUEST_ACCEL (default tcg),
-ZNS_GUEST_KERNEL, ZNS_GUEST_PVH=0 (boot the compressed bzImage instead of the
+ZNS_GUEST_KERNEL (a path, or a SPEC as for --kernel-version), ZNS_GUEST_QEMU,
+ZNS_GUEST_KERNEL_VERSION (SPEC), ZNS_KERNEL_CACHE (fetched kernels, default
+/var/cache/zns-guest/kernels), ZNS_GUEST_PVH=0 (boot the compressed bzImage instead of the
 cached uncompressed vmlinux).
 EOF
 }
@@ -61,6 +71,9 @@ mem=${ZNS_GUEST_MEM:-2G}
 smp=${ZNS_GUEST_SMP:-2}
 accel=${ZNS_GUEST_ACCEL:-tcg}
 kernel=${ZNS_GUEST_KERNEL:-}
+qemu_bin=${ZNS_GUEST_QEMU:-qemu-system-x86_64}
+qemu_extra=()
+kernel_version=${ZNS_GUEST_KERNEL_VERSION:-}
 keep=0
 envs=()
 modules=()
@@ -77,7 +90,11 @@ while (($#)); do
         --append=*) append=${1#*=}; shift ;;
         --mem) mem=${2:?}; shift 2 ;;
         --smp) smp=${2:?}; shift 2 ;;
-        --kernel) kernel=${2:?}; shift 2 ;;
+        --qemu) qemu_bin=${2:?--qemu needs a path}; shift 2 ;;
+        --qemu-arg) qemu_extra+=("${2?--qemu-arg needs an argument}"); shift 2 ;;
+        --kernel) kernel=${2:?}; kernel_version=; shift 2 ;;
+        --kernel-version) kernel_version=${2:?--kernel-version needs a version}; kernel=; shift 2 ;;
+        --kernel-version=*) kernel_version=${1#*=}; kernel=; shift ;;
         --keep) keep=1; shift ;;
         -h|--help) usage; exit 0 ;;
         --) shift; break ;;
@@ -103,13 +120,30 @@ find_kernel() {
     fi
     find /boot -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1
 }
+# A kernel given as a version (no slash) is a SPEC of the matrix (tests/guest/kernels.sh).
+if [[ -n $kernel && $kernel != */* ]]; then kernel_version=$kernel; kernel=; fi
+if [[ -n $kernel_version ]]; then
+    kernel=$("$HERE/kernels.sh" path "$kernel_version") || die "no kernel $kernel_version (run tests/guest/install-deps.sh as root)"
+fi
 [[ -n $kernel ]] || kernel=$(find_kernel)
 [[ -n $kernel && -r $kernel ]] ||
     die "no readable kernel in /boot (run tests/guest/install-deps.sh as root)"
-kver=$(basename "$kernel"); kver=${kver#vmlinuz-}
-moddir=/lib/modules/$kver
+# A fetched kernel sits as .../usr/lib/modules/VER/vmlinuz beside its modules and config (kernels.sh);
+# a host kernel as /boot/vmlinuz-VER with /lib/modules/VER and /boot/config-VER.
+if [[ $(basename "$kernel") == vmlinuz && -d $(dirname "$kernel")/kernel ]]; then
+    moddir=$(cd "$(dirname "$kernel")" && pwd -P)
+    kver=$(basename "$moddir")
+    modroot=${moddir%/lib/modules/"$kver"}
+    kconfig=$moddir/config
+else
+    kver=$(basename "$kernel"); kver=${kver#vmlinuz-}
+    moddir=/lib/modules/$kver
+    modroot=/
+    kconfig=/boot/config-$kver
+fi
 [[ -d $moddir ]] || die "no modules dir $moddir for kernel $kernel"
-command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (run tests/guest/install-deps.sh)"
+command -v "$qemu_bin" >/dev/null || die "$qemu_bin missing (run tests/guest/install-deps.sh)"
+[[ -f $moddir/modules.dep ]] || die "$moddir has no modules.dep (run depmod -b $modroot $kver)"
 busybox=$(command -v busybox || true)
 [[ -n $busybox ]] || die "busybox missing (run tests/guest/install-deps.sh)"
 LC_ALL=C ldd "$busybox" 2>&1 | grep -q '=>' &&
@@ -128,7 +162,7 @@ build_initramfs() {
         ln -s busybox "$tmp/bin/$a"
     done
     for m in "${STAGE1_MODULES[@]}"; do
-        modprobe -S "$kver" --show-depends "$m" || { rm -rf "$tmp"; die "modprobe --show-depends $m failed"; }
+        modprobe -d "$modroot" -S "$kver" --show-depends "$m" || { rm -rf "$tmp"; die "modprobe --show-depends $m failed"; }
     done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r path; do
         case $path in
             *.ko) cp "$path" "$tmp/modules/" ;;
@@ -181,7 +215,7 @@ extract_vmlinux() {
 }
 
 boot_kernel=$kernel
-if [[ ${ZNS_GUEST_PVH:-1} != 0 ]] && grep -qx 'CONFIG_PVH=y' "/boot/config-$kver" 2>/dev/null; then
+if [[ ${ZNS_GUEST_PVH:-1} != 0 ]] && grep -qx 'CONFIG_PVH=y' "$kconfig" 2>/dev/null; then
     vkey=$(stat -L -c '%s %Y' "$kernel" | sha256sum | cut -c1-16)
     vmlinux=$CACHE/vmlinux-$kver-$vkey
     if [[ ! -s $vmlinux ]]; then
@@ -275,6 +309,11 @@ hidden "$cwd" && cwd=/
     shell_array GUEST_ENV "${envs[@]}"
     shell_array GUEST_MODULES "${modules[@]}"
     printf 'GUEST_CWD=%q\n' "$cwd"
+    # A fetched kernel's modules: stage 2 mounts them at /lib/modules/KVER.
+    if [[ $moddir != "/lib/modules/$kver" ]]; then
+        hidden "$moddir" && die "kernel modules under $moddir are not visible in the guest (set ZNS_KERNEL_CACHE elsewhere)"
+        printf 'GUEST_KVER=%q\nGUEST_MODDIR=%q\n' "$kver" "$moddir"
+    fi
 } >"$run/config"
 cp "$HERE/guest-stage2.sh" "$run/stage2.sh"
 
@@ -284,7 +323,7 @@ cmdline+=" i8042.noaux i8042.nokbd i8042.nopnp cryptomgr.notests mitigations=off
 cmdline+=" random.trust_cpu=on no_timer_check tsc=reliable"
 [[ -n $append ]] && cmdline+=" $append"
 
-qemu=(qemu-system-x86_64 -name zns-guest -M q35 -no-user-config -nodefaults
+qemu=("$qemu_bin" -name zns-guest -M q35 -no-user-config -nodefaults
       -display none -vga none -no-reboot -smp "$smp" -m "$mem")
 if [[ $accel == kvm ]]; then
     qemu+=(-accel kvm -cpu host)
@@ -301,6 +340,7 @@ qemu+=(-kernel "$boot_kernel" -initrd "$initrd" -append "$cmdline"
        -netdev user,id=net0 -device virtio-net-pci,netdev=net0,romfile=)
 [[ -n $workdir ]] &&
     qemu+=(-virtfs "local,path=$workdir,mount_tag=zgwork,security_model=none,multidevs=remap")
+((${#qemu_extra[@]})) && qemu+=("${qemu_extra[@]}")
 
 vlog "kernel $boot_kernel, initrd $initrd, run dir $run, timeout ${timeout}s"
 vlog "guest command: ${guest_cmd[*]}"

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using Zns.Core.Nvme;
 using Zns.Core.Zones;
+using Zns.Protocol;
 using Zns.Target;
 using Zns.Target.Nvme;
 using static Zns.Fuzz.FuzzFailureException;
@@ -182,8 +183,8 @@ public sealed class CommandDispatchTarget : IFuzzTarget
             input = input[SubmissionQueueEntry.Size..];
         }
 
-        int direction = sqe.Opcode == AdminOpcode.Fabrics ? sqe.FabricsCommandType & 3 : sqe.Opcode & 3;
-        if (direction == 0 || direction == 3)
+        var direction = CapsuleRules.DirectionOf(sqe);
+        if (direction is DataDirection.None or DataDirection.Bidirectional)
             return true; // no data moves (bidirectional commands are refused by the transport before the handler)
         long length = mode switch
         {
@@ -194,7 +195,7 @@ public sealed class CommandDispatchTarget : IFuzzTarget
         if (length <= 0)
             return true;
         data = new byte[Math.Min(length, MaxDataPerCommand + 1)];
-        if (dataFollows && direction == 1)
+        if (dataFollows && direction == DataDirection.HostToController)
         {
             int n = Math.Min(data.Length, input.Length);
             input[..n].CopyTo(data);

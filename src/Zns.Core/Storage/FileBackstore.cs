@@ -118,7 +118,8 @@ public sealed partial class FileBackstore : IBackstore
     /// <inheritdoc/>
     public void Dispose() => _handle.Dispose();
 
-    private static bool TryAllocate(SafeFileHandle handle, long offset, long length) => fallocate(handle, 0, offset, length) == 0;
+    /// <summary>Allocates the blocks of a range without changing its contents (fallocate mode 0).</summary>
+    internal static bool TryAllocate(SafeFileHandle handle, long offset, long length) => fallocate(handle, 0, offset, length) == 0;
 
     private static void WriteZeroes(SafeFileHandle handle, long offset, long length)
     {

@@ -157,6 +157,10 @@ internal sealed partial class ZoneStateFile : IDisposable
         {
             RandomAccess.SetLength(handle, 2L * slotSize);
         }
+        // Both slots take their blocks now, so that commits (which overwrite them in place) still succeed when the
+        // file system fills up under a sparse backstore and the zone state stays truthful. Best effort: a file
+        // system without fallocate allocates on the first commit of each slot.
+        FileBackstore.TryAllocate(handle, 0, 2L * slotSize);
         return new ZoneStateFile(handle, path, slotSize, lastSequence);
     }
 

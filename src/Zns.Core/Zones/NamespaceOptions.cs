@@ -1,4 +1,5 @@
 using System.Globalization;
+using Zns.Core.Timing;
 
 namespace Zns.Core.Zones;
 
@@ -42,6 +43,8 @@ public sealed record NamespaceOptions
     /// <summary><c>mdts</c>: Maximum Data Transfer Size as a power of two of 4 KiB pages (QEMU's default 7 = 512 KiB).</summary>
     public byte Mdts { get; init; } = 7;
 
+    /// <summary><c>timing</c> and <c>timing.*</c>: how completions are timed. A run-time property: not stored with the geometry.</summary>
+    public TimingOptions Timing { get; init; } = TimingOptions.Off;
     /// <summary><c>vsl</c>: Verify Size Limit as a power of two of 4 KiB pages (QEMU's default 7 = 512 KiB).</summary>
     public byte Vsl { get; init; } = 7;
 
@@ -116,6 +119,7 @@ public sealed record NamespaceOptions
             "zoned.cross_read" or "cross_read" => this with { CrossRead = ParseBool(name, value) },
             "zoned.auto_transition" or "auto_transition" => this with { AutoTransition = ParseBool(name, value) },
             "mdts" => this with { Mdts = ParseByte(name, value) },
+            _ when name == "timing" || name.StartsWith("timing.", StringComparison.Ordinal) => this with { Timing = Timing.With(name, value) },
             "vsl" => this with { Vsl = ParseByte(name, value) },
             "zoned.zrwas" or "zrwas" => this with { Zrwas = ParseSize(name, value) },
             "zoned.zrwafg" or "zrwafg" => this with { Zrwafg = ParseSize(name, value) },

@@ -211,6 +211,8 @@ internal sealed class AdminCommandHandler(NvmeController controller)
                         return NvmeStatus.Success;
                     case Csi.Zoned when ns.Csi == Csi.Zoned:
                         IdentifyZonedNamespaceLayout.Write(data, ns.Identity);
+                        var health = Subsystem.HealthMonitor(ns.Nsid).Policy;
+                        IdentifyZonedNamespaceLayout.WriteLimits(data, health.ResetRecommendedLimitSeconds, health.FinishRecommendedLimitSeconds);
                         return NvmeStatus.Success;
                     default:
                         return NvmeStatus.InvalidField.WithDnr();
@@ -332,8 +334,7 @@ internal sealed class AdminCommandHandler(NvmeController controller)
 
             case LogPageId.ChangedZoneList:
             {
-                // Per zoned namespace. No zone ever becomes "changed" here (no ZRWA or finish/reset recommendations),
-                // so the list is always empty: NRZID 0.
+                // Per zoned namespace: zones the controller changed on its own since the host last read the list.
                 if (controller.AttachedNamespace(nsid) is not { } ns)
                 {
                     return NvmeStatus.InvalidNamespace.WithDnr();
@@ -343,7 +344,7 @@ internal sealed class AdminCommandHandler(NvmeController controller)
                     return NvmeStatus.InvalidField.WithDnr();
                 }
                 size = ChangedZoneListLayout.Size;
-                page[..size].Clear();
+                controller.ReadChangedZones(nsid, GetLogPageCommandLayout.Rae(in sqe), page);
                 break;
             }
 

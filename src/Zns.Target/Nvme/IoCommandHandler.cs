@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Core.Timing;
 using Zns.Core.Zones;
 
 namespace Zns.Target.Nvme;
@@ -11,25 +12,28 @@ namespace Zns.Target.Nvme;
 /// ZNS checks and its statuses are returned unchanged.
 /// </summary>
 /// <remarks>
-/// Writes, appends, Write Zeroes, DSM, zone management and Flush execute synchronously in the order they arrive:
-/// the host keeps one regular write per zone in flight and relies on the controller not reordering. Reads complete
-/// asynchronously on the thread pool so they overlap each other and the writes behind them. Nothing here allocates
-/// per command: completions are <see cref="ValueTask{T}"/> values, reads use pooled operations.
+/// Every command executes synchronously in the order it arrives, on the thread that received it: the host keeps one
+/// regular write per zone in flight and relies on the controller not reordering, and a RAM or file backstore
+/// answers in microseconds, far less than a hop to another thread costs. The result is a completed
+/// <see cref="ValueTask{T}"/>, so nothing here allocates per command; the seam still accepts a completion that
+/// comes later.
 /// </remarks>
-internal sealed class IoCommandHandler
+internal sealed partial class IoCommandHandler
 {
     private readonly NvmeController _controller;
     private readonly NvmeSubsystem _subsystem;
-    private readonly ReadOperation[] _pool;
-    private readonly Lock _poolLock = new();
-    private int _pooled;
+    private readonly ushort _qid;
+    private readonly OperationPool<TimedCompletion> _timed;
+    private readonly Metrics.TargetMetrics _metrics;
 
-    public IoCommandHandler(NvmeController controller, int queueEntries)
+    public IoCommandHandler(NvmeController controller, ushort qid, int queueEntries)
     {
+        _qid = qid;
         _controller = controller;
         _subsystem = controller.Subsystem;
-        // At most one read per SQ entry can be outstanding, so this bounds the pool.
-        _pool = new ReadOperation[queueEntries];
+        _metrics = _subsystem.Target.Metrics;
+        // At most one command per SQ entry can be outstanding, so this bounds the pool of delayed completions.
+        _timed = new OperationPool<TimedCompletion>(queueEntries, () => new TimedCompletion(this));
     }
 
     /// <summary>Opcodes of the NVM and Zoned Namespace command sets that this target implements.</summary>
@@ -40,7 +44,11 @@ internal sealed class IoCommandHandler
     private static bool IsZonedOpcode(byte opcode) =>
         opcode is IoOpcode.ZoneManagementSend or IoOpcode.ZoneManagementReceive or IoOpcode.ZoneAppend;
 
-    public ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe)
+    public ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe) =>
+        Execute(in sqe, data, cqe, System.Diagnostics.Stopwatch.GetTimestamp());
+
+    /// <summary>Executes a command that arrived at <paramref name="arrival"/> (a <see cref="System.Diagnostics.Stopwatch"/> timestamp; the latency metric counts from it).</summary>
+    private ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe, long arrival)
     {
         byte opcode = sqe.Opcode;
         // Order: unknown opcode (admin opcodes land here too), then NSID, then opcode versus the namespace's command
@@ -77,18 +85,41 @@ internal sealed class IoCommandHandler
                 cqe.Status = NvmeStatus.DataSglLengthInvalid.WithDnr();
                 return new ValueTask<CompletionQueueEntry>(cqe);
             }
-            return RentRead().Start(ns, sqe.Cdw10_11, data, cqe);
         }
+        TimingModel? timing = info.Timing;
+        long submitted = timing is null ? 0 : CompletionScheduler.Now;
+        CommandTiming.Before before = timing is null ? default : CommandTiming.Capture(timing, in sqe, ns);
         try
         {
-            cqe.Status = ExecuteSynchronous(in sqe, ns, info, data.Span, ref cqe.Result);
+            cqe.Status = opcode == IoOpcode.Read ? Read(ns, sqe.Cdw10_11, data.Span) : ExecuteSynchronous(in sqe, ns, info, data.Span, ref cqe.Result);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or UnauthorizedAccessException)
         {
             cqe.Status = InternalError(ex, opcode);
         }
+        _metrics.Complete(info.Nsid, opcode, sqe.Cdw10_11, data.Length, cqe.Status, arrival);
+        if (timing is not null)
+        {
+            long due = CommandTiming.Due(timing, submitted, in sqe, in before, in cqe);
+            if (due > CompletionScheduler.Now)
+            {
+                return _timed.Rent().Start(in cqe, due);
+            }
+        }
         return new ValueTask<CompletionQueueEntry>(cqe);
     }
+
+    private NvmeStatus Read(ZonedNamespace ns, ulong slba, Span<byte> data)
+    {
+        NvmeStatus status = ns.Read(slba, data);
+        if (status.IsSuccess)
+        {
+            _subsystem.CountRead(data.Length);
+        }
+        return status;
+    }
+
+    internal void Return(TimedCompletion completion) => _timed.Return(completion);
 
     private NvmeStatus ExecuteSynchronous(in SubmissionQueueEntry sqe, ZonedNamespace ns, NamespaceInfo info, Span<byte> data, ref ulong result)
     {
@@ -203,10 +234,15 @@ internal sealed class IoCommandHandler
     /// range is context attributes (u32), NLB (u32, not 0's based), SLBA (u64). Without AD the ranges are only
     /// hints and nothing happens.
     /// </summary>
+    /// <remarks>
+    /// The buffer only has to hold the NR ranges: Linux always transfers a whole 4 KiB page of ranges, whatever NR
+    /// is. A range past the namespace is skipped and the command still succeeds, as QEMU's device does (deallocate
+    /// is advisory); the controller reports no DMRSL, so there is no size limit to skip on.
+    /// </remarks>
     private static NvmeStatus DatasetManagement(in SubmissionQueueEntry sqe, ZonedNamespace ns, ReadOnlySpan<byte> data)
     {
         int ranges = (int)(sqe.Cdw10 & 0xFF) + 1;
-        if (data.Length != ranges * 16)
+        if (data.Length < ranges * DsmRangeBytes)
         {
             return NvmeStatus.DataSglLengthInvalid.WithDnr();
         }
@@ -214,15 +250,17 @@ internal sealed class IoCommandHandler
         {
             return NvmeStatus.Success;
         }
+        ulong nsze = ns.Geometry.NamespaceSizeLbas;
         for (int i = 0; i < ranges; i++)
         {
-            ReadOnlySpan<byte> range = data.Slice(i * 16, 16);
+            ReadOnlySpan<byte> range = data.Slice(i * DsmRangeBytes, DsmRangeBytes);
             uint blocks = BinaryPrimitives.ReadUInt32LittleEndian(range[4..]);
-            if (blocks == 0)
+            ulong slba = BinaryPrimitives.ReadUInt64LittleEndian(range[8..]);
+            if (blocks == 0 || slba >= nsze || nsze - slba < blocks)
             {
                 continue;
             }
-            NvmeStatus status = ns.Deallocate(BinaryPrimitives.ReadUInt64LittleEndian(range[8..]), blocks);
+            NvmeStatus status = ns.Deallocate(slba, blocks);
             if (!status.IsSuccess)
             {
                 return status;
@@ -230,6 +268,9 @@ internal sealed class IoCommandHandler
         }
         return NvmeStatus.Success;
     }
+
+    /// <summary>Size of one Dataset Management range: context attributes, NLB, SLBA.</summary>
+    private const int DsmRangeBytes = 16;
 
     private NvmeStatus FlushAll()
     {
@@ -262,34 +303,7 @@ internal sealed class IoCommandHandler
     /// </summary>
     internal NvmeStatus InternalError(Exception ex, byte opcode)
     {
-        _subsystem.Target.Logger.CommandFailed(ex, _controller.Cntlid, opcode, 0);
+        _subsystem.Target.Logger.CommandFailed(ex, _controller.Cntlid, opcode, _qid);
         return NvmeStatus.InternalError;
-    }
-
-    internal void CountRead(int bytes) => _subsystem.CountRead(bytes);
-
-    private ReadOperation RentRead()
-    {
-        lock (_poolLock)
-        {
-            if (_pooled > 0)
-            {
-                ReadOperation op = _pool[--_pooled];
-                _pool[_pooled] = null!;
-                return op;
-            }
-        }
-        return new ReadOperation(this);
-    }
-
-    internal void Return(ReadOperation op)
-    {
-        lock (_poolLock)
-        {
-            if (_pooled < _pool.Length)
-            {
-                _pool[_pooled++] = op;
-            }
-        }
     }
 }

@@ -14,10 +14,10 @@ namespace Zns.Target.Nvme;
 /// notifications run on other threads, so register and queue state is guarded by <see cref="_lock"/>. The I/O
 /// hot path reads only <see cref="IsReady"/> (volatile) and <see cref="Touch"/>es the keep-alive stamp.
 /// </remarks>
-internal sealed class NvmeController
+internal sealed partial class NvmeController
 {
     /// <summary>Async Event Configuration bits this controller accepts: SMART warnings 7:0 (never raised) and bit 8.</summary>
-    private const uint SupportedAsyncEvents = 0xFF | IdentifyControllerLayout.OaesNamespaceAttribute;
+    private const uint SupportedAsyncEvents = 0xFF | IdentifyControllerLayout.OaesNamespaceAttribute | IdentifyControllerLayout.OaesZoneDescriptorChanged;
 
     /// <summary>AER completion DW0 for "namespace attribute changed": type 2 (notice), info 00h, log page 04h.</summary>
     internal const uint NamespaceChangedEvent = 0x2 | (0x00 << 8) | (LogPageId.ChangedNamespaceList << 16);
@@ -192,7 +192,7 @@ internal sealed class NvmeController
             }
             catch (Exception ex) when (ex is IOException or ObjectDisposedException)
             {
-                _logger.CommandFailed(ex, Cntlid, AdminOpcode.Fabrics, 0);
+                _logger.NamespaceShutdownFailed(ex, Cntlid, ns.Nsid);
             }
         }
     }
@@ -282,6 +282,7 @@ internal sealed class NvmeController
             _pendingAers.Clear();
         }
         Subsystem.RemoveController(this);
+        ReleaseFatal();
         _logger.ControllerDestroyed(Cntlid, Subsystem.Nqn, reason);
         // The admin connection is gone or about to be; completing the parked AERs only releases their awaiters,
         // the transport drops the responses.

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Zns.Core.Timing;
 using Zns.Core.Zones;
 using Zns.Target.Nvme.Wire;
 
@@ -8,7 +9,7 @@ namespace Zns.Target.Nvme;
 /// An NVM subsystem (or the discovery subsystem): its NQN, its namespaces (NSID 1..N in the order given) and its
 /// live controllers. Zone state lives in the namespaces, not in controllers, so it survives host reconnects.
 /// </summary>
-public sealed class NvmeSubsystem
+public sealed partial class NvmeSubsystem
 {
     /// <summary>CNTLIDs FFF0h..FFFFh are reserved (FFFFh is the "dynamic controller" wildcard of Connect).</summary>
     internal const ushort MinCntlid = 1, MaxCntlid = 0xFFEF;
@@ -63,6 +64,13 @@ public sealed class NvmeSubsystem
             }
         }
         Array.Sort(_namespaces, (a, b) => a.Nsid.CompareTo(b.Nsid));
+        if (!isDiscovery)
+        {
+            foreach (NamespaceInfo info in _namespaces)
+            {
+                WatchZoneChanges(info);
+            }
+        }
         Dmrsl = ComputeDmrsl(namespaces);
         Mdts = ComputeMdts(namespaces);
         Zasl = ComputeZasl(namespaces, Mdts);
@@ -118,6 +126,19 @@ public sealed class NvmeSubsystem
         }
         return dmrsl;
     }
+
+    /// <summary>
+    /// Changes how namespace <paramref name="nsid"/>'s completions are timed, at once and without reformatting:
+    /// commands submitted from now on use the new timing, commands already waiting keep their due times.
+    /// Throws <see cref="ArgumentOutOfRangeException"/> for an unknown NSID and <see cref="OptionException"/> for
+    /// inconsistent parameters.
+    /// </summary>
+    public void SetTiming(uint nsid, TimingOptions timing) =>
+        (GetNamespace(nsid) ?? throw new ArgumentOutOfRangeException(nameof(nsid), nsid, "no such namespace")).SetTiming(timing);
+
+    /// <summary>The timing namespace <paramref name="nsid"/> uses now.</summary>
+    public TimingOptions GetTiming(uint nsid) =>
+        (GetNamespace(nsid) ?? throw new ArgumentOutOfRangeException(nameof(nsid), nsid, "no such namespace")).Timing?.Options ?? TimingOptions.Off;
 
     /// <summary>
     /// Reports that namespace <paramref name="nsid"/> changed (for example its capacity): every controller that enabled
@@ -234,7 +255,16 @@ internal sealed class NamespaceInfo
         Nguid = ns.Options.Nguid is { } nguid ? nguid.ToArray() : Uuid;
         Eui64 = ns.Options.Eui64;
         ZoneSendDataLength = ns.Geometry.DescriptorExtensionSize;
+        SetTiming(ns.Options.Timing);
     }
+
+    /// <summary>The namespace's timing model, or null when timing is off (the command path then does nothing extra).</summary>
+    public TimingModel? Timing => Volatile.Read(ref _timing);
+
+    private TimingModel? _timing;
+
+    public void SetTiming(TimingOptions timing) =>
+        Volatile.Write(ref _timing, timing.Enabled ? new TimingModel(timing, Namespace.Geometry) : null);
 
     public uint Nsid { get; }
     public ZonedNamespace Namespace { get; }

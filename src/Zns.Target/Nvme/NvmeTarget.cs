@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Zns.Core.Zones;
+using Zns.Target.Nvme.Auth;
 using Zns.Target.Nvme.Wire;
 
 namespace Zns.Target.Nvme;
@@ -39,8 +40,16 @@ public sealed class NvmeTarget : IQueueHandlerFactory, IDisposable
             throw new ArgumentException($"at most {NamespaceListLayout.MaxEntries} namespaces are supported", nameof(namespaces));
         }
         Subsystem = new NvmeSubsystem(this, options.SubsystemNqn, isDiscovery: false, list);
+        AuthFailures = new AuthFailureLimiter(options.MaxAuthenticationFailures, options.AuthenticationFailureWindow, options.TimeProvider);
+        Metrics = new Metrics.TargetMetrics(this);
         DiscoverySubsystem = options.EnableDiscovery ? new NvmeSubsystem(this, TargetOptions.DiscoveryNqn, isDiscovery: true, []) : null;
     }
+
+    /// <summary>Command-level faults armed on this target (media errors, latency, transient failures).</summary>
+    public Zns.Core.Faults.FaultPlan Faults { get; } = new();
+
+    /// <summary>I/O counters, latency histograms and gauges (System.Diagnostics.Metrics meter <c>Zns</c>).</summary>
+    public Metrics.TargetMetrics Metrics { get; }
 
     /// <summary>The validated options.</summary>
     public TargetOptions Options { get; }
@@ -52,6 +61,9 @@ public sealed class NvmeTarget : IQueueHandlerFactory, IDisposable
     public NvmeSubsystem? DiscoverySubsystem { get; }
 
     internal ILogger Logger { get; }
+
+    /// <summary>Failed authentication attempts per source address.</summary>
+    internal AuthFailureLimiter AuthFailures { get; }
 
     /// <summary>The address reported in discovery log entries, once the transport has bound.</summary>
     public IPEndPoint? ListenerEndPoint
@@ -88,6 +100,8 @@ public sealed class NvmeTarget : IQueueHandlerFactory, IDisposable
     /// <summary>Destroys every controller (their connections are aborted). The namespaces are not disposed.</summary>
     public void Dispose()
     {
+        Subsystem.DisposeHealthMonitors();
+        Metrics.Dispose();
         foreach (NvmeSubsystem subsystem in AllSubsystems())
         {
             foreach (NvmeController controller in subsystem.Controllers.ToArray())

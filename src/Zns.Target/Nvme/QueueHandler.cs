@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Target.Nvme.Auth;
 using Zns.Target.Nvme.Wire;
 
 namespace Zns.Target.Nvme;
@@ -12,7 +13,7 @@ namespace Zns.Target.Nvme;
 /// <see cref="ExecuteAsync"/> is called sequentially per queue by the transport, so the queue's own fields need no
 /// locking; cross-queue state lives in <see cref="NvmeController"/>.
 /// </remarks>
-internal sealed class QueueHandler : IQueueHandler
+internal sealed partial class QueueHandler : IQueueHandler
 {
     /// <summary>Before Connect only Fabrics commands are valid; Connect data (1024 bytes) always comes in-capsule within 8 KiB.</summary>
     internal const int PreConnectMaxDataLength = 8192;
@@ -22,6 +23,7 @@ internal sealed class QueueHandler : IQueueHandler
     private NvmeController? _controller;
     private AdminCommandHandler? _admin;
     private IoCommandHandler? _io;
+    private QueueAuthentication? _auth;
     private ushort _qid;
     private int _entries;
     private ushort _head;
@@ -79,6 +81,12 @@ internal sealed class QueueHandler : IQueueHandler
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
         controller.Touch();
+        if (_auth is { IsAuthenticated: false })
+        {
+            // NVMe Base 2.0 §8.13: until the queue is authenticated only Connect and Authentication Send/Receive run.
+            cqe.Status = NvmeStatus.AuthenticationRequired.WithDnr();
+            return new ValueTask<CompletionQueueEntry>(cqe);
+        }
         if (!controller.IsReady)
         {
             // Only Fabrics commands are processed while CC.EN = 0 or CSTS.RDY = 0 (NVMe Base §3.5.1, nvmet).
@@ -90,6 +98,10 @@ internal sealed class QueueHandler : IQueueHandler
             // Fused operations (Compare and Write) are not supported (FUSES = 0).
             cqe.Status = NvmeStatus.InvalidField.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
+        }
+        if (_target.Faults.Armed)
+        {
+            return ExecuteWithFaults(in command, data, cqe, controller);
         }
         return _qid == 0 ? _admin!.Execute(in command, data, cqe) : _io!.Execute(in command, data, cqe);
     }
@@ -108,7 +120,7 @@ internal sealed class QueueHandler : IQueueHandler
         return _head;
     }
 
-    private void ExecuteFabrics(in SubmissionQueueEntry sqe, ReadOnlySpan<byte> data, ref CompletionQueueEntry cqe)
+    private void ExecuteFabrics(in SubmissionQueueEntry sqe, Span<byte> data, ref CompletionQueueEntry cqe)
     {
         byte fctype = sqe.FabricsCommandType;
         if (fctype == FabricsCommandType.Connect)
@@ -123,6 +135,16 @@ internal sealed class QueueHandler : IQueueHandler
             return;
         }
         controller.Touch();
+        if (fctype is FabricsCommandType.AuthenticationSend or FabricsCommandType.AuthenticationReceive)
+        {
+            cqe.Status = ConnectAuthentication.Execute(_auth, in sqe, data);
+            return;
+        }
+        if (_auth is { IsAuthenticated: false })
+        {
+            cqe.Status = NvmeStatus.AuthenticationRequired.WithDnr();
+            return;
+        }
         switch (fctype)
         {
             case FabricsCommandType.PropertyGet when _qid == 0:
@@ -150,7 +172,7 @@ internal sealed class QueueHandler : IQueueHandler
                 _connected = false;
                 return;
             default:
-                // Property Get/Set on an I/O queue, authentication (AUTHREQ is always 0) and unknown types.
+                // Property Get/Set on an I/O queue and unknown types.
                 cqe.Status = NvmeStatus.InvalidOpcode.WithDnr();
                 return;
         }
@@ -186,8 +208,14 @@ internal sealed class QueueHandler : IQueueHandler
         }
         if (!_target.IsHostAllowed(subsystem, hostNqn))
         {
+            ConnectAuthentication.RecordUnknownHost(_target, subsystem, _transport.RemoteEndPoint);
             Reject(ref cqe, NvmeStatus.ConnectInvalidHost, ConnectDataLayout.InvalidParameterInData(ConnectDataLayout.HostNqnOffset),
                 "host not allowed", subNqn, hostNqn, qid);
+            return;
+        }
+        if (ConnectAuthentication.IsRateLimited(_target, subsystem, hostNqn, _transport.RemoteEndPoint))
+        {
+            Reject(ref cqe, NvmeStatus.ConnectControllerBusy, 0, "too many failed authentication attempts from this address", subNqn, hostNqn, qid);
             return;
         }
         ushort sqSize = ConnectCommandLayout.SqSize(in sqe);
@@ -228,6 +256,7 @@ internal sealed class QueueHandler : IQueueHandler
         _controller = controller;
         _admin = new AdminCommandHandler(controller);
         InstallQueue(0, sqSize, ref cqe);
+        RequireAuthentication(subsystem, hostNqn, 0, ref cqe);
         controller.StartKeepAlive();
         _target.Logger.ControllerCreated(controller.Cntlid, subNqn, hostNqn, _transport.RemoteEndPoint, kato);
     }
@@ -254,8 +283,9 @@ internal sealed class QueueHandler : IQueueHandler
             return;
         }
         _controller = controller;
-        _io = new IoCommandHandler(controller, sqSize + 1);
+        _io = new IoCommandHandler(controller, qid, sqSize + 1);
         InstallQueue(qid, sqSize, ref cqe);
+        RequireAuthentication(subsystem, hostNqn, qid, ref cqe);
         controller.Touch();
         _target.Logger.IoQueueConnected(qid, sqSize, controller.Cntlid, _transport.RemoteEndPoint);
     }
@@ -269,8 +299,19 @@ internal sealed class QueueHandler : IQueueHandler
         _connected = true;
         cqe.SqId = qid;
         cqe.SqHead = _head;
-        // DW0: CNTLID in bits 15:0; AUTHREQ (bits 17:16) = 0, no in-band authentication.
+        // DW0: CNTLID in bits 15:0; AUTHREQ (bits 17:16) is added by RequireAuthentication.
         cqe.Result = _controller!.Cntlid;
+        _transport.OnQueueConnected(qid);
+    }
+
+    /// <summary>A host with a key must authenticate every queue, the I/O queues too: AUTHREQ.ATR in the response.</summary>
+    private void RequireAuthentication(NvmeSubsystem subsystem, string hostNqn, ushort qid, ref CompletionQueueEntry cqe)
+    {
+        _auth = ConnectAuthentication.Begin(_target, subsystem, hostNqn, qid, _transport);
+        if (_auth is not null)
+        {
+            cqe.Result |= QueueAuthentication.AuthenticationTransactionRequired;
+        }
     }
 
     private void Reject(ref CompletionQueueEntry cqe, NvmeStatus status, uint result, string reason, string subNqn, string hostNqn, ushort qid)
@@ -290,6 +331,7 @@ internal sealed class QueueHandler : IQueueHandler
         {
             return;
         }
+        _auth?.Dispose();
         NvmeController? controller = _controller;
         if (controller is null)
         {

@@ -35,4 +35,7 @@ internal static partial class TargetLog
 
     [LoggerMessage(EventId = 108, Level = LogLevel.Error, Message = "Controller {Cntlid}: command {Opcode:x2} on queue {Qid} failed with an exception")]
     public static partial void CommandFailed(this ILogger logger, Exception exception, ushort cntlid, byte opcode, ushort qid);
+
+    [LoggerMessage(EventId = 109, Level = LogLevel.Error, Message = "Controller {Cntlid}: saving namespace {Nsid} at shutdown failed")]
+    public static partial void NamespaceShutdownFailed(this ILogger logger, Exception exception, ushort cntlid, uint nsid);
 }

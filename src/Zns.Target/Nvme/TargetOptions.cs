@@ -1,4 +1,5 @@
 using System.Text;
+using Zns.Target.Nvme.Auth;
 
 namespace Zns.Target.Nvme;
 
@@ -25,6 +26,21 @@ public sealed record TargetOptions
 
     /// <summary>Host NQNs allowed to connect to the NVM subsystem; empty allows any host.</summary>
     public IReadOnlyCollection<string> AllowedHostNqns { get; init; } = [];
+
+    /// <summary>
+    /// DH-HMAC-CHAP settings of the hosts that must authenticate (NVMe in-band authentication), by host NQN. Every
+    /// host listed here must also be in <see cref="AllowedHostNqns"/>.
+    /// </summary>
+    public IReadOnlyDictionary<string, HostAuthentication> HostAuthentication { get; init; } = new Dictionary<string, HostAuthentication>();
+
+    /// <summary>How long a queue may wait for the host's next authentication message before it is disconnected.</summary>
+    public TimeSpan AuthenticationTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Failed authentication attempts (and Connects of unknown hosts) one source address may make per window.</summary>
+    public int MaxAuthenticationFailures { get; init; } = 10;
+
+    /// <summary>Window of <see cref="MaxAuthenticationFailures"/>.</summary>
+    public TimeSpan AuthenticationFailureWindow { get; init; } = TimeSpan.FromMinutes(1);
 
     /// <summary>I/O queues granted per controller (Set Features Number of Queues; QIDs 1..this).</summary>
     public int MaxIoQueues { get; init; } = 8;
@@ -69,6 +85,23 @@ public sealed record TargetOptions
         foreach (string host in AllowedHostNqns)
         {
             CheckText(host, 223, nameof(AllowedHostNqns));
+        }
+        foreach ((string host, HostAuthentication auth) in HostAuthentication)
+        {
+            if (!AllowedHostNqns.Contains(host))
+            {
+                throw new ArgumentException($"host {host} has a DH-HMAC-CHAP key but is not in AllowedHostNqns " +
+                    "(without an allow-list any other host NQN could connect without a key)", nameof(HostAuthentication));
+            }
+            auth.Validate(host);
+        }
+        if (AuthenticationTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"must be positive, got {AuthenticationTimeout}", nameof(AuthenticationTimeout));
+        }
+        if (MaxAuthenticationFailures < 1 || AuthenticationFailureWindow <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("MaxAuthenticationFailures must be at least 1 and the window positive", nameof(MaxAuthenticationFailures));
         }
         if (MaxIoQueues is < 1 or > 0xFFFF)
         {

@@ -22,7 +22,7 @@ public sealed class NvmeTcpListener : IAsyncDisposable
     private readonly TargetTransportOptions _options;
     private readonly IQueueHandlerFactory _factory;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<NvmeTcpConnection, Task> _connections = new();
+    private readonly ConcurrentDictionary<NvmeTcpQueue, Task> _connections = new();
     private readonly CancellationTokenSource _stopping = new();
     private Socket? _listenSocket;
     private Task _acceptLoop = Task.CompletedTask;
@@ -110,24 +110,28 @@ public sealed class NvmeTcpListener : IAsyncDisposable
             // Small capsule responses must not wait for Nagle's algorithm.
             client.NoDelay = true;
             TransportLog.ConnectionAccepted(_logger, remote);
-            var connection = new NvmeTcpConnection(client, _options, _factory, _logger);
+            var connection = new SocketPipeConnection(client, _options);
+            var queue = new NvmeTcpQueue(connection.Application, connection.RemoteEndPoint, connection.Abort, _options, _factory, _logger);
             var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _connections[connection] = gate.Task;
-            _ = ServeAsync(connection, gate);
+            _connections[queue] = gate.Task;
+            _ = ServeAsync(connection, queue, gate);
         }
     }
 
-    private async Task ServeAsync(NvmeTcpConnection connection, TaskCompletionSource done)
+    private async Task ServeAsync(SocketPipeConnection connection, NvmeTcpQueue queue, TaskCompletionSource done)
     {
         // Yield so the accept loop continues while this connection starts.
         await Task.Yield();
         try
         {
-            await connection.RunAsync().ConfigureAwait(false);
+            var pumps = connection.StartAsync();
+            await queue.RunAsync().ConfigureAwait(false);
+            connection.Abort();
+            await pumps.ConfigureAwait(false);
         }
         finally
         {
-            _connections.TryRemove(connection, out _);
+            _connections.TryRemove(queue, out _);
             done.TrySetResult();
         }
     }

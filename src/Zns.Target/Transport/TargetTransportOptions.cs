@@ -61,13 +61,11 @@ public sealed record TargetTransportOptions
     /// <remarks>
     /// What a connection holds: its receive pipe (one 16 KiB segment while a partial PDU waits; a PDU is never
     /// waited for beyond the configured maxima, so a stalled PDU holds at most <see cref="ReceivePauseThreshold"/>),
-    /// its command contexts (<see cref="ConnectedMemoryBound"/>), and a 64 KiB send buffer that is rented only once
-    /// there is something to send; the receive loop waits for data with a zero-byte read before taking a segment.
-    /// Before Connect a queue allows one outstanding command of at most 8 KiB. ConnectionMemoryTests opens 200
-    /// connections that stay silent, send half a header, or stop inside a capsule, and checks the managed heap grows
-    /// by at most this much per connection (about 48 KiB measured). Until it has completed a Fabrics Connect a
-    /// connection lives at most <see cref="InitializationTimeout"/>; afterwards the controller's keep-alive timeout
-    /// applies.
+    /// its command contexts (<see cref="ConnectedMemoryBound"/>), and send pipe segments only while responses wait
+    /// to be sent; the receive pump waits for data with a zero-byte read before taking a segment. Before Connect a
+    /// queue allows one outstanding command of at most 8 KiB. ConnectionMemoryTests checks this bound with many
+    /// silent and stalled connections. Until it has completed a Fabrics Connect a connection lives at most
+    /// <see cref="InitializationTimeout"/>; afterwards the controller's keep-alive timeout applies.
     /// </remarks>
     public const int IdleConnectionMemoryBudget = 96 * 1024;
 
@@ -75,8 +73,11 @@ public sealed record TargetTransportOptions
     /// small data buffer (up to 16 KiB) it keeps for its next command, which also serves in-capsule data.</summary>
     public const int CommandContextMemory = 17 * 1024;
 
-    /// <summary>Send buffer of a connection that has sent anything.</summary>
-    public const int SendBufferMemory = 64 * 1024;
+    /// <summary>Unsent response bytes at which a connection stops executing commands until the host reads.</summary>
+    public const int SendPauseThreshold = 256 * 1024;
+
+    /// <summary>Smallest segment of a connection's send pipe.</summary>
+    public const int SendSegmentSize = 16 * 1024;
 
     /// <summary>
     /// Receive bytes at which a connection stops reading its socket until the parser catches up: at least
@@ -86,18 +87,20 @@ public sealed record TargetTransportOptions
 
     /// <summary>
     /// Upper bound of the managed memory one connected connection holds, whatever its host sends:
-    /// <see cref="ReceivePauseThreshold"/> (plus one receive segment) + <see cref="SendBufferMemory"/> +
-    /// max(<see cref="MaxBufferedDataBytes"/>, <paramref name="largestCommandData"/>) +
-    /// <see cref="MaxOutstandingCommands"/> × <see cref="CommandContextMemory"/>. With the defaults and MDTS 512 KiB:
-    /// 257 + 16 + 64 + 4096 + 128 × 17 KiB = 6609 KiB ≈ 6.5 MiB. A host cannot raise it: outstanding commands are capped by SQSIZE + 1
-    /// and <see cref="MaxOutstandingCommands"/>, R2Ts and reads wait for <see cref="MaxBufferedDataBytes"/>, and no
-    /// length a host sends is allocated before it is checked against these limits. ConnectionMemoryTests drives a
-    /// queue of 128 R2T writes of 512 KiB and checks the heap stays within this bound.
+    /// <see cref="ReceivePauseThreshold"/> (plus one receive segment) + the send pipe
+    /// (<see cref="SendPauseThreshold"/> plus the one response that crosses it, up to
+    /// <paramref name="largestCommandData"/> and one segment) + max(<see cref="MaxBufferedDataBytes"/>,
+    /// <paramref name="largestCommandData"/>) + <see cref="MaxOutstandingCommands"/> × <see cref="CommandContextMemory"/>.
+    /// With the defaults and MDTS 512 KiB: 257 + 16 + 256 + 512 + 16 + 4096 + 128 × 17 KiB = 7329 KiB ≈ 7.2 MiB. A host
+    /// cannot raise it: outstanding commands are capped by SQSIZE + 1 and <see cref="MaxOutstandingCommands"/>, R2Ts
+    /// and reads wait for <see cref="MaxBufferedDataBytes"/>, commands stop executing while the host leaves
+    /// responses unread, and no length a host sends is allocated before it is checked against these limits.
+    /// ConnectionMemoryTests drives deep queues of 512 KiB R2T writes and reads against this bound.
     /// </summary>
     /// <param name="largestCommandData">The largest data transfer of one command (MDTS in bytes on I/O queues).</param>
     public long ConnectedMemoryBound(int largestCommandData) =>
-        ReceivePauseThreshold + 16 * 1024 + SendBufferMemory + Math.Max(MaxBufferedDataBytes, largestCommandData)
-        + (long)MaxOutstandingCommands * CommandContextMemory;
+        ReceivePauseThreshold + 16 * 1024 + SendPauseThreshold + largestCommandData + SendSegmentSize
+        + Math.Max(MaxBufferedDataBytes, largestCommandData) + (long)MaxOutstandingCommands * CommandContextMemory;
 
     /// <summary>Listen backlog. Default 512.</summary>
     public int ListenBacklog { get; init; } = 512;

@@ -44,6 +44,9 @@ internal static class IdentifyControllerLayout
     /// <summary>OAES bit 8: Namespace Attribute Notices (the only asynchronous event this target raises).</summary>
     public const uint OaesNamespaceAttribute = 1u << 8;
 
+    /// <summary>OAES bit 27: Zone Descriptor Changed Notices (ZNS), enabled by the host through AEC bit 27.</summary>
+    public const uint OaesZoneDescriptorChanged = 1u << 27;
+
     /// <summary>AERL default, 0's based: four outstanding AERs, as nvmet and QEMU allow.</summary>
     public const byte AsyncEventRequestLimit = 3;
 
@@ -91,7 +94,7 @@ internal static class IdentifyControllerLayout
             return;
         }
 
-        BinaryPrimitives.WriteUInt32LittleEndian(d[Oaes..], OaesNamespaceAttribute);
+        BinaryPrimitives.WriteUInt32LittleEndian(d[Oaes..], OaesNamespaceAttribute | OaesZoneDescriptorChanged);
         d[Acl] = 3;
         // FRMW: slot 1 read-only, one slot.
         d[Frmw] = 0x03;
@@ -161,6 +164,13 @@ internal static class IdentifyZonedNamespaceLayout
 
     /// <summary>ZRWACAP bit 0: explicit ZRWA flush supported.</summary>
     public const byte ZrwacapExplicitFlush = 1;
+
+    /// <summary>RRL and FRL (seconds; 0 = not reported) come from the namespace's zone health policy.</summary>
+    public static void WriteLimits(Span<byte> d, uint resetRecommendedLimit, uint finishRecommendedLimit)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(d[Rrl..], resetRecommendedLimit);
+        BinaryPrimitives.WriteUInt32LittleEndian(d[Frl..], finishRecommendedLimit);
+    }
 
     public static void Write(Span<byte> d, in NamespaceIdentity ns)
     {

@@ -140,6 +140,25 @@ internal static class ErrorLogLayout
 internal static class ChangedZoneListLayout
 {
     public const int Size = 4096;
+    public const int MaxEntries = 511;
+    /// <summary>NRZID FFFFh: more than 511 zones changed; no identifiers follow.</summary>
+    public const ushort Overflow = 0xFFFF;
+
+    public static void Write(Span<byte> d, ReadOnlySpan<ulong> zslbas, bool overflow)
+    {
+        d = d[..Size];
+        d.Clear();
+        if (overflow || zslbas.Length > MaxEntries)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(d, Overflow);
+            return;
+        }
+        BinaryPrimitives.WriteUInt16LittleEndian(d, (ushort)zslbas.Length);
+        for (int i = 0; i < zslbas.Length; i++)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(d[(8 + 8 * i)..], zslbas[i]);
+        }
+    }
 }
 
 /// <summary>One entry of the discovery log.</summary>

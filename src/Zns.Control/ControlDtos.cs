@@ -1,0 +1,146 @@
+using System.Text.Json.Serialization;
+
+namespace Zns.Control;
+
+/// <summary>One namespace as <c>GET /api/namespaces</c> lists it.</summary>
+public sealed record NamespaceDto(
+    uint Nsid, bool Zoned, int BlockSize, ulong SizeLbas, uint Zones, ulong ZoneSizeLbas, ulong ZoneCapacityLbas,
+    uint MaxOpen, uint MaxActive, uint Open, uint Active, Dictionary<string, uint> Conditions);
+
+/// <summary>One zone: the report fields plus attribute names, per-zone activity and whether a media error is armed in it.</summary>
+public sealed record ZoneDto(
+    uint Zone, ulong Start, ulong Capacity, ulong WritePointer, bool WritePointerValid, string Condition, int State,
+    int AttributeBits, string[] Attributes, long Reads, long Writes, bool MediaFault);
+
+/// <summary><c>GET /api/namespaces/{nsid}/zones</c>.</summary>
+public sealed record ZonesDto(NamespaceDto Namespace, ZoneDto[] Zones);
+
+/// <summary>Every 4xx/5xx answer: what is wrong, naming the field.</summary>
+public sealed record ErrorDto(string Error);
+
+/// <summary>A media error rule (request and listing). Defaults: nsid 1, blocks 1, on both, always.</summary>
+public sealed class MediaErrorDto
+{
+    public int? Id { get; set; }
+    public uint? Nsid { get; set; }
+    public ulong? Lba { get; set; }
+    public ulong? Blocks { get; set; }
+    /// <summary><c>read</c>, <c>write</c> or <c>both</c>.</summary>
+    public string? On { get; set; }
+    /// <summary>Fire this many times (1 = once); absent = always.</summary>
+    public int? Times { get; set; }
+    /// <summary>Fire for each matching command with this probability.</summary>
+    public double? Probability { get; set; }
+    /// <summary>Set Do Not Retry (default: the host may retry).</summary>
+    public bool? Dnr { get; set; }
+    public int? Fired { get; set; }
+}
+
+/// <summary>A latency rule: <c>us</c> alone is a fixed delay; or a <c>distribution</c> with its parameters.</summary>
+public sealed class LatencyDto
+{
+    public int? Id { get; set; }
+    /// <summary>read, write, append, write-zeroes, flush, dsm, zone-send, zone-receive, or absent for every I/O command.</summary>
+    public string? Opcode { get; set; }
+    /// <summary>fixed, uniform, normal, exponential.</summary>
+    public string? Distribution { get; set; }
+    public double? Us { get; set; }
+    public double? MeanUs { get; set; }
+    public double? MinUs { get; set; }
+    public double? MaxUs { get; set; }
+    public double? StdDevUs { get; set; }
+}
+
+/// <summary>A transient failure rule: <c>status</c> is namespace-not-ready or command-aborted (never DNR).</summary>
+public sealed class TransientDto
+{
+    public int? Id { get; set; }
+    public string? Opcode { get; set; }
+    public uint? Nsid { get; set; }
+    public string? Status { get; set; }
+    public int? Times { get; set; }
+    public double? Probability { get; set; }
+    public int? Fired { get; set; }
+}
+
+/// <summary>A zone made Read Only or Offline (persisted in the zone state file).</summary>
+public sealed class ZoneFaultDto
+{
+    public uint? Nsid { get; set; }
+    public uint? Zone { get; set; }
+    /// <summary>readonly or offline.</summary>
+    public string? Condition { get; set; }
+}
+
+/// <summary>The zone health policy of a namespace.</summary>
+public sealed class HealthDto
+{
+    public uint? Nsid { get; set; }
+    public long? FinishRecommendedAfterMs { get; set; }
+    public long? ResetRecommendedAfterMs { get; set; }
+    /// <summary>Finish Recommended Limit, seconds (Identify FRL).</summary>
+    public uint? Frl { get; set; }
+    /// <summary>Reset Recommended Limit, seconds (Identify RRL).</summary>
+    public uint? Rrl { get; set; }
+}
+
+/// <summary>A fault scenario: the body of <c>POST /api/faults</c> and the content of <c>--faults FILE</c>.</summary>
+public sealed class FaultScenarioDto
+{
+    /// <summary>Seeds the random triggers so a run is reproducible.</summary>
+    public int? Seed { get; set; }
+    public MediaErrorDto[]? MediaErrors { get; set; }
+    public LatencyDto[]? Latency { get; set; }
+    public TransientDto[]? Transient { get; set; }
+    public ZoneFaultDto[]? Zones { get; set; }
+    public HealthDto[]? Health { get; set; }
+}
+
+/// <summary><c>GET /api/faults</c>: what is armed now.</summary>
+public sealed record FaultsDto(MediaErrorDto[] MediaErrors, LatencyDto[] Latency, TransientDto[] Transient, int FatalControllers);
+
+/// <summary><c>POST /api/faults/drop-connections</c>.</summary>
+public sealed class DropConnectionsDto
+{
+    /// <summary>Drop the admin queues too (the host then reconnects the whole controller).</summary>
+    public bool? Admin { get; set; }
+}
+
+/// <summary><c>POST /api/faults/controller-fatal</c>.</summary>
+public sealed class ControllerFatalDto
+{
+    /// <summary>stall (commands never complete) or drop (connections closed).</summary>
+    public string? Then { get; set; }
+}
+
+/// <summary>How many controllers an action touched.</summary>
+public sealed record AffectedDto(int Controllers);
+
+/// <summary>Counters of one namespace since the target started.</summary>
+public sealed record NamespaceStatsDto(
+    uint Nsid, long Reads, long Writes, long Appends, long ReadBytes, long WrittenBytes, long OtherCommands,
+    Dictionary<string, long> Errors, uint Open, uint Active, Dictionary<string, uint> Conditions);
+
+/// <summary><c>GET /api/stats</c>.</summary>
+public sealed record StatsDto(NamespaceStatsDto[] Namespaces, int Controllers, int Queues, int Connections);
+
+/// <summary>One zone map update: zones whose cell changed, as [zone, state, fill‰, attribute bits, reads, writes, media fault 0/1].</summary>
+public sealed record MapUpdateDto(uint Nsid, uint Zones, bool Full, long[][] Cells);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    WriteIndented = false)]
+[JsonSerializable(typeof(NamespaceDto[]))]
+[JsonSerializable(typeof(ZonesDto))]
+[JsonSerializable(typeof(ZoneDto))]
+[JsonSerializable(typeof(ErrorDto))]
+[JsonSerializable(typeof(FaultScenarioDto))]
+[JsonSerializable(typeof(FaultsDto))]
+[JsonSerializable(typeof(DropConnectionsDto))]
+[JsonSerializable(typeof(ControllerFatalDto))]
+[JsonSerializable(typeof(AffectedDto))]
+[JsonSerializable(typeof(HealthDto))]
+[JsonSerializable(typeof(StatsDto))]
+[JsonSerializable(typeof(MapUpdateDto))]
+public sealed partial class ControlJson : JsonSerializerContext;

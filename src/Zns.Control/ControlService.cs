@@ -1,0 +1,366 @@
+using System.Globalization;
+using Zns.Core.Faults;
+using Zns.Core.Nvme;
+using Zns.Core.Zones;
+using Zns.Target.Metrics;
+using Zns.Target.Nvme;
+
+namespace Zns.Control;
+
+/// <summary>
+/// What the management endpoint does, independent of HTTP: zone reports, zone faults and attributes, fault rules,
+/// health policies and statistics of one <see cref="NvmeTarget"/>. Every refusal is a <see cref="ControlException"/>
+/// naming the field.
+/// </summary>
+public sealed class ControlService(NvmeTarget target)
+{
+    private static readonly string[] ConditionNames =
+        ["", "empty", "implicitly_opened", "explicitly_opened", "closed", "", "", "", "", "", "", "", "", "read_only", "full", "offline"];
+
+    private static readonly (string Name, byte Opcode)[] Opcodes =
+    [
+        ("read", IoOpcode.Read), ("write", IoOpcode.Write), ("append", IoOpcode.ZoneAppend), ("write-zeroes", IoOpcode.WriteZeroes),
+        ("flush", IoOpcode.Flush), ("dsm", IoOpcode.DatasetManagement), ("zone-send", IoOpcode.ZoneManagementSend),
+        ("zone-receive", IoOpcode.ZoneManagementReceive),
+    ];
+
+    public NvmeTarget Target => target;
+
+    private FaultPlan Faults => target.Faults;
+
+    public NamespaceDto[] Namespaces() => [.. Enumerable.Range(1, target.Subsystem.Namespaces.Count).Select(i => Describe((uint)i))];
+
+    public NamespaceDto Describe(uint nsid)
+    {
+        ZonedNamespace ns = Namespace(nsid, "nsid");
+        ZoneGeometry g = ns.Geometry;
+        return new NamespaceDto(nsid, ns.IsZoned, g.BlockSize, g.NamespaceSizeLbas, ns.IsZoned ? g.ZoneCount : 0,
+            g.ZoneSizeLbas, g.ZoneCapacityLbas, g.MaxOpen, g.MaxActive, ns.OpenZoneCount, ns.ActiveZoneCount, Conditions(ns));
+    }
+
+    public ZonesDto Zones(uint nsid)
+    {
+        ZonedNamespace ns = ZonedOnly(nsid, "nsid");
+        var zones = new ZoneInfo[ns.Geometry.ZoneCount];
+        ns.CopyZones(zones);
+        ZoneActivity? activity = target.Metrics.Activity(nsid);
+        var media = Faults.MediaErrors.Where(r => r.Nsid == nsid).ToArray();
+        return new ZonesDto(Describe(nsid), [.. zones.Select(z => Zone(ns, z, activity, media))]);
+    }
+
+    public ZoneDto Zone(uint nsid, uint zone)
+    {
+        ZonedNamespace ns = ZonedOnly(nsid, "nsid");
+        CheckZone(ns, zone, "zone");
+        var media = Faults.MediaErrors.Where(r => r.Nsid == nsid).ToArray();
+        return Zone(ns, ns.GetZone(zone), target.Metrics.Activity(nsid), media);
+    }
+
+    private static ZoneDto Zone(ZonedNamespace ns, ZoneInfo z, ZoneActivity? activity, MediaErrorRule[] media)
+    {
+        var names = new List<string>();
+        if ((z.Attributes & ZoneAttributes.FinishedByController) != 0) { names.Add("zfc"); }
+        if ((z.Attributes & ZoneAttributes.FinishRecommended) != 0) { names.Add("fzr"); }
+        if ((z.Attributes & ZoneAttributes.ResetRecommended) != 0) { names.Add("rzr"); }
+        if ((z.Attributes & ZoneAttributes.ZrwaValid) != 0) { names.Add("zrwav"); }
+        if ((z.Attributes & ZoneAttributes.DescriptorExtensionValid) != 0) { names.Add("zdev"); }
+        ulong size = ns.Geometry.ZoneSizeLbas;
+        bool fault = media.Any(r => r.FirstLba < z.StartLba + size && z.StartLba < r.FirstLba + r.Blocks);
+        return new ZoneDto(z.Index, z.StartLba, z.Capacity, z.WritePointer, z.WritePointerValid, ConditionNames[(int)z.State],
+            (int)z.State, (int)z.Attributes, [.. names], activity?.Reads(z.Index) ?? 0, activity?.Writes(z.Index) ?? 0, fault);
+    }
+
+    /// <summary>
+    /// A zone action on the controller's own account: readonly, offline, repair (Read Only/Offline back to Empty),
+    /// finish (Full with Zone Finished by Controller), finish-recommended, reset-recommended, clear-recommended.
+    /// </summary>
+    public ZoneDto ZoneAction(uint nsid, uint zone, string action)
+    {
+        ZonedNamespace ns = ZonedOnly(nsid, "nsid");
+        CheckZone(ns, zone, "zone");
+        NvmeStatus status = action switch
+        {
+            "readonly" => ns.MakeZoneReadOnly(zone),
+            "offline" => ns.MakeZoneOffline(zone),
+            "repair" => ns.RepairZone(zone),
+            "finish" => ns.FinishZoneByController(zone),
+            "finish-recommended" => ns.SetZoneRecommendation(zone, ZoneAttributes.FinishRecommended),
+            "reset-recommended" => ns.SetZoneRecommendation(zone, ZoneAttributes.ResetRecommended),
+            "clear-recommended" => ns.ClearZoneRecommendation(zone, ZoneAttributes.FinishRecommended | ZoneAttributes.ResetRecommended),
+            _ => throw ControlException.BadField("action", $"'{action}' is not one of readonly, offline, repair, finish, finish-recommended, reset-recommended, clear-recommended"),
+        };
+        if (status.WithoutDnr() == NvmeStatus.InvalidZoneStateTransition)
+        {
+            throw new ControlException(409, $"zone: {action} is not possible for zone {zone} in condition {ConditionNames[(int)ns.GetZone(zone).State]}");
+        }
+        if (!status.IsSuccess)
+        {
+            throw new ControlException(500, $"zone: {action} of zone {zone} failed: {status}");
+        }
+        return Zone(nsid, zone);
+    }
+
+    // ---- faults ----------------------------------------------------------------------------------------------
+
+    public FaultsDto ListFaults() => new(
+        [.. Faults.MediaErrors.Select(r => new MediaErrorDto
+        {
+            Id = r.Id, Nsid = r.Nsid, Lba = r.FirstLba, Blocks = r.Blocks, On = r.Access switch { MediaAccess.Read => "read", MediaAccess.Write => "write", _ => "both" },
+            Times = r.Trigger.Times, Probability = r.Trigger.Probability, Dnr = r.Dnr, Fired = r.Fired,
+        })],
+        [.. Faults.Latencies.Select(r => new LatencyDto
+        {
+            Id = r.Id, Opcode = r.Opcode is { } o ? OpcodeName(o) : null, Distribution = r.Distribution.ToString().ToLowerInvariant(),
+            MeanUs = r.MeanUs, MinUs = r.Distribution == LatencyDistribution.Uniform ? r.MinUs : null,
+            MaxUs = r.Distribution == LatencyDistribution.Uniform ? r.MaxUs : null, StdDevUs = r.Distribution == LatencyDistribution.Normal ? r.StdDevUs : null,
+        })],
+        [.. Faults.Transients.Select(r => new TransientDto
+        {
+            Id = r.Id, Opcode = r.Opcode is { } o ? OpcodeName(o) : null, Nsid = r.Nsid,
+            Status = r.Status == NvmeStatus.NamespaceNotReady ? "namespace-not-ready" : "command-aborted",
+            Times = r.Trigger.Times, Probability = r.Trigger.Probability, Fired = r.Fired,
+        })],
+        target.Subsystem.FatalControllerCount);
+
+    /// <summary>Validates a whole scenario first (nothing is applied if any part is wrong), then arms it.</summary>
+    public FaultsDto Apply(FaultScenarioDto scenario)
+    {
+        var media = (scenario.MediaErrors ?? []).Select((m, i) => ToRule(m, $"mediaErrors[{i}]")).ToArray();
+        var latency = (scenario.Latency ?? []).Select((l, i) => ToRule(l, $"latency[{i}]")).ToArray();
+        var transient = (scenario.Transient ?? []).Select((t, i) => ToRule(t, $"transient[{i}]")).ToArray();
+        var zones = (scenario.Zones ?? []).Select((z, i) => ToZoneFault(z, $"zones[{i}]")).ToArray();
+        var health = (scenario.Health ?? []).Select((h, i) => (Nsid: h.Nsid ?? 1, Policy: ToPolicy(h, $"health[{i}]"))).ToArray();
+        if (scenario.Seed is { } seed)
+        {
+            Faults.Seed(seed);
+        }
+        foreach (var r in media) { Faults.Add(r); }
+        foreach (var r in latency) { Faults.Add(r); }
+        foreach (var r in transient) { Faults.Add(r); }
+        foreach (var (nsid, zone, condition) in zones) { ZoneAction(nsid, zone, condition); }
+        foreach (var (nsid, policy) in health) { target.Subsystem.HealthMonitor(nsid).Policy = policy; }
+        return ListFaults();
+    }
+
+    public void RemoveFault(string id)
+    {
+        if (!int.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || !Faults.Remove(n))
+        {
+            throw new ControlException(404, $"id: no fault rule {id}");
+        }
+    }
+
+    public void ClearFaults() => Faults.Clear();
+
+    public AffectedDto DropConnections(DropConnectionsDto request) => new(target.Subsystem.DropConnections(request.Admin ?? false));
+
+    public AffectedDto ControllerFatal(ControllerFatalDto request) => new(target.Subsystem.InjectControllerFatal(request.Then switch
+    {
+        null or "stall" => FatalBehavior.Stall,
+        "drop" => FatalBehavior.Drop,
+        _ => throw ControlException.BadField("then", $"'{request.Then}' is not stall or drop"),
+    }));
+
+    public HealthDto Health(uint nsid)
+    {
+        ZonedOnly(nsid, "nsid");
+        var p = target.Subsystem.HealthMonitor(nsid).Policy;
+        return new HealthDto
+        {
+            Nsid = nsid, FinishRecommendedAfterMs = p.FinishRecommendedAfterMs, ResetRecommendedAfterMs = p.ResetRecommendedAfterMs,
+            Frl = p.FinishRecommendedLimitSeconds, Rrl = p.ResetRecommendedLimitSeconds,
+        };
+    }
+
+    public HealthDto SetHealth(uint nsid, HealthDto request)
+    {
+        ZonedOnly(nsid, "nsid");
+        if (request.Nsid is { } n && n != nsid)
+        {
+            throw ControlException.BadField("nsid", $"{n} differs from the namespace in the path ({nsid})");
+        }
+        target.Subsystem.HealthMonitor(nsid).Policy = ToPolicy(request, "health");
+        return Health(nsid);
+    }
+
+    public StatsDto Stats()
+    {
+        TargetMetrics m = target.Metrics;
+        var list = new List<NamespaceStatsDto>();
+        for (uint nsid = 1; nsid <= target.Subsystem.Namespaces.Count; nsid++)
+        {
+            ZonedNamespace ns = target.Subsystem.Namespaces[(int)nsid - 1];
+            var reads = m.Totals(nsid, IoOpcode.Read);
+            var writes = m.Totals(nsid, IoOpcode.Write);
+            var appends = m.Totals(nsid, IoOpcode.ZoneAppend);
+            long other = Opcodes.Skip(3).Sum(o => m.Totals(nsid, o.Opcode).Commands);
+            list.Add(new NamespaceStatsDto(nsid, reads.Commands, writes.Commands, appends.Commands, reads.Bytes, writes.Bytes + appends.Bytes,
+                other, m.Errors(nsid), ns.OpenZoneCount, ns.ActiveZoneCount, Conditions(ns)));
+        }
+        return new StatsDto([.. list], target.Subsystem.ControllerCount, target.Subsystem.IoQueueCount, m.ConnectionCount?.Invoke() ?? 0);
+    }
+
+    // ---- validation ------------------------------------------------------------------------------------------
+
+    public uint ParseNsid(string text) =>
+        uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out uint n) && n >= 1 && n <= target.Subsystem.Namespaces.Count
+            ? n : throw new ControlException(404, $"nsid: '{text}' is not a namespace (1..{target.Subsystem.Namespaces.Count})");
+
+    public static uint ParseZone(string text) =>
+        uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out uint n) ? n : throw ControlException.BadField("zone", $"'{text}' is not a zone number");
+
+    private ZonedNamespace Namespace(uint nsid, string field) =>
+        nsid >= 1 && nsid <= target.Subsystem.Namespaces.Count
+            ? target.Subsystem.Namespaces[(int)nsid - 1]
+            : throw new ControlException(404, $"{field}: {nsid} is not a namespace (1..{target.Subsystem.Namespaces.Count})");
+
+    private ZonedNamespace ZonedOnly(uint nsid, string field)
+    {
+        ZonedNamespace ns = Namespace(nsid, field);
+        return ns.IsZoned ? ns : throw ControlException.BadField(field, $"namespace {nsid} is not zoned");
+    }
+
+    private static void CheckZone(ZonedNamespace ns, uint zone, string field)
+    {
+        if (zone >= ns.Geometry.ZoneCount)
+        {
+            throw new ControlException(404, $"{field}: {zone} is past the last zone ({ns.Geometry.ZoneCount - 1})");
+        }
+    }
+
+    private MediaErrorRule ToRule(MediaErrorDto m, string at)
+    {
+        uint nsid = m.Nsid ?? 1;
+        ZonedNamespace ns = Namespace(nsid, $"{at}.nsid");
+        ulong lba = m.Lba ?? throw ControlException.BadField($"{at}.lba", "required");
+        ulong blocks = m.Blocks ?? 1;
+        if (blocks == 0)
+        {
+            throw ControlException.BadField($"{at}.blocks", "must be at least 1");
+        }
+        if (lba >= ns.Geometry.NamespaceSizeLbas || blocks > ns.Geometry.NamespaceSizeLbas - lba)
+        {
+            throw ControlException.BadField($"{at}.lba", $"range {lba}+{blocks} is past the end of namespace {nsid} ({ns.Geometry.NamespaceSizeLbas} blocks)");
+        }
+        var access = m.On switch
+        {
+            null or "both" => MediaAccess.Both,
+            "read" => MediaAccess.Read,
+            "write" => MediaAccess.Write,
+            _ => throw ControlException.BadField($"{at}.on", $"'{m.On}' is not read, write or both"),
+        };
+        if (m.Id is not null || m.Fired is not null)
+        {
+            throw ControlException.BadField($"{at}.{(m.Id is not null ? "id" : "fired")}", "is assigned by the target");
+        }
+        return new MediaErrorRule(nsid, lba, blocks, access, Trigger(m.Times, m.Probability, at), m.Dnr ?? false);
+    }
+
+    private LatencyRule ToRule(LatencyDto l, string at)
+    {
+        byte? opcode = l.Opcode is null ? null : ParseOpcode(l.Opcode, $"{at}.opcode");
+        string distribution = l.Distribution ?? "fixed";
+        double NonNegative(double? v, string name) => v is { } x && x >= 0 && double.IsFinite(x) && x <= 60_000_000
+            ? x : throw ControlException.BadField($"{at}.{name}", v is null ? $"required for {distribution}" : "must be between 0 and 60000000 (one minute)");
+        if (l.Id is not null)
+        {
+            throw ControlException.BadField($"{at}.id", "is assigned by the target");
+        }
+        return distribution switch
+        {
+            "fixed" => new LatencyRule(opcode, LatencyDistribution.Fixed, NonNegative(l.Us ?? l.MeanUs, "us")),
+            "uniform" => UniformRule(opcode, NonNegative(l.MinUs, "minUs"), NonNegative(l.MaxUs, "maxUs"), at),
+            "normal" => new LatencyRule(opcode, LatencyDistribution.Normal, NonNegative(l.MeanUs, "meanUs"), StdDevUs: NonNegative(l.StdDevUs, "stdDevUs")),
+            "exponential" => new LatencyRule(opcode, LatencyDistribution.Exponential, NonNegative(l.MeanUs, "meanUs")),
+            _ => throw ControlException.BadField($"{at}.distribution", $"'{distribution}' is not fixed, uniform, normal or exponential"),
+        };
+    }
+
+    private static LatencyRule UniformRule(byte? opcode, double min, double max, string at) => max >= min
+        ? new LatencyRule(opcode, LatencyDistribution.Uniform, (min + max) / 2, min, max)
+        : throw ControlException.BadField($"{at}.maxUs", $"{max} is below minUs {min}");
+
+    private TransientRule ToRule(TransientDto t, string at)
+    {
+        byte? opcode = t.Opcode is null ? null : ParseOpcode(t.Opcode, $"{at}.opcode");
+        if (t.Nsid is { } nsid)
+        {
+            Namespace(nsid, $"{at}.nsid");
+        }
+        NvmeStatus status = t.Status switch
+        {
+            "namespace-not-ready" => NvmeStatus.NamespaceNotReady,
+            "command-aborted" => NvmeStatus.AbortRequested,
+            null => throw ControlException.BadField($"{at}.status", "required: namespace-not-ready or command-aborted"),
+            _ => throw ControlException.BadField($"{at}.status", $"'{t.Status}' is not namespace-not-ready or command-aborted"),
+        };
+        if (t.Id is not null || t.Fired is not null)
+        {
+            throw ControlException.BadField($"{at}.{(t.Id is not null ? "id" : "fired")}", "is assigned by the target");
+        }
+        return new TransientRule(opcode, t.Nsid, status, Trigger(t.Times, t.Probability, at));
+    }
+
+    private (uint Nsid, uint Zone, string Condition) ToZoneFault(ZoneFaultDto z, string at)
+    {
+        uint nsid = z.Nsid ?? 1;
+        ZonedNamespace ns = ZonedOnly(nsid, $"{at}.nsid");
+        uint zone = z.Zone ?? throw ControlException.BadField($"{at}.zone", "required");
+        CheckZone(ns, zone, $"{at}.zone");
+        string condition = z.Condition is "readonly" or "offline"
+            ? z.Condition : throw ControlException.BadField($"{at}.condition", $"'{z.Condition}' is not readonly or offline");
+        return (nsid, zone, condition);
+    }
+
+    private ZoneHealthPolicy ToPolicy(HealthDto h, string at)
+    {
+        if (h.Nsid is { } nsid)
+        {
+            ZonedOnly(nsid, $"{at}.nsid");
+        }
+        long Ms(long? v, string name) => v is null or (>= 0 and <= 86_400_000) ? v ?? 0 : throw ControlException.BadField($"{at}.{name}", "must be between 0 and 86400000 (one day)");
+        return new ZoneHealthPolicy(Ms(h.FinishRecommendedAfterMs, "finishRecommendedAfterMs"), Ms(h.ResetRecommendedAfterMs, "resetRecommendedAfterMs"),
+            h.Frl ?? 0, h.Rrl ?? 0);
+    }
+
+    private static FaultTrigger Trigger(int? times, double? probability, string at)
+    {
+        if (times is < 1)
+        {
+            throw ControlException.BadField($"{at}.times", "must be at least 1 (leave it out for always)");
+        }
+        if (probability is { } p && !(p > 0 && p <= 1))
+        {
+            throw ControlException.BadField($"{at}.probability", "must be in (0, 1]");
+        }
+        return new FaultTrigger(times, probability);
+    }
+
+    private static byte ParseOpcode(string name, string field)
+    {
+        foreach (var (n, o) in Opcodes)
+        {
+            if (n == name)
+            {
+                return o;
+            }
+        }
+        throw ControlException.BadField(field, $"'{name}' is not one of {string.Join(", ", Opcodes.Select(o => o.Name))}");
+    }
+
+    private static string OpcodeName(byte opcode) => Opcodes.FirstOrDefault(o => o.Opcode == opcode).Name ?? $"0x{opcode:x2}";
+
+    private static Dictionary<string, uint> Conditions(ZonedNamespace ns)
+    {
+        if (!ns.IsZoned)
+        {
+            return [];
+        }
+        ZoneStateCounts c = ns.CountZones();
+        return new()
+        {
+            ["empty"] = c.Empty, ["implicitly_opened"] = c.ImplicitlyOpened, ["explicitly_opened"] = c.ExplicitlyOpened,
+            ["closed"] = c.Closed, ["full"] = c.Full, ["read_only"] = c.ReadOnly, ["offline"] = c.Offline,
+        };
+    }
+}

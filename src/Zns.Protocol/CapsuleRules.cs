@@ -1,0 +1,77 @@
+using Zns.Core.Nvme;
+
+namespace Zns.Protocol;
+
+/// <summary>Which way a command's data moves (NVMe Base, opcode bits 1:0).</summary>
+public enum DataDirection : byte
+{
+    /// <summary>No data.</summary>
+    None = 0,
+    /// <summary>Host to controller (writes).</summary>
+    HostToController = 1,
+    /// <summary>Controller to host (reads).</summary>
+    ControllerToHost = 2,
+    /// <summary>Both ways; no command this target implements.</summary>
+    Bidirectional = 3,
+}
+
+/// <summary>
+/// The rules a command capsule's SQE must meet before its data is received or buffered: data direction and the SGL
+/// forms the NVMe/TCP binding allows (NVMe/TCP §3.3.2: one SGL Data Block descriptor, in-capsule or transport data
+/// block), and the length limit (MDTS on I/O queues).
+/// </summary>
+public static class CapsuleRules
+{
+    /// <summary>Opcode bits 1:0 give the data direction; Fabrics commands encode it in FCTYPE bits 1:0 instead.</summary>
+    public static DataDirection DirectionOf(in SubmissionQueueEntry sqe)
+    {
+        int bits = sqe.Opcode == AdminOpcode.Fabrics ? sqe.FabricsCommandType & 3 : sqe.Opcode & 3;
+        return (DataDirection)bits;
+    }
+
+    /// <summary>Data bytes the command moves: the SGL1 length, or 0 when it moves none.</summary>
+    public static int DataLength(in SubmissionQueueEntry sqe, DataDirection direction) =>
+        direction == DataDirection.None ? 0 : (int)sqe.SglLength;
+
+    /// <summary>
+    /// Checks SGL1 the way the NVMe/TCP binding defines it; returns the error status (with DNR) or null when the
+    /// command may proceed.
+    /// </summary>
+    /// <param name="sqe">The command.</param>
+    /// <param name="direction">Its <see cref="DirectionOf"/>.</param>
+    /// <param name="inCapsule">In-capsule data bytes that came with the capsule.</param>
+    /// <param name="maxDataLength">Largest transfer allowed on the queue right now.</param>
+    public static NvmeStatus? ValidateSgl(in SubmissionQueueEntry sqe, DataDirection direction, int inCapsule, int maxDataLength)
+    {
+        // PSDT (FLAGS bits 7:6) must say SGL: PRPs have no meaning on a fabric.
+        if ((sqe.Flags & 0xC0) != NvmeTcp.SqeFlagsSgl)
+            return NvmeStatus.InvalidField.WithDnr();
+        // No command this target implements moves data both ways (opcode bits 1:0 = 11b), so such an opcode is
+        // one it does not support.
+        if (direction == DataDirection.Bidirectional)
+            return NvmeStatus.InvalidOpcode.WithDnr();
+        long sglLength = sqe.SglLength;
+        switch (sqe.SglIdentifier)
+        {
+            case NvmeTcp.SglInCapsuleData:
+                if (inCapsule > 0 && direction != DataDirection.HostToController)
+                    return NvmeStatus.SglDescriptorTypeInvalid.WithDnr();
+                if (sqe.SglAddress != 0)
+                    return NvmeStatus.SglOffsetInvalid.WithDnr(); // ICDOFF is 0
+                if (sglLength != inCapsule)
+                    return NvmeStatus.DataSglLengthInvalid.WithDnr();
+                break;
+            case NvmeTcp.SglTransportDataBlock:
+                if (inCapsule > 0)
+                    return NvmeStatus.DataSglLengthInvalid.WithDnr();
+                break;
+            default:
+                return NvmeStatus.SglDescriptorTypeInvalid.WithDnr();
+        }
+        // A transfer above the limit (MDTS on I/O queues) is Invalid Field in Command (NVMe Base, Identify
+        // Controller MDTS), answered before any data is solicited or buffered.
+        if (direction != DataDirection.None && sglLength > maxDataLength)
+            return NvmeStatus.InvalidField.WithDnr();
+        return null;
+    }
+}

@@ -1,0 +1,39 @@
+using System.Threading.Tasks.Sources;
+using Zns.Core.Nvme;
+using Zns.Core.Timing;
+
+namespace Zns.Target.Nvme;
+
+/// <summary>
+/// A completion held back until the timing model says the command is done: the command has already executed,
+/// its CQE waits in the <see cref="CompletionScheduler"/> and is released to the awaiting transport at its due
+/// time. Reusable, so a delayed completion costs no allocation once the pool is warm.
+/// </summary>
+internal sealed class TimedCompletion(IoCommandHandler owner) : IValueTaskSource<CompletionQueueEntry>, IThreadPoolWorkItem
+{
+    private ManualResetValueTaskSourceCore<CompletionQueueEntry> _core;
+    private CompletionQueueEntry _cqe;
+
+    public ValueTask<CompletionQueueEntry> Start(in CompletionQueueEntry cqe, long due)
+    {
+        _cqe = cqe;
+        short version = _core.Version;
+        CompletionScheduler.Shared.Schedule(due, this);
+        return new ValueTask<CompletionQueueEntry>(this, version);
+    }
+
+    void IThreadPoolWorkItem.Execute() => _core.SetResult(_cqe);
+
+    public CompletionQueueEntry GetResult(short token)
+    {
+        CompletionQueueEntry result = _core.GetResult(token);
+        _core.Reset();
+        owner.Return(this);
+        return result;
+    }
+
+    public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+}
