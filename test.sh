@@ -38,5 +38,13 @@ if [ -x tests/guest/auth-tests.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ]; t
   passed=$((passed + ap)); failed=$((failed + af))
 fi
 
+if [ -x tests/guest/differential/run-differential.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ]; then
+  tests/guest/differential/run-differential.sh | tee "$results/differential.log"
+  dp=$(grep -c '^ok ' "$results/differential.log" || true)
+  df=$(grep -c '^not ok ' "$results/differential.log" || true)
+  if [ "$dp" -eq 0 ] && [ "$df" -eq 0 ]; then df=1; echo "not ok - the differential test against QEMU reported nothing"; fi
+  passed=$((passed + dp)); failed=$((failed + df))
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -477,16 +477,18 @@ public sealed partial class ZonedNamespace : IDisposable
         uint dz = Geometry.ZoneOf(sdlba);
         lock (_zoneLocks[dz])
         {
-            // QEMU opens the destination zone before the length check: a Command Size Limit leaves it open.
+            // QEMU opens the destination zone before the length check: a Command Size Limit leaves it open. Its
+            // zone state errors carry no DNR in Copy (resource limits do).
             lock (_stateLock)
             {
                 status = Open(dz, implicitly: true);
             }
-            if (status.IsSuccess)
+            if (!status.IsSuccess)
             {
-                Interlocked.Increment(ref _changes);
-                status = CheckCopyLength(rangeCount, ranges);
+                return status == NvmeStatus.InvalidZoneStateTransition ? status : status.WithDnr();
             }
+            Interlocked.Increment(ref _changes);
+            status = CheckCopyLength(rangeCount, ranges);
             return status.IsSuccess ? CopyRanges(dz, sdlba, rangeCount, ranges, out failedRange) : status.WithDnr();
         }
     }
@@ -523,12 +525,13 @@ public sealed partial class ZonedNamespace : IDisposable
                 ulong slba = CopyRangeStart(ranges, i);
                 uint nlb = CopyRangeBlocks(ranges, i);
                 NvmeStatus status =
-                    nlb > Geometry.Mssrl ? NvmeStatus.CommandSizeLimitExceeded :
-                    CheckBounds(slba, nlb) is { IsSuccess: false } b ? b :
+                    nlb > Geometry.Mssrl ? NvmeStatus.CommandSizeLimitExceeded.WithDnr() :
+                    CheckBounds(slba, nlb) is { IsSuccess: false } b ? b.WithDnr() :
                     IsZoned ? CheckZoneRead(slba, nlb) : NvmeStatus.Success;
+                // Zone rule statuses of Copy carry no DNR in QEMU (nvme_check_zone_read/_write return them bare).
                 if (!status.IsSuccess)
                 {
-                    return status.WithDnr();
+                    return status;
                 }
                 Span<byte> data = buffer.AsSpan(0, (int)nlb << shift);
                 status = ReadData(slba, data);
@@ -537,16 +540,20 @@ public sealed partial class ZonedNamespace : IDisposable
                     return status;
                 }
                 status = CheckBounds(dlba, nlb);
-                if (status.IsSuccess && IsZoned)
+                if (!status.IsSuccess)
+                {
+                    return status.WithDnr();
+                }
+                if (IsZoned)
                 {
                     lock (_stateLock)
                     {
                         status = CheckZoneWrite(dz, dlba, nlb);
                     }
-                }
-                if (!status.IsSuccess)
-                {
-                    return status.WithDnr();
+                    if (!status.IsSuccess)
+                    {
+                        return status;
+                    }
                 }
                 if (!TryWrite(Geometry.ByteOffset(dlba), data))
                 {

@@ -149,10 +149,11 @@ internal sealed partial class IoCommandHandler
                     return NvmeStatus.DataSglLengthInvalid.WithDnr();
                 }
                 NvmeStatus status = ns.Append(sqe.Cdw10_11, data, out ulong alba, fua);
+                // ALBA goes back in DW0 (low) and DW1 (high). As in QEMU it is there also when the zone write
+                // checks fail after it was assigned (0 for failures before that).
+                result = alba;
                 if (status.IsSuccess)
                 {
-                    // ALBA goes back in DW0 (low) and DW1 (high).
-                    result = alba;
                     _subsystem.CountWrite(data.Length);
                 }
                 return status;

@@ -156,8 +156,8 @@ internal static class IdentifyNamespaceLayout
 /// <summary>ZNS I/O command set specific Identify Namespace (CNS 05h, CSI 02h; ZNS 1.1 Figure 48).</summary>
 internal static class IdentifyZonedNamespaceLayout
 {
-    public const int Zoc = 0, Ozcs = 2, Mar = 4, Mor = 8, Rrl = 12, Frl = 16, Numzrwa = 52, Zrwafg = 56, Zrwas = 58,
-        Zrwacap = 60, Lbafe0 = 2816;
+    public const int Zoc = 0, Ozcs = 2, Mar = 4, Mor = 8, Rrl = 12, Frl = 16, Numzrwa = 44, Zrwafg = 48, Zrwas = 50,
+        Zrwacap = 52, Lbafe0 = 2816;
 
     /// <summary>OZCS bit 0 RAZB (reads across zone boundaries), bit 1 ZRWASUP.</summary>
     public const ushort OzcsRazb = 1, OzcsZrwaSupported = 2;
