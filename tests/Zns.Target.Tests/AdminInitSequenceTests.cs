@@ -139,7 +139,7 @@ public sealed class AdminInitSequenceTests
         Assert.Equal(0, ns[25]); // NLBAF
         Assert.Equal(0, ns[26]); // FLBAS
         Assert.Equal(0, ns[30]); // NMIC
-        Assert.Equal(1, ns[33]); // DLFEAT
+        Assert.Equal(9, ns[33]); // DLFEAT: zeros, Write Zeroes may deallocate
         Assert.Equal(descs[24..40], ns[104..120]);
         Assert.Equal(12, ns[128 + 2]);
         Assert.Equal(9, Identify(admin, IdentifyCns.Namespace, 2)[128 + 2]);

@@ -140,7 +140,8 @@ internal static class IdentifyNamespaceLayout
         // NLBAF 0 (one format), FLBAS 0 (format 0, no metadata), NMIC 0 (private namespace: CMIC is 0 too).
         // DLFEAT bits 2:0 = 001b: deallocated and never-written blocks read as zeros, which is what partition probing
         // on unwritten zones expects.
-        d[Dlfeat] = 0x01;
+        // Bit 3: Write Zeroes may deallocate (DEAC), as QEMU reports; zeroed and deallocated blocks read the same.
+        d[Dlfeat] = 0x09;
         // Simple Copy limits (QEMU's mssrl/mcl/msrc options).
         BinaryPrimitives.WriteUInt16LittleEndian(d[Mssrl..], ns.Mssrl);
         BinaryPrimitives.WriteUInt32LittleEndian(d[Mcl..], ns.Mcl);
