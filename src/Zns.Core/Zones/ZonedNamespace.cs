@@ -971,8 +971,9 @@ public sealed partial class ZonedNamespace : IDisposable
     }
 
     // Where a zone's readable data ends: the write pointer, or past it what was written into the ZRWA window.
+    // A zone finished while it had a ZRWA keeps its window data readable until reset.
     private ulong DataEnd(uint zi) =>
-        HasZrwaLocked(zi) ? Math.Max(_zones[zi].WritePointer, _zrwaDataEnd[zi]) : _zones[zi].WritePointer;
+        Geometry.ZrwaSupported ? Math.Max(_zones[zi].WritePointer, _zrwaDataEnd[zi]) : _zones[zi].WritePointer;
 
     private void ReleaseZrwa(uint zi)
     {
@@ -1074,11 +1075,8 @@ public sealed partial class ZonedNamespace : IDisposable
             case ZoneState.Closed:
                 // The write pointer stays where the data ends (window data of a ZRWA included), so reads past it
                 // keep returning zeros.
-                if (HasZrwaLocked(zi))
-                {
-                    _zones[zi].WritePointer = DataEnd(zi);
-                    ReleaseZrwa(zi);
-                }
+                // The write pointer stays where QEMU keeps it (Zone Append's ALBA on the full zone shows it).
+                ReleaseZrwa(zi);
                 SetState(zi, ZoneState.Full);
                 _zones[zi].Attributes &= ~ZoneAttributes.FinishRecommended; // a Full zone has nothing left to finish
                 return NvmeStatus.Success;
@@ -1101,6 +1099,10 @@ public sealed partial class ZonedNamespace : IDisposable
             case ZoneState.Full:
                 releasedEnd = DataEnd(zi);
                 ReleaseZrwa(zi);
+                if (Geometry.ZrwaSupported)
+                {
+                    _zrwaDataEnd[zi] = 0;
+                }
                 SetState(zi, ZoneState.Empty);
                 z.WritePointer = Geometry.ZoneStart(zi);
                 z.Attributes = ZoneAttributes.None;
