@@ -53,5 +53,13 @@ if [ -x tests/guest/control-tests.sh ] && [ -x tests/guest/kernel-tests.sh ] && 
   passed=$((passed + cp)); failed=$((failed + cf))
 fi
 
+if [ -x tests/guest/differential/run-differential.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ]; then
+  tests/guest/differential/run-differential.sh | tee "$results/differential.log"
+  dp=$(grep -c '^ok ' "$results/differential.log" || true)
+  df=$(grep -c '^not ok ' "$results/differential.log" || true)
+  if [ "$dp" -eq 0 ] && [ "$df" -eq 0 ]; then df=1; echo "not ok - the differential test against QEMU reported nothing"; fi
+  passed=$((passed + dp)); failed=$((failed + df))
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -134,6 +134,10 @@ public class QemuParityTests
 /// <summary>Copy, Verify and Compare with QEMU's checks, order and results.</summary>
 public class CopyVerifyCompareTests
 {
+    // Copy's zone rule statuses carry no DNR in QEMU.
+    private static void NoDnr(NvmeStatus expected, NvmeStatus actual) =>
+        Assert.True(expected == actual, $"expected {expected}, got {actual}");
+
     private static void Ok(NvmeStatus s) => Assert.True(s.IsSuccess, $"expected success, got {s}");
 
     private static void Is(NvmeStatus expected, NvmeStatus actual) =>
@@ -175,13 +179,13 @@ public class CopyVerifyCompareTests
         using var ns = Ram(Small());
         Ok(ns.Write(0, Blocks(12, 0x5A)));
         // Destination zone 1 has capacity 12: 8 + 4 fill it, so the third range finds it full.
-        Is(NvmeStatus.ZoneIsFull, Copy(ns, 16, out uint failed, (0, 8), (0, 4), (0, 1)));
+        NoDnr(NvmeStatus.ZoneIsFull, Copy(ns, 16, out uint failed, (0, 8), (0, 4), (0, 1)));
         Assert.Equal(2u, failed);
         Assert.Equal(ZoneState.Full, ns.GetZone(1).State);
-        Is(NvmeStatus.ZoneBoundaryError, Copy(ns, 48, out failed, (0, 8), (0, 5)));
+        NoDnr(NvmeStatus.ZoneBoundaryError, Copy(ns, 48, out failed, (0, 8), (0, 5)));
         Assert.Equal(1u, failed);
         Assert.Equal(56ul, ns.GetZone(3).WritePointer);
-        Is(NvmeStatus.ZoneInvalidWrite, Copy(ns, 33, out failed, (0, 1)));
+        NoDnr(NvmeStatus.ZoneInvalidWrite, Copy(ns, 33, out failed, (0, 1)));
         Assert.Equal(0u, failed);
         Is(NvmeStatus.LbaOutOfRange, Copy(ns, 32, out failed, (0, 1), (127, 2)));
         Assert.Equal(1u, failed);
@@ -192,7 +196,7 @@ public class CopyVerifyCompareTests
     public void CopySourceFollowsZoneReadRules()
     {
         using var ns = Ram(Small());
-        Is(NvmeStatus.ZoneBoundaryError, Copy(ns, 32, out uint failed, (15, 2)));
+        NoDnr(NvmeStatus.ZoneBoundaryError, Copy(ns, 32, out uint failed, (15, 2)));
         Assert.Equal(0u, failed);
         using var cross = Ram(Small(crossRead: true));
         Ok(Copy(cross, 32, out _, (15, 2)));
@@ -227,7 +231,7 @@ public class CopyVerifyCompareTests
         Is(NvmeStatus.LbaOutOfRange, ns.Copy(128, 0, 1, one, out _));
         Ok(ns.ZoneManagementSend(16, ZoneSendAction.Finish, false));
         // A full destination fails the open, before any range is looked at.
-        Is(NvmeStatus.InvalidZoneStateTransition, ns.Copy(16, 0, 1, one, out _));
+        NoDnr(NvmeStatus.InvalidZoneStateTransition, ns.Copy(16, 0, 1, one, out _));
     }
 
     [Fact]

@@ -18,7 +18,7 @@ public sealed class AdminCommandTests
 
     [Theory]
     [InlineData(0u)]
-    [InlineData(2u)]
+    [InlineData(257u)]
     [InlineData(0xFFFFFFFFu)]
     public void NamespaceIdentify_InvalidNsid_IsInvalidNamespace(uint nsid)
     {
@@ -28,6 +28,103 @@ public sealed class AdminCommandTests
             Fails(Run(admin, Sqe.Identify(IdentifyCns.Namespace, nsid), new byte[4096]), NvmeStatus.InvalidNamespace);
             Fails(Run(admin, Sqe.Identify(IdentifyCns.NamespaceDescriptorList, nsid), new byte[4096]), NvmeStatus.InvalidNamespace);
             Fails(Run(admin, Sqe.Identify(IdentifyCns.IoCommandSetNamespace, nsid, Csi.Zoned), new byte[4096]), NvmeStatus.InvalidNamespace);
+        }
+    }
+
+    [Fact]
+    public void NamespaceIdentify_AbsentNsid_AnswersAsQemu()
+    {
+        var (host, admin) = Enabled();
+        using (host)
+        {
+            // NSID 2 is a valid but empty slot (NN = 256): zero-filled structures, descriptor list Invalid Field.
+            var buffer = Enumerable.Repeat((byte)0xEE, 4096).ToArray();
+            Ok(Run(admin, Sqe.Identify(IdentifyCns.Namespace, 2), buffer));
+            Assert.All(buffer, b => Assert.Equal(0, b));
+            buffer.AsSpan().Fill(0xEE);
+            Ok(Run(admin, Sqe.Identify(IdentifyCns.IoCommandSetNamespace, 2, Csi.Zoned), buffer));
+            Assert.All(buffer, b => Assert.Equal(0, b));
+            Ok(Run(admin, Sqe.Identify(IdentifyCns.IoCommandSetIndependentNamespace, 2), buffer));
+            Fails(Run(admin, Sqe.Identify(IdentifyCns.NamespaceDescriptorList, 2), new byte[4096]), NvmeStatus.InvalidField);
+            Ok(Run(admin, Sqe.Identify(IdentifyCns.IoCommandSetIndependentNamespace, 1), buffer));
+            Assert.Equal(1, buffer[IdentifyIndependentNamespaceLayout.Nstat]);
+        }
+    }
+
+    [Fact]
+    public void IdentifyFieldsAsQemuReportsThem()
+    {
+        var (host, admin) = Enabled();
+        using (host)
+        {
+            var id = new byte[4096];
+            Ok(Run(admin, Sqe.Identify(IdentifyCns.Controller), id));
+            Assert.Equal(0x015D, BitConverter.ToUInt16(id, IdentifyControllerLayout.Oncs));
+            Assert.Equal(ZonedNamespaceCopyFormats, BitConverter.ToUInt16(id, IdentifyControllerLayout.Ocfs));
+            Assert.Equal(256u, BitConverter.ToUInt32(id, IdentifyControllerLayout.Nn));
+            Assert.Equal(0x00010400u, BitConverter.ToUInt32(id, IdentifyControllerLayout.Ver));
+            Assert.Equal(0, BitConverter.ToUInt16(id, IdentifyControllerLayout.Oacs));
+            var nvm = new byte[4096];
+            Ok(Run(admin, Sqe.Identify(IdentifyCns.IoCommandSetController, csi: Csi.Nvm), nvm));
+            Assert.Equal(7, nvm[IdentifyNvmControllerLayout.Vsl]);
+            Assert.Equal(255, nvm[IdentifyNvmControllerLayout.Dmrl]);
+            uint dmrsl = BitConverter.ToUInt32(nvm, IdentifyNvmControllerLayout.Dmrsl);
+            Assert.Equal((uint)(((int.MaxValue >> 9) << 9) / 4096), dmrsl);
+            Assert.Equal(255ul * dmrsl, BitConverter.ToUInt64(nvm, IdentifyNvmControllerLayout.Dmsl));
+            var ns = new byte[4096];
+            Ok(Run(admin, Sqe.Identify(IdentifyCns.Namespace, 1), ns));
+            Assert.Equal(128, BitConverter.ToUInt16(ns, IdentifyNamespaceLayout.Mssrl));
+            Assert.Equal(128u, BitConverter.ToUInt32(ns, IdentifyNamespaceLayout.Mcl));
+            Assert.Equal(127, ns[IdentifyNamespaceLayout.Msrc]);
+            var effects = new byte[4096];
+            Ok(Run(admin, Sqe.GetLogPage(LogPageId.CommandsSupportedAndEffects, 4096, csi: Csi.Zoned), effects));
+            Assert.Equal(EffectsLogLayout.Csupp | EffectsLogLayout.Lbcc, BitConverter.ToUInt32(effects, 1024 + IoOpcode.Copy * 4));
+            Assert.Equal(EffectsLogLayout.Csupp, BitConverter.ToUInt32(effects, 1024 + IoOpcode.Verify * 4));
+            Assert.Equal(EffectsLogLayout.Csupp, BitConverter.ToUInt32(effects, 1024 + IoOpcode.Compare * 4));
+            // Another command set: the admin part only. An offset equal to the log size: Invalid Field.
+            Ok(Run(admin, Sqe.GetLogPage(LogPageId.CommandsSupportedAndEffects, 4096, csi: 1), effects));
+            Assert.Equal(0u, BitConverter.ToUInt32(effects, 1024 + IoOpcode.Write * 4));
+            Fails(Run(admin, Sqe.GetLogPage(LogPageId.SmartHealth, 4, offset: 512), new byte[4]), NvmeStatus.InvalidField);
+        }
+    }
+
+    private static ushort ZonedNamespaceCopyFormats => Zns.Core.Zones.ZonedNamespace.CopyFormatsSupported;
+
+    [Fact]
+    public void NvmOnlyHostDoesNotSeeZonedNamespaces()
+    {
+        using var host = new TestHost(null, new NamespaceOptions { ZoneSize = 4L << 20 }, new NamespaceOptions { Zoned = false, LogicalBlockSize = 512 });
+        var (admin, _, _) = host.ConnectAdmin();
+        Ok(Run(admin, Sqe.PropertySet(ControllerProperties.Cc, 0x00460001)));   // CSS 000b: NVM command set only
+        var list = new byte[4096];
+        Ok(Run(admin, Sqe.Identify(IdentifyCns.ActiveNamespaceList), list));
+        Assert.Equal(2u, BitConverter.ToUInt32(list, 0));
+        Assert.Equal(0u, BitConverter.ToUInt32(list, 4));
+        var ns = Enumerable.Repeat((byte)1, 4096).ToArray();
+        Ok(Run(admin, Sqe.Identify(IdentifyCns.Namespace, 1), ns));
+        Assert.All(ns, b => Assert.Equal(0, b));
+        var effects = new byte[4096];
+        Ok(Run(admin, Sqe.GetLogPage(LogPageId.CommandsSupportedAndEffects, 4096, csi: Csi.Zoned), effects));
+        Assert.Equal(0u, BitConverter.ToUInt32(effects, 1024 + IoOpcode.ZoneAppend * 4));
+    }
+
+    [Fact]
+    public void TimestampFeature()
+    {
+        var (host, admin) = Enabled();
+        using (host)
+        {
+            var ts = new byte[8];
+            Ok(Run(admin, Sqe.GetFeatures(FeatureId.Timestamp), ts));
+            Assert.Equal(0ul, BitConverter.ToUInt64(ts) >> 49);          // origin 0: never set
+            BitConverter.TryWriteBytes(ts, 1_700_000_000_000ul);
+            Ok(Run(admin, Sqe.SetFeatures(FeatureId.Timestamp, 0), ts));
+            var back = new byte[8];
+            Ok(Run(admin, Sqe.GetFeatures(FeatureId.Timestamp), back));
+            ulong v = BitConverter.ToUInt64(back);
+            Assert.Equal(1ul, v >> 49);                                 // origin 1: set by a host
+            Assert.InRange(v & 0xFFFF_FFFF_FFFF, 1_700_000_000_000ul, 1_700_000_100_000ul);
+            Fails(Run(admin, Sqe.SetFeatures(FeatureId.Timestamp, 0)), NvmeStatus.DataSglLengthInvalid);
         }
     }
 
@@ -89,7 +186,6 @@ public sealed class AdminCommandTests
             Fails(Run(admin, Sqe.GetLogPage(LogPageId.SmartHealth, 512), new byte[256]), NvmeStatus.DataSglLengthInvalid);
             Fails(Run(admin, Sqe.GetLogPage(0x0C, 4096), new byte[4096]), NvmeStatus.InvalidField);
             Fails(Run(admin, Sqe.GetLogPage(LogPageId.Discovery, 4096), new byte[4096]), NvmeStatus.InvalidField);
-            Fails(Run(admin, Sqe.GetLogPage(LogPageId.CommandsSupportedAndEffects, 4096, csi: 1), new byte[4096]), NvmeStatus.InvalidField);
             Fails(Run(admin, Sqe.GetLogPage(LogPageId.SmartHealth, 512, nsid: 7), new byte[512]), NvmeStatus.InvalidNamespace);
         }
     }
@@ -154,7 +250,7 @@ public sealed class AdminCommandTests
             Assert.Equal(1UL, Run(admin, Sqe.GetFeatures(FeatureId.VolatileWriteCache, sel: 1)).Result);
 
             Ok(Run(admin, Sqe.SetFeatures(FeatureId.IoCommandSetProfile, 0)));
-            Fails(Run(admin, Sqe.SetFeatures(FeatureId.IoCommandSetProfile, 1)), NvmeStatus.InvalidField);
+            Fails(Run(admin, Sqe.SetFeatures(FeatureId.IoCommandSetProfile, 1)), NvmeStatus.IoCommandSetCombinationRejected);
             Assert.Equal(0UL, Run(admin, Sqe.GetFeatures(FeatureId.IoCommandSetProfile)).Result);
 
             Assert.Equal(0x157UL, Run(admin, Sqe.GetFeatures(FeatureId.TemperatureThreshold)).Result);

@@ -43,8 +43,8 @@ public sealed class AdminInitSequenceTests
         Ok(Run(admin, Sqe.PropertySet(ControllerProperties.Cc, 0x00460061)));
         Assert.Equal(1UL, Run(admin, Sqe.PropertyGet(ControllerProperties.Csts, false)).Result);
 
-        // 9. VS 2.0.
-        Assert.Equal(0x00020000UL, Run(admin, Sqe.PropertyGet(ControllerProperties.Vs, false)).Result);
+        // 9. VS 1.4, as QEMU reports.
+        Assert.Equal(0x00010400UL, Run(admin, Sqe.PropertyGet(ControllerProperties.Vs, false)).Result);
 
         // 10. Identify Controller.
         byte[] id = Identify(admin, IdentifyCns.Controller);
@@ -54,7 +54,7 @@ public sealed class AdminInitSequenceTests
         Assert.Equal(0, id[76]);                       // CMIC
         Assert.Equal(7, id[77]);                       // MDTS 512 KiB
         Assert.Equal(cntlid, U16(id, 78));             // CNTLID = Connect's
-        Assert.Equal(0x00020000u, U32(id, 80));        // VER
+        Assert.Equal(0x00010400u, U32(id, 80));        // VER 1.4 (QEMU)
         Assert.Equal(0x0800_0100u, U32(id, 92));       // OAES: namespace attribute notices, zone descriptor changed notices
         Assert.Equal(0u, U32(id, 96));                 // CTRATT
         Assert.Equal(1, id[111]);                      // CNTRLTYPE I/O
@@ -66,8 +66,8 @@ public sealed class AdminInitSequenceTests
         Assert.Equal(0x66, id[512]);
         Assert.Equal(0x44, id[513]);
         Assert.Equal(128, U16(id, 514));               // MAXCMD
-        Assert.Equal(2u, U32(id, 516));                // NN
-        Assert.Equal(0x0C, U16(id, 520));              // ONCS: DSM + Write Zeroes
+        Assert.Equal(256u, U32(id, 516));              // NN (QEMU: NVME_MAX_NAMESPACES)
+        Assert.Equal(0x15D, U16(id, 520));             // ONCS: Compare, DSM, Write Zeroes, Save/Select, Timestamp, Copy
         Assert.Equal(0x07, id[525]);                   // VWC
         Assert.Equal(0x00100001u, U32(id, 536));       // SGLS
         Assert.Equal(host.Target.Subsystem.Nqn, WireText.ReadNulTerminated(id.AsSpan(768, 256)));
@@ -109,8 +109,11 @@ public sealed class AdminInitSequenceTests
         Assert.False(aer.IsCompleted);
         Ok(Run(admin, Sqe.Create(AdminOpcode.KeepAlive)));
 
-        // 17. NVM Identify Controller (CSI 00h): zeros.
-        Assert.All(Identify(admin, IdentifyCns.IoCommandSetController, csi: Csi.Nvm), b => Assert.Equal(0, b));
+        // 17. NVM Identify Controller (CSI 00h): QEMU's VSL 7, DMRL 255, DMRSL for the largest (4 KiB) block.
+        byte[] nvmId = Identify(admin, IdentifyCns.IoCommandSetController, csi: Csi.Nvm);
+        Assert.Equal(7, nvmId[0]);
+        Assert.Equal(255, nvmId[3]);
+        Assert.Equal((uint)(((int.MaxValue >> 9) << 9) / 4096), U32(nvmId, 4));
 
         // 18. Active namespace list.
         byte[] list = Identify(admin, IdentifyCns.ActiveNamespaceList);
@@ -136,7 +139,7 @@ public sealed class AdminInitSequenceTests
         Assert.Equal(0, ns[25]); // NLBAF
         Assert.Equal(0, ns[26]); // FLBAS
         Assert.Equal(0, ns[30]); // NMIC
-        Assert.Equal(1, ns[33]); // DLFEAT
+        Assert.Equal(9, ns[33]); // DLFEAT: zeros, Write Zeroes may deallocate
         Assert.Equal(descs[24..40], ns[104..120]);
         Assert.Equal(12, ns[128 + 2]);
         Assert.Equal(9, Identify(admin, IdentifyCns.Namespace, 2)[128 + 2]);
@@ -190,8 +193,8 @@ public sealed class AdminInitSequenceTests
         Assert.Equal(uint.MaxValue, U32(zns, 8));
         Assert.Equal(1, U16(zns, 2));       // OZCS.RAZB
         Assert.Equal(2, zns[2816 + 8]);     // ZDES 128 bytes
-        // ZASL 0 in the namespace means "MDTS": the controller reports MDTS.
-        Assert.Equal(7, Identify(admin, IdentifyCns.IoCommandSetController, csi: Csi.Zoned)[0]);
+        // ZASL 0 in the namespace means "MDTS" and is reported as 0, as QEMU reports its raw zoned.zasl.
+        Assert.Equal(0, Identify(admin, IdentifyCns.IoCommandSetController, csi: Csi.Zoned)[0]);
     }
 
     [Fact]

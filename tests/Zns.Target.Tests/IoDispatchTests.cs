@@ -140,7 +140,7 @@ public sealed class IoDispatchTests
             Fails(Run(io, Sqe.ReadWrite(IoOpcode.ZoneAppend, 2, 0, 1), new byte[512]), NvmeStatus.InvalidOpcode);
             // Conventional writes anywhere, 512-byte blocks.
             Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 2, 77, 2), new byte[1024]));
-            Fails(Run(io, Sqe.Create(0x05, 2)), NvmeStatus.InvalidOpcode);
+            Fails(Run(io, Sqe.Create(0x04, 2)), NvmeStatus.InvalidOpcode);
         }
     }
 

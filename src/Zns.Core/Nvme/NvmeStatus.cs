@@ -77,6 +77,7 @@ public readonly record struct NvmeStatus(ushort Value)
     public static NvmeStatus ConnectRestartDiscovery => CommandSpecific(0x83);
     public static NvmeStatus ConnectInvalidHost => CommandSpecific(0x84);
     public static NvmeStatus DisconnectInvalidQueueType => CommandSpecific(0x85);
+    public static NvmeStatus IoCommandSetCombinationRejected => CommandSpecific(0x2B);
     /// <summary>Authentication Required (Fabrics): the queue has not completed in-band authentication.</summary>
     public static NvmeStatus AuthenticationRequired => CommandSpecific(0x91);
     public static NvmeStatus CommandSizeLimitExceeded => CommandSpecific(0x83);

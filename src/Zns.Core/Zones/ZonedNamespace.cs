@@ -477,16 +477,18 @@ public sealed partial class ZonedNamespace : IDisposable
         uint dz = Geometry.ZoneOf(sdlba);
         lock (_zoneLocks[dz])
         {
-            // QEMU opens the destination zone before the length check: a Command Size Limit leaves it open.
+            // QEMU opens the destination zone before the length check: a Command Size Limit leaves it open. Its
+            // zone state errors carry no DNR in Copy (resource limits do).
             lock (_stateLock)
             {
                 status = Open(dz, implicitly: true);
             }
-            if (status.IsSuccess)
+            if (!status.IsSuccess)
             {
-                Interlocked.Increment(ref _changes);
-                status = CheckCopyLength(rangeCount, ranges);
+                return status == NvmeStatus.InvalidZoneStateTransition ? status : status.WithDnr();
             }
+            Interlocked.Increment(ref _changes);
+            status = CheckCopyLength(rangeCount, ranges);
             return status.IsSuccess ? CopyRanges(dz, sdlba, rangeCount, ranges, out failedRange) : status.WithDnr();
         }
     }
@@ -523,12 +525,13 @@ public sealed partial class ZonedNamespace : IDisposable
                 ulong slba = CopyRangeStart(ranges, i);
                 uint nlb = CopyRangeBlocks(ranges, i);
                 NvmeStatus status =
-                    nlb > Geometry.Mssrl ? NvmeStatus.CommandSizeLimitExceeded :
-                    CheckBounds(slba, nlb) is { IsSuccess: false } b ? b :
+                    nlb > Geometry.Mssrl ? NvmeStatus.CommandSizeLimitExceeded.WithDnr() :
+                    CheckBounds(slba, nlb) is { IsSuccess: false } b ? b.WithDnr() :
                     IsZoned ? CheckZoneRead(slba, nlb) : NvmeStatus.Success;
+                // Zone rule statuses of Copy carry no DNR in QEMU (nvme_check_zone_read/_write return them bare).
                 if (!status.IsSuccess)
                 {
-                    return status.WithDnr();
+                    return status;
                 }
                 Span<byte> data = buffer.AsSpan(0, (int)nlb << shift);
                 status = ReadData(slba, data);
@@ -537,16 +540,20 @@ public sealed partial class ZonedNamespace : IDisposable
                     return status;
                 }
                 status = CheckBounds(dlba, nlb);
-                if (status.IsSuccess && IsZoned)
+                if (!status.IsSuccess)
+                {
+                    return status.WithDnr();
+                }
+                if (IsZoned)
                 {
                     lock (_stateLock)
                     {
                         status = CheckZoneWrite(dz, dlba, nlb);
                     }
-                }
-                if (!status.IsSuccess)
-                {
-                    return status.WithDnr();
+                    if (!status.IsSuccess)
+                    {
+                        return status;
+                    }
                 }
                 if (!TryWrite(Geometry.ByteOffset(dlba), data))
                 {
@@ -964,8 +971,9 @@ public sealed partial class ZonedNamespace : IDisposable
     }
 
     // Where a zone's readable data ends: the write pointer, or past it what was written into the ZRWA window.
+    // A zone finished while it had a ZRWA keeps its window data readable until reset.
     private ulong DataEnd(uint zi) =>
-        HasZrwaLocked(zi) ? Math.Max(_zones[zi].WritePointer, _zrwaDataEnd[zi]) : _zones[zi].WritePointer;
+        Geometry.ZrwaSupported ? Math.Max(_zones[zi].WritePointer, _zrwaDataEnd[zi]) : _zones[zi].WritePointer;
 
     private void ReleaseZrwa(uint zi)
     {
@@ -1067,11 +1075,8 @@ public sealed partial class ZonedNamespace : IDisposable
             case ZoneState.Closed:
                 // The write pointer stays where the data ends (window data of a ZRWA included), so reads past it
                 // keep returning zeros.
-                if (HasZrwaLocked(zi))
-                {
-                    _zones[zi].WritePointer = DataEnd(zi);
-                    ReleaseZrwa(zi);
-                }
+                // The write pointer stays where QEMU keeps it (Zone Append's ALBA on the full zone shows it).
+                ReleaseZrwa(zi);
                 SetState(zi, ZoneState.Full);
                 _zones[zi].Attributes &= ~ZoneAttributes.FinishRecommended; // a Full zone has nothing left to finish
                 return NvmeStatus.Success;
@@ -1094,6 +1099,10 @@ public sealed partial class ZonedNamespace : IDisposable
             case ZoneState.Full:
                 releasedEnd = DataEnd(zi);
                 ReleaseZrwa(zi);
+                if (Geometry.ZrwaSupported)
+                {
+                    _zrwaDataEnd[zi] = 0;
+                }
                 SetState(zi, ZoneState.Empty);
                 z.WritePointer = Geometry.ZoneStart(zi);
                 z.Attributes = ZoneAttributes.None;

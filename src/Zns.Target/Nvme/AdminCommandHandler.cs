@@ -10,6 +10,7 @@ internal static class FeatureId
     public const byte VolatileWriteCache = 0x06;
     public const byte NumberOfQueues = 0x07;
     public const byte AsyncEventConfiguration = 0x0B;
+    public const byte Timestamp = 0x0E;
     public const byte KeepAliveTimer = 0x0F;
     public const byte IoCommandSetProfile = 0x19;
 }
@@ -114,11 +115,36 @@ internal sealed class AdminCommandHandler(NvmeController controller)
 
             case IdentifyCns.Namespace:
             {
-                if (Subsystem.GetNamespace(nsid) is not { } ns)
+                if (!IsValidNsid(nsid))
                 {
                     return NvmeStatus.InvalidNamespace.WithDnr();
                 }
-                IdentifyNamespaceLayout.Write(data, ns.Identity);
+                // An absent (or, for an NVM-only host, zoned) NSID up to NN reads as a zero-filled structure.
+                if (controller.AttachedNamespace(nsid) is { } ns)
+                {
+                    IdentifyNamespaceLayout.Write(data, ns.Identity);
+                }
+                else
+                {
+                    data.Clear();
+                }
+                return NvmeStatus.Success;
+            }
+
+            case IdentifyCns.IoCommandSetIndependentNamespace:
+            {
+                if (!IsValidNsid(nsid))
+                {
+                    return NvmeStatus.InvalidNamespace.WithDnr();
+                }
+                if (controller.AttachedNamespace(nsid) is null)
+                {
+                    data.Clear();
+                }
+                else
+                {
+                    IdentifyIndependentNamespaceLayout.Write(data);
+                }
                 return NvmeStatus.Success;
             }
 
@@ -139,7 +165,7 @@ internal sealed class AdminCommandHandler(NvmeController controller)
                 int n = 0;
                 foreach (NamespaceInfo ns in Subsystem.NamespaceInfos)
                 {
-                    if (ns.Nsid > nsid && (!filter || ns.Csi == csi))
+                    if (ns.Nsid > nsid && (!filter || ns.Csi == csi) && controller.AttachedNamespace(ns.Nsid) is not null)
                     {
                         ids[n++] = ns.Nsid;
                     }
@@ -150,19 +176,32 @@ internal sealed class AdminCommandHandler(NvmeController controller)
 
             case IdentifyCns.NamespaceDescriptorList:
             {
-                if (Subsystem.GetNamespace(nsid) is not { } ns)
+                if (!IsValidNsid(nsid))
                 {
                     return NvmeStatus.InvalidNamespace.WithDnr();
                 }
-                NamespaceDescriptorListLayout.Write(data, ns.Uuid, ns.Nguid, ns.Csi);
+                if (controller.AttachedNamespace(nsid) is not { } ns)
+                {
+                    return NvmeStatus.InvalidField.WithDnr();
+                }
+                NamespaceDescriptorListLayout.Write(data, ns.Uuid, ns.Nguid, ns.Csi, ns.Eui64);
                 return NvmeStatus.Success;
             }
 
             case IdentifyCns.IoCommandSetNamespace:
             {
-                if (Subsystem.GetNamespace(nsid) is not { } ns)
+                if (!IsValidNsid(nsid))
                 {
                     return NvmeStatus.InvalidNamespace.WithDnr();
+                }
+                if (controller.AttachedNamespace(nsid) is not { } ns)
+                {
+                    if (csi is not (Csi.Nvm or Csi.Zoned))
+                    {
+                        return NvmeStatus.InvalidField.WithDnr();
+                    }
+                    data.Clear();
+                    return NvmeStatus.Success;
                 }
                 switch (csi)
                 {
@@ -184,8 +223,8 @@ internal sealed class AdminCommandHandler(NvmeController controller)
                 switch (csi)
                 {
                     case Csi.Nvm:
-                        // VSL/WZSL/WUSL/DMRL/DMRSL/DMSL all 0 = no limits reported, as nvmet answers.
-                        data.Clear();
+                        // QEMU's values: VSL, DMRL 255, DMRSL what one block-layer request takes, DMSL = DMRL × DMRSL.
+                        IdentifyNvmControllerLayout.Write(data, Subsystem.Vsl, Subsystem.Dmrsl);
                         return NvmeStatus.Success;
                     case Csi.Zoned:
                         IdentifyZonedControllerLayout.Write(data, Subsystem.Zasl);
@@ -203,16 +242,18 @@ internal sealed class AdminCommandHandler(NvmeController controller)
         }
     }
 
+    /// <summary>NSIDs 1..NN name a namespace slot (present or not); 0 and anything above NN do not.</summary>
+    private static bool IsValidNsid(uint nsid) => nsid - 1 < NvmeSubsystem.MaxNamespaces;
+
     private ControllerIdentity BuildControllerIdentity()
     {
         TargetOptions o = controller.Options;
-        // ONCS bit 2 Dataset Management, bit 3 Write Zeroes: both map onto the zone core.
-        const ushort oncs = (1 << 2) | (1 << 3);
         return new ControllerIdentity(
             o.SerialNumber, o.ModelNumber, o.FirmwareRevision, controller.Cntlid,
             Subsystem.IsDiscovery ? (byte)0 : Subsystem.Mdts, (ushort)o.MaxQueueEntries,
-            (uint)Subsystem.NamespaceInfos.Length,
-            Subsystem.Nqn, (uint)((SubmissionQueueEntry.Size + controller.AdminQueue.InCapsuleDataLength) / 16), Subsystem.IsDiscovery, oncs);
+            Subsystem.IsDiscovery ? 0 : NvmeSubsystem.MaxNamespaces,
+            Subsystem.Nqn, (uint)((SubmissionQueueEntry.Size + controller.AdminQueue.InCapsuleDataLength) / 16), Subsystem.IsDiscovery,
+            IdentifyControllerLayout.OptionalNvmCommands, o.AsyncEventRequestLimit, Zns.Core.Zones.ZonedNamespace.CopyFormatsSupported);
     }
 
     // ---- Get Log Page ----------------------------------------------------------------------------------------
@@ -263,7 +304,7 @@ internal sealed class AdminCommandHandler(NvmeController controller)
 
             case LogPageId.SmartHealth:
                 // LPA bit 0: per-namespace SMART is accepted, but the counters are subsystem-wide.
-                if (nsid is not (0 or uint.MaxValue) && Subsystem.GetNamespace(nsid) is null)
+                if (nsid is not (0 or uint.MaxValue) && controller.AttachedNamespace(nsid) is null)
                 {
                     return NvmeStatus.InvalidNamespace.WithDnr();
                 }
@@ -283,11 +324,9 @@ internal sealed class AdminCommandHandler(NvmeController controller)
 
             case LogPageId.CommandsSupportedAndEffects:
             {
-                byte csi = GetLogPageCommandLayout.Csi(in sqe);
-                if (csi is not (Csi.Nvm or Csi.Zoned))
-                {
-                    return NvmeStatus.InvalidField.WithDnr();
-                }
+                // QEMU: a command set without I/O commands gets the admin part only; an NVM-only host always gets
+                // the NVM table.
+                byte csi = controller.NvmOnly ? Csi.Nvm : GetLogPageCommandLayout.Csi(in sqe);
                 size = EffectsLogLayout.Size;
                 EffectsLogLayout.Write(page, csi);
                 break;
@@ -296,7 +335,7 @@ internal sealed class AdminCommandHandler(NvmeController controller)
             case LogPageId.ChangedZoneList:
             {
                 // Per zoned namespace: zones the controller changed on its own since the host last read the list.
-                if (Subsystem.GetNamespace(nsid) is not { } ns)
+                if (controller.AttachedNamespace(nsid) is not { } ns)
                 {
                     return NvmeStatus.InvalidNamespace.WithDnr();
                 }
@@ -313,7 +352,8 @@ internal sealed class AdminCommandHandler(NvmeController controller)
                 // Unsupported LIDs (the discovery log included) get Invalid Field, as nvmet and QEMU answer.
                 return NvmeStatus.InvalidField.WithDnr();
         }
-        return CopyWindow(page[..size], offset, data);
+        // QEMU: an offset at or past the end of the log is Invalid Field.
+        return offset >= (ulong)size ? NvmeStatus.InvalidField.WithDnr() : CopyWindow(page[..size], offset, data);
     }
 
     /// <summary>
@@ -345,17 +385,22 @@ internal sealed class AdminCommandHandler(NvmeController controller)
         }
     }
 
+    /// <summary>The Timestamp feature's data: 8 bytes.</summary>
+    private const int TimestampSize = 8;
+
     private NvmeStatus SetFeatures(in SubmissionQueueEntry sqe, Span<byte> data, ref ulong result)
     {
         byte fid = (byte)sqe.Cdw10;
         bool save = (sqe.Cdw10 & 0x8000_0000) != 0;
         uint value = sqe.Cdw11;
         if (fid is not (FeatureId.NumberOfQueues or FeatureId.AsyncEventConfiguration or FeatureId.KeepAliveTimer
-            or FeatureId.VolatileWriteCache or FeatureId.IoCommandSetProfile or FeatureId.TemperatureThreshold))
+            or FeatureId.VolatileWriteCache or FeatureId.IoCommandSetProfile or FeatureId.TemperatureThreshold
+            or FeatureId.Timestamp))
         {
             return NvmeStatus.InvalidField.WithDnr();
         }
-        if (!data.IsEmpty)
+        // Timestamp carries 8 bytes; every other feature here none.
+        if (data.Length != (fid == FeatureId.Timestamp ? TimestampSize : 0))
         {
             return NvmeStatus.DataSglLengthInvalid.WithDnr();
         }
@@ -388,7 +433,11 @@ internal sealed class AdminCommandHandler(NvmeController controller)
 
             case FeatureId.IoCommandSetProfile:
                 // Only command set combination 0 (NVM + ZNS, Identify CNS 1Ch vector 0) exists.
-                return (value & 0x1FF) == 0 ? NvmeStatus.Success : NvmeStatus.InvalidField.WithDnr();
+                return (value & 0x1FF) == 0 ? NvmeStatus.Success : NvmeStatus.IoCommandSetCombinationRejected.WithDnr();
+
+            case FeatureId.Timestamp:
+                controller.SetTimestamp(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(data));
+                return NvmeStatus.Success;
 
             case FeatureId.TemperatureThreshold:
             {
@@ -418,6 +467,25 @@ internal sealed class AdminCommandHandler(NvmeController controller)
     {
         byte fid = (byte)sqe.Cdw10;
         uint sel = (sqe.Cdw10 >> 8) & 0x7;
+        if (fid == FeatureId.Timestamp)
+        {
+            if (data.Length != TimestampSize)
+            {
+                return NvmeStatus.DataSglLengthInvalid.WithDnr();
+            }
+            if (sel > 3)
+            {
+                return NvmeStatus.InvalidField.WithDnr();
+            }
+            if (sel == 3)
+            {
+                data.Clear();
+                result = 0x4;
+                return NvmeStatus.Success;
+            }
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(data, controller.GetTimestamp());
+            return NvmeStatus.Success;
+        }
         if (!data.IsEmpty && fid is FeatureId.NumberOfQueues or FeatureId.AsyncEventConfiguration or FeatureId.KeepAliveTimer
             or FeatureId.VolatileWriteCache or FeatureId.IoCommandSetProfile or FeatureId.TemperatureThreshold)
         {

@@ -39,7 +39,7 @@ internal sealed partial class IoCommandHandler
     /// <summary>Opcodes of the NVM and Zoned Namespace command sets that this target implements.</summary>
     private static bool IsKnownIoOpcode(byte opcode) => opcode is IoOpcode.Flush or IoOpcode.Write or IoOpcode.Read
         or IoOpcode.WriteZeroes or IoOpcode.DatasetManagement or IoOpcode.ZoneManagementSend
-        or IoOpcode.ZoneManagementReceive or IoOpcode.ZoneAppend;
+        or IoOpcode.ZoneManagementReceive or IoOpcode.ZoneAppend or IoOpcode.Compare or IoOpcode.Verify or IoOpcode.Copy;
 
     private static bool IsZonedOpcode(byte opcode) =>
         opcode is IoOpcode.ZoneManagementSend or IoOpcode.ZoneManagementReceive or IoOpcode.ZoneAppend;
@@ -65,8 +65,10 @@ internal sealed partial class IoCommandHandler
             cqe.Status = data.IsEmpty ? Guard(opcode, static (s, _) => s.FlushAll(), this) : NvmeStatus.DataSglLengthInvalid.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
-        if (_subsystem.GetNamespace(nsid) is not { } info)
+        if (_controller.AttachedNamespace(nsid) is not { } info)
         {
+            // Absent and (for an NVM-only host) zoned namespaces alike: Invalid Namespace, as nvmet answers (QEMU
+            // answers Invalid Field for an empty NSID slot up to NN; listed among the differences).
             cqe.Status = NvmeStatus.InvalidNamespace.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
@@ -147,10 +149,11 @@ internal sealed partial class IoCommandHandler
                     return NvmeStatus.DataSglLengthInvalid.WithDnr();
                 }
                 NvmeStatus status = ns.Append(sqe.Cdw10_11, data, out ulong alba, fua);
+                // ALBA goes back in DW0 (low) and DW1 (high). As in QEMU it is there also when the zone write
+                // checks fail after it was assigned (0 for failures before that).
+                result = alba;
                 if (status.IsSuccess)
                 {
-                    // ALBA goes back in DW0 (low) and DW1 (high).
-                    result = alba;
                     _subsystem.CountWrite(data.Length);
                 }
                 return status;
@@ -166,6 +169,29 @@ internal sealed partial class IoCommandHandler
 
             case IoOpcode.DatasetManagement:
                 return DatasetManagement(in sqe, ns, data);
+
+            case IoOpcode.Compare:
+                // The data to compare comes from the host: exactly NLB blocks.
+                return (long)ReadWriteBlocks(in sqe) << shift != data.Length
+                    ? NvmeStatus.DataSglLengthInvalid.WithDnr()
+                    : ns.Compare(sqe.Cdw10_11, data);
+
+            case IoOpcode.Verify:
+                return data.IsEmpty ? ns.Verify(sqe.Cdw10_11, ReadWriteBlocks(in sqe)) : NvmeStatus.DataSglLengthInvalid.WithDnr();
+
+            case IoOpcode.Copy:
+            {
+                // CDW10/11 SDLBA, CDW12 bits 7:0 NR (0's based), bits 11:8 descriptor format. The data is the
+                // source range list; a failing range's index goes back in DW0.
+                int ranges = (int)(sqe.Cdw12 & 0xFF) + 1;
+                byte format = (byte)((sqe.Cdw12 >> 8) & 0xF);
+                NvmeStatus status = ns.Copy(sqe.Cdw10_11, format, ranges, data, out uint failed);
+                if (!status.IsSuccess)
+                {
+                    result = failed;
+                }
+                return status;
+            }
 
             case IoOpcode.ZoneManagementSend:
             {

@@ -54,6 +54,7 @@ internal sealed partial class NvmeController
         MaxIoQueues = subsystem.IsDiscovery ? 0 : subsystem.Target.Options.MaxIoQueues;
         _ioQueues = new QueueHandler?[MaxIoQueues];
         ResetFeatures();
+        _timestampSetAt = _time.GetTimestamp();
     }
 
     public NvmeSubsystem Subsystem { get; }
@@ -379,6 +380,43 @@ internal sealed partial class NvmeController
 
     // ---- Features --------------------------------------------------------------------------------------------
 
+    /// <summary>
+    /// The namespace an NSID names for this controller: with CC.CSS = NVM command set only, zoned namespaces are
+    /// not attached (QEMU's nvme_start_ctrl / nvme_csi_supported), so such a host never sees them.
+    /// </summary>
+    internal NamespaceInfo? AttachedNamespace(uint nsid) =>
+        Subsystem.GetNamespace(nsid) is { } ns && (ns.Csi != Csi.Zoned || !NvmOnly) ? ns : null;
+
+    /// <summary>CC.CSS selected the NVM command set only.</summary>
+    internal bool NvmOnly
+    {
+        get { lock (_lock) { return CcEnabled(_cc) && CcCss(_cc) == CssNvm; } }
+    }
+
+    // Timestamp feature (FID 0Eh): milliseconds since the epoch as the host last set it, running on from then.
+    private ulong _hostTimestamp;
+    private long _timestampSetAt;
+
+    internal void SetTimestamp(ulong milliseconds)
+    {
+        lock (_lock)
+        {
+            _hostTimestamp = milliseconds & 0xFFFF_FFFF_FFFF;
+            _timestampSetAt = _time.GetTimestamp();
+        }
+    }
+
+    /// <summary>Timestamp data: bits 47:0 the timestamp, bits 51:49 origin (1 = set by a host, 0 = since reset).</summary>
+    internal ulong GetTimestamp()
+    {
+        lock (_lock)
+        {
+            ulong elapsed = (ulong)_time.GetElapsedTime(_timestampSetAt).TotalMilliseconds;
+            ulong origin = _hostTimestamp != 0 ? 1UL : 0UL;
+            return ((_hostTimestamp + elapsed) & 0xFFFF_FFFF_FFFF) | (origin << 49);
+        }
+    }
+
     private void ResetFeatures()
     {
         AsyncEventConfig = 0;
@@ -430,7 +468,7 @@ internal sealed partial class NvmeController
                 cqe.Result = result;
                 return new ValueTask<CompletionQueueEntry>(cqe);
             }
-            if (_pendingAers.Count > IdentifyControllerLayout.AsyncEventRequestLimit)
+            if (_pendingAers.Count > Options.AsyncEventRequestLimit)
             {
                 CompletionQueueEntry cqe = template;
                 cqe.Status = NvmeStatus.AsyncEventRequestLimitExceeded.WithDnr();

@@ -20,6 +20,10 @@ public sealed partial class NvmeSubsystem
     private readonly ConcurrentDictionary<ushort, NvmeController> _controllers = new();
     private readonly Lock _allocationLock = new();
     private readonly NamespaceInfo[] _namespaces;
+    private readonly NamespaceInfo?[] _byNsid = new NamespaceInfo?[MaxNamespaces + 1];
+
+    /// <summary>NN: the largest NSID (QEMU's NVME_MAX_NAMESPACES).</summary>
+    internal const uint MaxNamespaces = 256;
     private ushort _nextCntlid = MinCntlid;
 
     // SMART counters, subsystem-wide so that they survive controller reconnects (512-byte units and commands).
@@ -32,15 +36,42 @@ public sealed partial class NvmeSubsystem
         Nqn = nqn;
         IsDiscovery = isDiscovery;
         Namespaces = namespaces;
+        // NSIDs: the namespace's nsid option, else the lowest free one in order (QEMU's nvme_ns_realize).
         _namespaces = new NamespaceInfo[namespaces.Count];
         for (int i = 0; i < namespaces.Count; i++)
         {
-            _namespaces[i] = new NamespaceInfo((uint)(i + 1), namespaces[i]);
-            if (!isDiscovery)
+            uint nsid = namespaces[i].Options.Nsid;
+            if (nsid > MaxNamespaces)
             {
-                WatchZoneChanges(_namespaces[i]);
+                throw new ArgumentException($"nsid: invalid namespace id (must be between 0 and {MaxNamespaces})");
+            }
+            if (nsid != 0 && _byNsid[nsid] is not null)
+            {
+                throw new ArgumentException($"nsid: namespace id '{nsid}' already allocated");
+            }
+            if (nsid != 0)
+            {
+                _byNsid[nsid] = _namespaces[i] = new NamespaceInfo(nsid, namespaces[i]);
             }
         }
+        for (int i = 0; i < namespaces.Count; i++)
+        {
+            if (_namespaces[i] is null)
+            {
+                uint nsid = 1;
+                while (_byNsid[nsid] is not null) { nsid++; }
+                _byNsid[nsid] = _namespaces[i] = new NamespaceInfo(nsid, namespaces[i]);
+            }
+        }
+        Array.Sort(_namespaces, (a, b) => a.Nsid.CompareTo(b.Nsid));
+        if (!isDiscovery)
+        {
+            foreach (NamespaceInfo info in _namespaces)
+            {
+                WatchZoneChanges(info);
+            }
+        }
+        Dmrsl = ComputeDmrsl(namespaces);
         Mdts = ComputeMdts(namespaces);
         Zasl = ComputeZasl(namespaces, Mdts);
         MaxIoDataLength = Mdts == 0 ? UnlimitedMdtsDataLength : NamespaceOptions.PageSize << Mdts;
@@ -76,7 +107,25 @@ public sealed partial class NvmeSubsystem
     internal ReadOnlySpan<NamespaceInfo> NamespaceInfos => _namespaces;
 
     /// <summary>The namespace for an NSID, or null when the NSID is not an active namespace of this subsystem.</summary>
-    internal NamespaceInfo? GetNamespace(uint nsid) => nsid - 1 < (uint)_namespaces.Length ? _namespaces[nsid - 1] : null;
+    internal NamespaceInfo? GetNamespace(uint nsid) => nsid - 1 < MaxNamespaces ? _byNsid[nsid] : null;
+
+    /// <summary>VSL (Verify Size Limit) for the NVM Identify Controller structure: the smallest namespace limit.</summary>
+    internal byte Vsl => _namespaces.Length == 0 ? (byte)7 : _namespaces.Min(n => n.Namespace.Geometry.Vsl);
+
+    /// <summary>DMRSL: the largest single Dataset Management range QEMU's block layer takes (2 GiB − 512 B).</summary>
+    internal uint Dmrsl { get; }
+
+    private static uint ComputeDmrsl(IReadOnlyList<ZonedNamespace> namespaces)
+    {
+        const long MaxRequestBytes = (int.MaxValue >> 9) << 9;
+        uint dmrsl = 0;
+        foreach (ZonedNamespace ns in namespaces)
+        {
+            uint d = (uint)(MaxRequestBytes / ns.Geometry.BlockSize);
+            dmrsl = dmrsl == 0 ? d : Math.Min(dmrsl, d);
+        }
+        return dmrsl;
+    }
 
     /// <summary>
     /// Changes how namespace <paramref name="nsid"/>'s completions are timed, at once and without reformatting:
@@ -178,8 +227,9 @@ public sealed partial class NvmeSubsystem
             {
                 continue;
             }
-            // A namespace's ZASL 0 means "MDTS"; the controller-wide value must not exceed any namespace's limit.
-            byte z = ns.Geometry.Zasl != 0 ? ns.Geometry.Zasl : mdts;
+            // A namespace's ZASL 0 means "MDTS" (and is reported as 0, as QEMU reports its raw zoned.zasl); the
+            // controller-wide value must not exceed any namespace's limit.
+            byte z = ns.Geometry.Zasl;
             if (!any || (z != 0 && (zasl == 0 || z < zasl)))
             {
                 zasl = z;
@@ -198,10 +248,12 @@ internal sealed class NamespaceInfo
         Nsid = nsid;
         Namespace = ns;
         Csi = ns.IsZoned ? Wire.Csi.Zoned : Wire.Csi.Nvm;
-        // UUID in RFC 4122 (big-endian) byte order, as nvme-cli prints it. The NGUID uses the same 16 bytes: both
-        // are then stable across restarts (the host rejects identifiers that change) and unique per namespace.
-        Uuid = ns.Uuid.ToByteArray(bigEndian: true);
-        Nguid = Uuid;
+        // UUID in RFC 4122 (big-endian) byte order, as nvme-cli prints it. Without an nguid option the NGUID uses the
+        // same 16 bytes: both are then stable across restarts (the host rejects identifiers that change) and unique
+        // per namespace.
+        Uuid = (ns.Options.Uuid ?? ns.Uuid).ToByteArray(bigEndian: true);
+        Nguid = ns.Options.Nguid is { } nguid ? nguid.ToArray() : Uuid;
+        Eui64 = ns.Options.Eui64;
         ZoneSendDataLength = ns.Geometry.DescriptorExtensionSize;
         SetTiming(ns.Options.Timing);
     }
@@ -219,6 +271,7 @@ internal sealed class NamespaceInfo
     public byte Csi { get; }
     public byte[] Uuid { get; }
     public byte[] Nguid { get; }
+    public ulong Eui64 { get; }
     public int ZoneSendDataLength { get; }
 
     public NamespaceIdentity Identity
@@ -228,7 +281,8 @@ internal sealed class NamespaceInfo
             ZoneGeometry g = Namespace.Geometry;
             return new NamespaceIdentity(
                 g.NamespaceSizeLbas, g.BlockShift, Nguid, Namespace.IsZoned, g.ZoneSizeLbas, g.MaxActive, g.MaxOpen,
-                g.CrossRead, g.DescriptorExtensionSize);
+                g.CrossRead, g.DescriptorExtensionSize, Eui64, g.Mssrl, g.Mcl, g.Msrc,
+                (ushort)g.ZrwaSizeLbas, (ushort)g.ZrwaFlushGranularityLbas, g.ZrwaResourcesReported);
         }
     }
 }

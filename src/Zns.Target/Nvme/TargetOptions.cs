@@ -45,6 +45,9 @@ public sealed record TargetOptions
     /// <summary>I/O queues granted per controller (Set Features Number of Queues; QIDs 1..this).</summary>
     public int MaxIoQueues { get; init; } = 8;
 
+    /// <summary>AERL (QEMU's <c>aerl</c>): outstanding Asynchronous Event Requests allowed, 0's based.</summary>
+    public byte AsyncEventRequestLimit { get; init; } = 3;
+
     /// <summary>Entries per queue (CAP.MQES + 1 and Identify MAXCMD). At least 2.</summary>
     public int MaxQueueEntries { get; init; } = 128;
 

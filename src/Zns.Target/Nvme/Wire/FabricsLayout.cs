@@ -77,8 +77,11 @@ internal static class ControllerProperties
     public const uint Cc = 0x14;
     public const uint Csts = 0x1C;
 
-    /// <summary>NVMe 2.0.0: ZNS needs the I/O Command Set concepts that 2.0 introduced.</summary>
-    public const uint Version = 0x0002_0000;
+    /// <summary>
+    /// NVMe 1.4, what QEMU reports (NVME_SPEC_VER). The Linux host keys I/O command sets on CAP.CSS and the
+    /// namespace descriptors (1.3 and later), not on the version.
+    /// </summary>
+    public const uint Version = 0x0001_0400;
 
     /// <summary>
     /// CAP with MQES = <paramref name="mqes"/>, TO = 15 (7.5 s: 6.12+ hosts wait (TO+1)/2 whole seconds, so TO = 0

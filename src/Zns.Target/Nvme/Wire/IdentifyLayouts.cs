@@ -12,6 +12,7 @@ internal static class IdentifyCns
     public const byte IoCommandSetNamespace = 0x05;
     public const byte IoCommandSetController = 0x06;
     public const byte IoCommandSetActiveNamespaceList = 0x07;
+    public const byte IoCommandSetIndependentNamespace = 0x08;
     public const byte IoCommandSetVector = 0x1C;
 
     /// <summary>Every Identify data structure is 4096 bytes.</summary>
@@ -28,7 +29,8 @@ internal static class Csi
 /// <summary>Values for Identify Controller (CNS 01h) that are not fixed by the layout.</summary>
 internal readonly record struct ControllerIdentity(
     string Serial, string Model, string Firmware, ushort Cntlid, byte Mdts, ushort MaxCommands, uint NamespaceCount,
-    string SubNqn, uint IoCommandCapsuleUnits, bool IsDiscovery, ushort OptionalNvmCommands);
+    string SubNqn, uint IoCommandCapsuleUnits, bool IsDiscovery, ushort OptionalNvmCommands, byte AsyncEventRequestLimit = 3,
+    ushort CopyFormats = 0);
 
 /// <summary>Identify Controller data structure (CNS 01h; NVMe Base 2.0 Figure 275, offsets of <c>struct nvme_id_ctrl</c>).</summary>
 internal static class IdentifyControllerLayout
@@ -36,7 +38,7 @@ internal static class IdentifyControllerLayout
     public const int Vid = 0, Ssvid = 2, Sn = 4, Mn = 24, Fr = 64, Rab = 72, Ieee = 73, Cmic = 76, Mdts = 77, Cntlid = 78,
         Ver = 80, Oaes = 92, Ctratt = 96, Cntrltype = 111, Oacs = 256, Acl = 258, Aerl = 259, Frmw = 260, Lpa = 261,
         Elpe = 262, Npss = 263, Apsta = 265, Wctemp = 266, Cctemp = 268, Kas = 320, Sqes = 512, Cqes = 513, Maxcmd = 514,
-        Nn = 516, Oncs = 520, Fuses = 522, Vwc = 525, Sgls = 536, Subnqn = 768, Ioccsz = 1792, Iorcsz = 1796,
+        Nn = 516, Oncs = 520, Fuses = 522, Vwc = 525, Ocfs = 534, Sgls = 536, Subnqn = 768, Ioccsz = 1792, Iorcsz = 1796,
         Icdoff = 1800, Fcatt = 1802, Msdbd = 1803, Ofcs = 1804, Psd0 = 2048;
 
     /// <summary>OAES bit 8: Namespace Attribute Notices (the only asynchronous event this target raises).</summary>
@@ -45,8 +47,15 @@ internal static class IdentifyControllerLayout
     /// <summary>OAES bit 27: Zone Descriptor Changed Notices (ZNS), enabled by the host through AEC bit 27.</summary>
     public const uint OaesZoneDescriptorChanged = 1u << 27;
 
-    /// <summary>AERL, 0's based: four outstanding AERs, as nvmet and QEMU allow.</summary>
+    /// <summary>AERL default, 0's based: four outstanding AERs, as nvmet and QEMU allow.</summary>
     public const byte AsyncEventRequestLimit = 3;
+
+    /// <summary>
+    /// ONCS as QEMU reports it, restricted to what this target implements: bit 0 Compare, 2 Dataset Management,
+    /// 3 Write Zeroes, 4 Save/Select in Features, 6 Timestamp, 8 Copy (QEMU's bits 9/10, NVM command set specific
+    /// All Fast Copy, are not implemented).
+    /// </summary>
+    public const ushort OptionalNvmCommands = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 6) | (1 << 8);
 
     /// <summary>ELPE, 0's based: a single error log entry (the log always reads as zeros).</summary>
     public const byte ErrorLogEntries = 0;
@@ -69,7 +78,7 @@ internal static class IdentifyControllerLayout
         BinaryPrimitives.WriteUInt32LittleEndian(d[Ver..], ControllerProperties.Version);
         // CNTRLTYPE: 1 I/O controller, 2 discovery controller.
         d[Cntrltype] = id.IsDiscovery ? (byte)2 : (byte)1;
-        d[Aerl] = AsyncEventRequestLimit;
+        d[Aerl] = id.AsyncEventRequestLimit;
         // LPA bit 2 (extended data: NUMDU/LPO) for everyone; the discovery controller has no SMART/effects logs.
         d[Lpa] = id.IsDiscovery ? (byte)0x04 : (byte)0x07;
         d[Elpe] = ErrorLogEntries;
@@ -95,6 +104,7 @@ internal static class IdentifyControllerLayout
         d[Cqes] = 0x44;
         BinaryPrimitives.WriteUInt32LittleEndian(d[Nn..], id.NamespaceCount);
         BinaryPrimitives.WriteUInt16LittleEndian(d[Oncs..], id.OptionalNvmCommands);
+        BinaryPrimitives.WriteUInt16LittleEndian(d[Ocfs..], id.CopyFormats);
         // VWC: bit 0 present (the host then sends Flush and FUA); bits 2:1 = 11b Flush with NSID FFFFFFFFh supported.
         d[Vwc] = 0x07;
         BinaryPrimitives.WriteUInt32LittleEndian(d[Ioccsz..], id.IoCommandCapsuleUnits);
@@ -110,13 +120,14 @@ internal static class IdentifyControllerLayout
 /// <summary>Values for Identify Namespace (CNS 00h) and the ZNS namespace structure (CNS 05h, CSI 02h).</summary>
 internal readonly record struct NamespaceIdentity(
     ulong SizeLbas, int BlockShift, ReadOnlyMemory<byte> Nguid, bool Zoned, ulong ZoneSizeLbas, uint MaxActive,
-    uint MaxOpen, bool CrossRead, int DescriptorExtensionSize);
+    uint MaxOpen, bool CrossRead, int DescriptorExtensionSize, ulong Eui64, ushort Mssrl, uint Mcl, byte Msrc,
+    ushort Zrwas, ushort Zrwafg, uint NumZrwa);
 
 /// <summary>Identify Namespace data structure (CNS 00h, NVM command set; offsets of <c>struct nvme_id_ns</c>).</summary>
 internal static class IdentifyNamespaceLayout
 {
     public const int Nsze = 0, Ncap = 8, Nuse = 16, Nsfeat = 24, Nlbaf = 25, Flbas = 26, Nmic = 30, Dlfeat = 33,
-        Nguid = 104, Eui64 = 120, Lbaf0 = 128;
+        Mssrl = 74, Mcl = 76, Msrc = 80, Nguid = 104, Eui64 = 120, Lbaf0 = 128;
 
     public static void Write(Span<byte> d, in NamespaceIdentity ns)
     {
@@ -129,8 +140,15 @@ internal static class IdentifyNamespaceLayout
         // NLBAF 0 (one format), FLBAS 0 (format 0, no metadata), NMIC 0 (private namespace: CMIC is 0 too).
         // DLFEAT bits 2:0 = 001b: deallocated and never-written blocks read as zeros, which is what partition probing
         // on unwritten zones expects.
-        d[Dlfeat] = 0x01;
+        // Bit 3: Write Zeroes may deallocate (DEAC), as QEMU reports; zeroed and deallocated blocks read the same.
+        d[Dlfeat] = 0x09;
+        // Simple Copy limits (QEMU's mssrl/mcl/msrc options).
+        BinaryPrimitives.WriteUInt16LittleEndian(d[Mssrl..], ns.Mssrl);
+        BinaryPrimitives.WriteUInt32LittleEndian(d[Mcl..], ns.Mcl);
+        d[Msrc] = ns.Msrc;
         ns.Nguid.Span.CopyTo(d.Slice(Nguid, 16));
+        // EUI64 is big-endian on the wire (QEMU: cpu_to_be64); 0 = not reported.
+        BinaryPrimitives.WriteUInt64BigEndian(d[Eui64..], ns.Eui64);
         // LBAF0: MS 0, LBADS = log2(block size), RP 0.
         d[Lbaf0 + 2] = (byte)ns.BlockShift;
     }
@@ -139,7 +157,14 @@ internal static class IdentifyNamespaceLayout
 /// <summary>ZNS I/O command set specific Identify Namespace (CNS 05h, CSI 02h; ZNS 1.1 Figure 48).</summary>
 internal static class IdentifyZonedNamespaceLayout
 {
-    public const int Zoc = 0, Ozcs = 2, Mar = 4, Mor = 8, Rrl = 12, Frl = 16, Lbafe0 = 2816;
+    public const int Zoc = 0, Ozcs = 2, Mar = 4, Mor = 8, Rrl = 12, Frl = 16, Numzrwa = 44, Zrwafg = 48, Zrwas = 50,
+        Zrwacap = 52, Lbafe0 = 2816;
+
+    /// <summary>OZCS bit 0 RAZB (reads across zone boundaries), bit 1 ZRWASUP.</summary>
+    public const ushort OzcsRazb = 1, OzcsZrwaSupported = 2;
+
+    /// <summary>ZRWACAP bit 0: explicit ZRWA flush supported.</summary>
+    public const byte ZrwacapExplicitFlush = 1;
 
     /// <summary>RRL and FRL (seconds; 0 = not reported) come from the namespace's zone health policy.</summary>
     public static void WriteLimits(Span<byte> d, uint resetRecommendedLimit, uint finishRecommendedLimit)
@@ -153,7 +178,16 @@ internal static class IdentifyZonedNamespaceLayout
         d = d[..IdentifyCns.DataSize];
         d.Clear();
         // ZOC 0: the Linux host hides namespaces with variable capacity or zone excursions.
-        BinaryPrimitives.WriteUInt16LittleEndian(d[Ozcs..], ns.CrossRead ? (ushort)1 : (ushort)0);
+        BinaryPrimitives.WriteUInt16LittleEndian(d[Ozcs..],
+            (ushort)((ns.CrossRead ? OzcsRazb : 0) | (ns.Zrwas != 0 ? OzcsZrwaSupported : 0)));
+        if (ns.Zrwas != 0)
+        {
+            // NUMZRWA as configured (0 when unset, as QEMU reports), ZRWAS/ZRWAFG in logical blocks.
+            BinaryPrimitives.WriteUInt32LittleEndian(d[Numzrwa..], ns.NumZrwa);
+            BinaryPrimitives.WriteUInt16LittleEndian(d[Zrwafg..], ns.Zrwafg);
+            BinaryPrimitives.WriteUInt16LittleEndian(d[Zrwas..], ns.Zrwas);
+            d[Zrwacap] = ZrwacapExplicitFlush;
+        }
         // MAR/MOR are 0's based; 0xFFFFFFFF means "no limit".
         BinaryPrimitives.WriteUInt32LittleEndian(d[Mar..], ns.MaxActive == 0 ? uint.MaxValue : ns.MaxActive - 1);
         BinaryPrimitives.WriteUInt32LittleEndian(d[Mor..], ns.MaxOpen == 0 ? uint.MaxValue : ns.MaxOpen - 1);
@@ -176,21 +210,62 @@ internal static class IdentifyZonedControllerLayout
     }
 }
 
+/// <summary>NVM command set specific Identify Controller (CNS 06h, CSI 00h; NVM Command Set 1.0 Figure 112).</summary>
+internal static class IdentifyNvmControllerLayout
+{
+    public const int Vsl = 0, Wzsl = 1, Wusl = 2, Dmrl = 3, Dmrsl = 4, Dmsl = 8;
+
+    /// <summary>DMRL: QEMU reports the largest value, 255 ranges.</summary>
+    public const byte MaxRanges = 0xFF;
+
+    public static void Write(Span<byte> d, byte vsl, uint dmrsl)
+    {
+        d = d[..IdentifyCns.DataSize];
+        d.Clear();
+        d[Vsl] = vsl;
+        d[Dmrl] = MaxRanges;
+        BinaryPrimitives.WriteUInt32LittleEndian(d[Dmrsl..], dmrsl);
+        BinaryPrimitives.WriteUInt64LittleEndian(d[Dmsl..], (ulong)MaxRanges * dmrsl);
+    }
+}
+
+/// <summary>I/O Command Set Independent Identify Namespace (CNS 08h; NVMe Base 2.0 Figure 319).</summary>
+internal static class IdentifyIndependentNamespaceLayout
+{
+    public const int Nsfeat = 0, Nmic = 1, Nstat = 14;
+
+    /// <summary>NSTAT bit 0: namespace ready.</summary>
+    public const byte Ready = 1;
+
+    public static void Write(Span<byte> d)
+    {
+        d = d[..IdentifyCns.DataSize];
+        d.Clear();
+        d[Nstat] = Ready;
+    }
+}
+
 /// <summary>Namespace Identification Descriptor list (CNS 03h; <c>struct nvme_ns_id_desc</c>).</summary>
 internal static class NamespaceDescriptorListLayout
 {
-    public const byte NidtNguid = 2, NidtUuid = 3, NidtCsi = 4;
+    public const byte NidtEui64 = 1, NidtNguid = 2, NidtUuid = 3, NidtCsi = 4;
     public const int HeaderSize = 4;
 
     /// <summary>
     /// UUID, NGUID, then CSI (nvmet's order); the rest stays zero, and a zero NIDL ends the host's parse. The CSI
     /// descriptor is what makes a CC.CSS = 110b host attach a zoned namespace at all.
     /// </summary>
-    public static void Write(Span<byte> d, ReadOnlySpan<byte> uuid, ReadOnlySpan<byte> nguid, byte csi)
+    public static void Write(Span<byte> d, ReadOnlySpan<byte> uuid, ReadOnlySpan<byte> nguid, byte csi, ulong eui64 = 0)
     {
         d = d[..IdentifyCns.DataSize];
         d.Clear();
         int o = 0;
+        if (eui64 != 0)
+        {
+            Span<byte> eui = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64BigEndian(eui, eui64);
+            o += WriteDescriptor(d[o..], NidtEui64, eui);
+        }
         o += WriteDescriptor(d[o..], NidtUuid, uuid);
         o += WriteDescriptor(d[o..], NidtNguid, nguid);
         WriteDescriptor(d[o..], NidtCsi, [csi]);

@@ -59,11 +59,18 @@ internal static class EffectsLogLayout
         {
             Set(d, AdminOffset, opc, Csupp);
         }
-        Set(d, IoOffset, IoOpcode.Flush, Csupp);
+        if (csi is not (Csi.Nvm or Csi.Zoned))
+        {
+            return;
+        }
+        Set(d, IoOffset, IoOpcode.Flush, Csupp | Lbcc);
         Set(d, IoOffset, IoOpcode.Read, Csupp);
         Set(d, IoOffset, IoOpcode.Write, Csupp | Lbcc);
         Set(d, IoOffset, IoOpcode.WriteZeroes, Csupp | Lbcc);
         Set(d, IoOffset, IoOpcode.DatasetManagement, Csupp | Lbcc);
+        Set(d, IoOffset, IoOpcode.Compare, Csupp);
+        Set(d, IoOffset, IoOpcode.Verify, Csupp);
+        Set(d, IoOffset, IoOpcode.Copy, Csupp | Lbcc);
         if (csi == Csi.Zoned)
         {
             Set(d, IoOffset, IoOpcode.ZoneManagementSend, Csupp | Lbcc);
