@@ -31,8 +31,10 @@ host_do() {
 ns_dev() {
     local nsid=$1 deadline=$((SECONDS + 20)) b
     while [ $SECONDS -lt $deadline ]; do
-        for b in /sys/block/nvme*n"$nsid"; do
+        # By the disk's nsid attribute, not its name: kernels that scan namespaces in parallel may name nsid 2 nXn1.
+        for b in /sys/block/nvme*n*; do
             [ -e "$b" ] || continue
+            if [ -r "$b/nsid" ]; then [ "$(cat "$b/nsid")" = "$nsid" ] || continue; else [[ $b == *n"$nsid" ]] || continue; fi
             [ "$(cat "$b/hidden" 2>/dev/null || echo 0)" = 0 ] || continue
             grep -qx "$NQN" "$b/device/subsysnqn" 2>/dev/null || grep -qx "$NQN" "$b/device/device/subsysnqn" 2>/dev/null || continue
             [ -b "/dev/${b##*/}" ] && { echo "/dev/${b##*/}"; return 0; }
