@@ -75,7 +75,7 @@ umount "$mnt"; check; tap $? "fsck.f2fs -f finds no error"
 # ---- restart of zns serve (SIGTERM) between two attaches
 disconnect; tap $? "nvme disconnect"
 host_do restart; tap $? "zns serve stopped and started again on the host"
-attach && mount_fs; tap $? "reconnect and mount after the restart"
+attach && mount_fs; rc=$?; [ $rc = 0 ] || { note "conv=$conv dev=$dev"; dmesg | grep -v -E "^\[ *[0-9.]+\]  (\?|R[A-Z0-9]+:|<|Code)" | tail -n 25 | sed "s/^/#   /"; }; tap $rc "reconnect and mount after the restart"
 verify "$L/all"; tap $? "every file verifies after zns restarted ($(wc -l <"$L/all") files)"
 python3 "$fsdata" write "$mnt" c 10 4 "$L/c" && sync && verify "$L/c"; tap $? "writing continues after the restart"
 cat "$L/c" >>"$L/all"
