@@ -22,44 +22,25 @@ if [ "$passed" -eq 0 ]; then
   echo "no .NET test results were produced"; failed=$((failed + 1))
 fi
 
-if [ -x tests/guest/kernel-tests.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ]; then
-  tests/guest/kernel-tests.sh | tee "$results/kernel.log"
-  kp=$(grep -c '^ok ' "$results/kernel.log" || true)
-  kf=$(grep -c '^not ok ' "$results/kernel.log" || true)
-  if [ "$kp" -eq 0 ] && [ "$kf" -eq 0 ]; then kf=1; echo "not ok - the kernel tests reported nothing"; fi
-  passed=$((passed + kp)); failed=$((failed + kf))
-fi
+# A guest suite prints TAP lines; one that prints none counts as a failure unless it said "# skipped".
+run_guest_suite() {
+  local name=$1 script=$2 log="$results/$1.log" p f
+  [ -x "$script" ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ] || return 0
+  "$script" | tee "$log"
+  p=$(grep -c '^ok ' "$log" || true)
+  f=$(grep -c '^not ok ' "$log" || true)
+  if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && ! grep -q '^# skipped' "$log"; then
+    f=1; echo "not ok - the $name tests reported nothing"
+  fi
+  passed=$((passed + p)); failed=$((failed + f))
+}
 
-if [ -x tests/guest/auth-tests.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ]; then
-  tests/guest/auth-tests.sh | tee "$results/auth.log"
-  ap=$(grep -c '^ok ' "$results/auth.log" || true)
-  af=$(grep -c '^not ok ' "$results/auth.log" || true)
-  if [ "$ap" -eq 0 ] && [ "$af" -eq 0 ] && ! grep -q '^# skipped' "$results/auth.log"; then af=1; echo "not ok - the authentication kernel tests reported nothing"; fi
-  passed=$((passed + ap)); failed=$((failed + af))
-fi
-
-if [ -x tests/guest/vfio-user-tests.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ]; then
-  # The same kernel checks with zns as a PCIe NVMe controller over vfio-user (needs Debian 13's QEMU; skipped without).
-  tests/guest/vfio-user-tests.sh | tee "$results/vfio-user.log"
-  passed=$((passed + $(grep -c '^ok ' "$results/vfio-user.log" || true)))
-  failed=$((failed + $(grep -c '^not ok ' "$results/vfio-user.log" || true)))
-fi
-
-if [ -x tests/guest/control-tests.sh ] && [ -x tests/guest/kernel-tests.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ]; then
-  tests/guest/control-tests.sh | tee "$results/control.log"
-  cp=$(grep -c '^ok ' "$results/control.log" || true)
-  cf=$(grep -c '^not ok ' "$results/control.log" || true)
-  if [ "$cp" -eq 0 ] && [ "$cf" -eq 0 ]; then cf=1; echo "not ok - the control tests reported nothing"; fi
-  passed=$((passed + cp)); failed=$((failed + cf))
-fi
-
-if [ -x tests/guest/differential/run-differential.sh ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ]; then
-  tests/guest/differential/run-differential.sh | tee "$results/differential.log"
-  dp=$(grep -c '^ok ' "$results/differential.log" || true)
-  df=$(grep -c '^not ok ' "$results/differential.log" || true)
-  if [ "$dp" -eq 0 ] && [ "$df" -eq 0 ]; then df=1; echo "not ok - the differential test against QEMU reported nothing"; fi
-  passed=$((passed + dp)); failed=$((failed + df))
-fi
+run_guest_suite kernel tests/guest/kernel-tests.sh
+run_guest_suite authentication tests/guest/auth-tests.sh
+# The same kernel checks with zns as a PCIe NVMe controller over vfio-user (needs Debian 13's QEMU; skipped without).
+run_guest_suite vfio-user tests/guest/vfio-user-tests.sh
+run_guest_suite control tests/guest/control-tests.sh
+run_guest_suite differential tests/guest/differential/run-differential.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

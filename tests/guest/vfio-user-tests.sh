@@ -3,14 +3,14 @@
 # Debian 13's QEMU (tests/guest/install-trixie-qemu.sh; the host's 7.2 has no vfio-user client) boots Linux 6.1
 # with -device vfio-user-pci on shareable guest memory, and the guest's nvme-pci driver binds it. Phase 1 checks
 # identity, geometry, zone actions, a ZNS error and fio; zns is restarted; phase 2 (a second boot) checks that
-# zones and data are as before, then puts a filesystem on it. Prints TAP lines; skips (prints nothing) without the
+# zones and data are as before, then puts a filesystem on it. Prints TAP lines; skips (prints one '# skipped' line) without the
 # trixie QEMU.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 here="$repo/tests/guest"
 qemu="$here/qemu-trixie"
 if ! "$qemu" --version >/dev/null 2>&1; then
-  echo "# vfio-user kernel tests skipped: no Debian 13 QEMU (tests/guest/install-trixie-qemu.sh)" >&2
+  echo "# skipped: vfio-user kernel tests need Debian 13's QEMU (tests/guest/install-trixie-qemu.sh)"
   exit 0
 fi
 zns_dll="$repo/src/Zns.Cli/bin/Release/net10.0/zns.dll"
