@@ -18,31 +18,10 @@ echo "$list" | grep -q "deadbeef"; tap $? "nvme list shows serial deadbeef"
 echo "$list" | grep -q "34.36  GB /  34.36  GB"; tap $? "nvme list shows 34.36  GB /  34.36  GB"
 echo "$list" | grep -q "4 KiB +  0 B"; tap $? "nvme list shows 4 KiB +  0 B"
 
+# shellcheck source=tests/guest/seed-zone-checks.sh
+source "$(dirname "$0")/seed-zone-checks.sh"
+seed_zone_checks $dev
 q=/sys/block/nvme0n1/queue
-[ "$(cat $q/zoned)" = host-managed ]; tap $? "queue/zoned is host-managed"
-[ "$(cat $q/nr_zones)" = 512 ]; tap $? "nr_zones is 512"
-[ "$(cat $q/max_open_zones)" = 16 ]; tap $? "max_open_zones is 16"
-[ "$(cat $q/max_active_zones)" = 32 ]; tap $? "max_active_zones is 32"
-[ "$(cat $q/zone_append_max_bytes)" = 131072 ]; tap $? "zone_append_max_bytes is 131072"
-
-first=$(blkzone report $dev | head -1)
-[ "$first" = "  start: 0x000000000, len 0x020000, cap 0x01f000, wptr 0x000000 reset:0 non-seq:0, zcond: 1(em) [type: 2(SEQ_WRITE_REQUIRED)]" ]
-tap $? "blkzone report prints the seed's first line"
-[ "$(blkzone report $dev | wc -l)" = 512 ]; tap $? "blkzone report lists 512 zones"
-[ "$(blkzone capacity $dev)" = "0x003e00000" ]; tap $? "blkzone capacity prints 0x003e00000"
-
-cond() { blkzone report -o "$1" -c 1 $dev | sed -E 's/.*zcond:[ ]*([0-9]+)\(([a-z]+)\).*/\2/'; }
-wptr() { blkzone report -o "$1" -c 1 $dev | sed -E 's/.*wptr (0x[0-9a-f]+).*/\1/'; }
-z1=0x20000
-blkzone open -o $z1 -c 1 $dev && [ "$(cond $z1)" = oe ]; tap $? "blkzone open: zone becomes explicitly opened (oe)"
-blkzone close -o $z1 -c 1 $dev && [ "$(cond $z1)" = cl ]; tap $? "blkzone close: zone becomes closed (cl)"
-blkzone finish -o $z1 -c 1 $dev && [ "$(cond $z1)" = fu ] && [ "$(wptr $z1)" = 0x020000 ]; tap $? "blkzone finish: zone becomes full (fu)"
-blkzone reset -o $z1 -c 1 $dev && [ "$(cond $z1)" = em ] && [ "$(wptr $z1)" = 0x000000 ]; tap $? "blkzone reset: zone becomes empty (em), wptr 0"
-
-head -c 4096 /dev/urandom > /tmp/4k
-a1=$(nvme zns zone-append $dev -s 0x8000 -z 4096 -d /tmp/4k 2>&1)
-a2=$(nvme zns zone-append $dev -s 0x8000 -z 4096 -d /tmp/4k 2>&1)
-[ "$a1" = "Success appended data to LBA 8000" ] && [ "$a2" = "Success appended data to LBA 8001" ]; tap $? "nvme zns zone-append returns LBA 8000 then 8001"
 rz=$(nvme zns report-zones $dev -s 0x8000 -d 1 2>&1)
 echo "$rz" | grep -q "SLBA: 0x8000     WP: 0x8002"; tap $? "nvme zns report-zones shows WP 0x8002 after two appends"
 echo "$rz" | grep -q "State: 0x20"; tap $? "appended zone is implicitly opened (state 0x20)"
