@@ -75,7 +75,10 @@ static int identify_differs(struct cmd *c, char *why)
         if (ba[259] != bb[259]) return sprintf(why, "AERL %u vs %u", ba[259], bb[259]), 1;
         return 0;
     }
-    return memcmp(ba, bb, c->len) ? (sprintf(why, "data"), 1) : 0;
+    if (!memcmp(ba, bb, c->len)) return 0;
+    uint32_t i = 0;
+    while (ba[i] == bb[i]) i++;
+    return sprintf(why, "data at byte %u (%02x vs %02x)", i, ba[i], bb[i]), 1;
 }
 
 static unsigned ncmds;
