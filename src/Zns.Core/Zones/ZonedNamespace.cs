@@ -441,8 +441,12 @@ public sealed partial class ZonedNamespace : IDisposable
     /// <summary>Size of one Copy source range entry of format 0 (Source Range Entries Copy Descriptor Format 0h).</summary>
     public const int CopyRangeFormat0Size = 32;
 
-    /// <summary>Copy descriptor formats this namespace accepts (OCFS): format 0 and 1 (1 carries 64-bit PI fields).</summary>
-    public const ushort CopyFormatsSupported = 0x3;
+    /// <summary>
+    /// Copy descriptor formats the controller reports (OCFS): 0h and 1h, and 2h and 3h (source NSID per range) once
+    /// the host enables them through Host Behavior Support (CDFE), as QEMU does. 1h and 3h carry 64-bit PI fields,
+    /// so without protection information they answer Invalid Format.
+    /// </summary>
+    public const ushort CopyFormatsSupported = 0xF;
 
     /// <summary>
     /// Copy (Simple Copy): copies <paramref name="rangeCount"/> source ranges of descriptor format
@@ -451,14 +455,18 @@ public sealed partial class ZonedNamespace : IDisposable
     /// a failing range leaves the ones before it written (the write pointer advanced over them) and its index in
     /// <paramref name="failedRange"/> (CQE DW0).
     /// </summary>
-    public NvmeStatus Copy(ulong sdlba, byte format, int rangeCount, ReadOnlySpan<byte> ranges, out uint failedRange)
+    public NvmeStatus Copy(ulong sdlba, byte format, int rangeCount, ReadOnlySpan<byte> ranges, out uint failedRange) =>
+        Copy(sdlba, format, rangeCount, ranges, CopyContext.SameNamespace, out failedRange);
+
+    /// <summary>Copy through a controller: <paramref name="context"/> says which formats are enabled and where a format 2h entry's namespace comes from.</summary>
+    public NvmeStatus Copy(ulong sdlba, byte format, int rangeCount, ReadOnlySpan<byte> ranges, in CopyContext context, out uint failedRange)
     {
         failedRange = 0;
-        // Without protection information only format 0 describes ranges; format 1 is for 64-bit guard PI.
+        // Without protection information only formats 0 and 2 describe ranges; 1 and 3 are for 64-bit guard PI.
         NvmeStatus status =
-            format > 3 || (CopyFormatsSupported & (1 << format)) == 0 ? NvmeStatus.InvalidField :
+            format > 3 || (CopyFormatsSupported & context.EnabledFormats & (1 << format)) == 0 ? NvmeStatus.InvalidField :
             rangeCount > Geometry.Msrc + 1 ? NvmeStatus.CommandSizeLimitExceeded :
-            format != 0 ? NvmeStatus.InvalidFormat :
+            format is not (0 or 2) ? NvmeStatus.InvalidFormat :
             ranges.Length < rangeCount * CopyRangeFormat0Size ? NvmeStatus.DataSglLengthInvalid :
             NvmeStatus.Success;
         if (!status.IsSuccess)
@@ -467,8 +475,8 @@ public sealed partial class ZonedNamespace : IDisposable
         }
         if (!IsZoned)
         {
-            status = CheckCopyLength(rangeCount, ranges);
-            return status.IsSuccess ? CopyRanges(uint.MaxValue, sdlba, rangeCount, ranges, out failedRange) : status.WithDnr();
+            status = CheckCopyLength(rangeCount, ranges, out ulong total);
+            return status.IsSuccess ? CopyRanges(uint.MaxValue, sdlba, format, rangeCount, ranges, context, total, out failedRange) : status.WithDnr();
         }
         if (sdlba >= Geometry.NamespaceSizeLbas)
         {
@@ -488,14 +496,14 @@ public sealed partial class ZonedNamespace : IDisposable
                 return status == NvmeStatus.InvalidZoneStateTransition ? status : status.WithDnr();
             }
             Interlocked.Increment(ref _changes);
-            status = CheckCopyLength(rangeCount, ranges);
-            return status.IsSuccess ? CopyRanges(dz, sdlba, rangeCount, ranges, out failedRange) : status.WithDnr();
+            status = CheckCopyLength(rangeCount, ranges, out ulong total);
+            return status.IsSuccess ? CopyRanges(dz, sdlba, format, rangeCount, ranges, context, total, out failedRange) : status.WithDnr();
         }
     }
 
-    private NvmeStatus CheckCopyLength(int rangeCount, ReadOnlySpan<byte> ranges)
+    private NvmeStatus CheckCopyLength(int rangeCount, ReadOnlySpan<byte> ranges, out ulong total)
     {
-        ulong total = 0;
+        total = 0;
         for (int i = 0; i < rangeCount; i++)
         {
             total += CopyRangeBlocks(ranges, i);
@@ -513,7 +521,8 @@ public sealed partial class ZonedNamespace : IDisposable
     // Per range (QEMU's nvme_do_copy / nvme_copy_in_completed_cb): MSSRL, source bounds and zone read rules, read,
     // destination bounds and zone write rules against the destination zone, write, advance. Caller holds the
     // destination zone's lock (zoned).
-    private NvmeStatus CopyRanges(uint dz, ulong dlba, int rangeCount, ReadOnlySpan<byte> ranges, out uint failedRange)
+    private NvmeStatus CopyRanges(uint dz, ulong dlba, byte format, int rangeCount, ReadOnlySpan<byte> ranges, in CopyContext context,
+        ulong totalBlocks, out uint failedRange)
     {
         int shift = Geometry.BlockShift;
         byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Geometry.Mssrl << shift);
@@ -524,17 +533,22 @@ public sealed partial class ZonedNamespace : IDisposable
                 failedRange = (uint)i;
                 ulong slba = CopyRangeStart(ranges, i);
                 uint nlb = CopyRangeBlocks(ranges, i);
-                NvmeStatus status =
-                    nlb > Geometry.Mssrl ? NvmeStatus.CommandSizeLimitExceeded.WithDnr() :
-                    CheckBounds(slba, nlb) is { IsSuccess: false } b ? b.WithDnr() :
-                    IsZoned ? CheckZoneRead(slba, nlb) : NvmeStatus.Success;
+                NvmeStatus status = CopySource(context, format, ranges, i, slba, nlb, dlba, totalBlocks, out ZonedNamespace source);
+                if (!status.IsSuccess)
+                {
+                    return status;
+                }
+                status =
+                    nlb > source.Geometry.Mssrl ? NvmeStatus.CommandSizeLimitExceeded.WithDnr() :
+                    source.CheckBounds(slba, nlb) is { IsSuccess: false } b ? b.WithDnr() :
+                    source.IsZoned ? source.CheckZoneRead(slba, nlb) : NvmeStatus.Success;
                 // Zone rule statuses of Copy carry no DNR in QEMU (nvme_check_zone_read/_write return them bare).
                 if (!status.IsSuccess)
                 {
                     return status;
                 }
-                Span<byte> data = buffer.AsSpan(0, (int)nlb << shift);
-                status = ReadData(slba, data);
+                Span<byte> data = CopyBuffer(ref buffer, (int)nlb << shift);
+                status = source.ReadData(slba, data);
                 if (!status.IsSuccess)
                 {
                     return status;
