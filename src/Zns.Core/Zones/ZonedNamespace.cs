@@ -877,73 +877,25 @@ public sealed partial class ZonedNamespace : IDisposable
         }
     }
 
-    /// <summary>Size of one report entry in bytes for a receive action.</summary>
-    public int ReportEntrySize(ZoneReceiveAction action) =>
-        ZoneDescriptorSize + (action == ZoneReceiveAction.ExtendedReport ? Geometry.DescriptorExtensionSize : 0);
-
     /// <summary>
-    /// Zone Management Receive: fills the whole <paramref name="buffer"/> with a report header (Number of Zones)
-    /// and zone descriptors starting at the zone holding <paramref name="slba"/>, filtered by
-    /// <paramref name="zrasf"/>. With <paramref name="partial"/> the count is the number of descriptors that fit,
-    /// otherwise every matching zone to the end of the namespace.
+    /// Zone report: visits, under one state lock and in zone order, the zones from the one holding
+    /// <paramref name="slba"/> to the end of the namespace whose state <paramref name="filter"/> selects, until the
+    /// visitor returns false. The caller has checked that <paramref name="slba"/> is in the namespace (the command's
+    /// checks and its wire encoding are the controller's: Zone Management Receive in Zns.Target).
     /// </summary>
-    public NvmeStatus ZoneManagementReceive(ulong slba, byte zra, byte zrasf, bool partial, Span<byte> buffer)
+    public void ReportZones<TVisitor>(ulong slba, ZoneReportFilter filter, ref TVisitor visitor)
+        where TVisitor : IZoneReportVisitor, allows ref struct
     {
-        if (!IsZoned)
-        {
-            return NvmeStatus.InvalidOpcode.WithDnr();
-        }
-        NvmeStatus status =
-            slba >= Geometry.NamespaceSizeLbas ? NvmeStatus.LbaOutOfRange :
-            zra > (byte)ZoneReceiveAction.ExtendedReport ? NvmeStatus.InvalidField :
-            zra == (byte)ZoneReceiveAction.ExtendedReport && Geometry.DescriptorExtensionSize == 0 ? NvmeStatus.InvalidField :
-            zrasf > (byte)ZoneReportFilter.Offline ? NvmeStatus.InvalidField :
-            buffer.Length < 64 ? NvmeStatus.InvalidField :
-            CheckMdts(buffer.Length);
-        if (!status.IsSuccess)
-        {
-            return status.WithDnr();
-        }
-
-        var filter = (ZoneReportFilter)zrasf;
-        int entrySize = ReportEntrySize((ZoneReceiveAction)zra);
-        ulong maxZones = (ulong)(buffer.Length - 64) / (ulong)entrySize;
-        uint first = Geometry.ZoneOf(slba);
-        buffer.Clear();
         lock (_stateLock)
         {
-            ulong count = 0;
-            for (uint zi = first; zi < _zones.ZoneCount; zi++)
+            for (uint zi = Geometry.ZoneOf(slba); zi < _zones.ZoneCount; zi++)
             {
-                if (partial && count >= maxZones)
+                if (Matches(filter, _zones.StateOf(zi)) && !visitor.Visit(_zones.Snapshot(zi), _zones.ExtensionOf(zi)))
                 {
-                    break;
+                    return;
                 }
-                if (Matches(filter, _zones.StateOf(zi)))
-                {
-                    count++;
-                }
-            }
-            BinaryPrimitives.WriteUInt64LittleEndian(buffer, count);
-            var p = buffer[64..];
-            ulong placed = 0;
-            for (uint zi = first; zi < _zones.ZoneCount && placed < maxZones; zi++)
-            {
-                var z = _zones.Records[(int)zi];
-                if (!Matches(filter, z.State))
-                {
-                    continue;
-                }
-                WriteDescriptor(p, zi, z);
-                if (zra == (byte)ZoneReceiveAction.ExtendedReport)
-                {
-                    _zones.ExtensionOf(zi).CopyTo(p[64..]);
-                }
-                p = p[entrySize..];
-                placed++;
             }
         }
-        return NvmeStatus.Success;
     }
 
     private static bool Matches(ZoneReportFilter filter, ZoneState state) => filter switch
@@ -958,23 +910,6 @@ public sealed partial class ZonedNamespace : IDisposable
         ZoneReportFilter.Offline => state == ZoneState.Offline,
         _ => false,
     };
-
-    /// <summary>Size of a Zone Descriptor.</summary>
-    public const int ZoneDescriptorSize = 64;
-
-    // Zone Descriptor: ZT (bits 3:0) at 0, ZS (bits 7:4) at 1, ZA at 2, ZCAP at 8, ZSLBA at 16, WP at 24.
-    private void WriteDescriptor(Span<byte> d, uint zi, in ZoneRecord z)
-    {
-        const byte SequentialWriteRequired = 0x2;
-        d[0] = SequentialWriteRequired;
-        d[1] = (byte)((byte)z.State << 4);
-        d[2] = (byte)z.Attributes;
-        BinaryPrimitives.WriteUInt64LittleEndian(d[8..], Geometry.ZoneCapacityLbas);
-        BinaryPrimitives.WriteUInt64LittleEndian(d[16..], Geometry.ZoneStart(zi));
-        bool wpValid = z.State is not (ZoneState.Full or ZoneState.ReadOnly or ZoneState.Offline);
-        BinaryPrimitives.WriteUInt64LittleEndian(d[24..], wpValid ? z.WritePointer : ulong.MaxValue);
-    }
-
 
     // ---------------------------------------------------------------- persistence
 

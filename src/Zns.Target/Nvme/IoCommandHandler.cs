@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
 using Zns.Core.Timing;
 using Zns.Core.Zones;
+using Zns.Target.Nvme.Wire;
 
 namespace Zns.Target.Nvme;
 
