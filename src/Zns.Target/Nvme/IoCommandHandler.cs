@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Timing;
 using Zns.Core.Zones;
 using Zns.Target.Nvme.Wire;
