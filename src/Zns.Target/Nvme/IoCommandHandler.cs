@@ -1,8 +1,10 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Timing;
 using Zns.Core.Zones;
+using Zns.Target.Nvme.Wire;
 
 namespace Zns.Target.Nvme;
 
