@@ -82,6 +82,41 @@ sleep 1
 for _ in $(seq 1 200); do dd if=$dev of=/dev/null bs=4k skip=0 count=1 iflag=direct 2>/dev/null && break; sleep 0.2; done
 dd if=/tmp/64k of=$dev bs=64k seek=$(( 7 * zl / 16 )) count=1 oflag=direct 2>>"$log"; tap $? "after the dropped connections the host reconnects and writes again"
 
+# Controller Fatal Status. The Linux host reads CSTS only around enable and shutdown, so it notices a fatal
+# controller through what comes with it: commands that never complete (its keep-alive or I/O times out) or a dropped
+# connection. Either way it starts error recovery, reconnects to a new controller (a new CNTLID), and resubmits
+# what was in flight; data written before must read back unchanged.
+ctl_sysfs=/sys/class/nvme/${ctrl#/dev/}
+cfs_case() { # MODE ZONE
+  local mode=$1 z=$2 before after
+  head -c 65536 /dev/urandom > /tmp/cfs-$mode
+  dd if=/tmp/cfs-$mode of=$dev bs=64k seek=$(( z * zl / 16 )) count=1 oflag=direct 2>>"$log"
+  before=$(cat $ctl_sysfs/cntlid)
+  dmesg -C
+  host fault controller-fatal --then "$mode" >/dev/null; tap $? "zns fault controller-fatal --then $mode"
+  # A read issued now is held (stall) or loses its connection (drop); it must complete once the host has recovered.
+  dd if=$dev of=/tmp/cfs-back-$mode bs=64k skip=$(( z * zl / 16 )) count=1 iflag=direct 2>>"$log" &
+  local ddpid=$!
+  for _ in $(seq 1 900); do
+    [ "$(cat $ctl_sysfs/state 2>/dev/null)" = live ] && [ "$(cat $ctl_sysfs/cntlid 2>/dev/null)" != "$before" ] && break
+    sleep 0.2
+  done
+  after=$(cat $ctl_sysfs/cntlid 2>/dev/null)
+  dmesg > /tmp/cfs-dmesg-$mode; sed "s/^/[cfs $mode] /" /tmp/cfs-dmesg-$mode >> "$log"
+  if [ "$mode" = stall ]; then
+    grep -q -E "timeout|timed out" /tmp/cfs-dmesg-$mode; tap $? "stall: the kernel log shows a command timing out (keep-alive or I/O)"
+  fi
+  grep -q "starting error recovery" /tmp/cfs-dmesg-$mode; tap $? "$mode: the kernel starts error recovery"
+  grep -q "Successfully reconnected" /tmp/cfs-dmesg-$mode; tap $? "$mode: the kernel logs Successfully reconnected"
+  [ -n "$after" ] && [ "$after" != "$before" ] && [ "$(cat $ctl_sysfs/state)" = live ]; tap $? "$mode: the controller is live again with a new CNTLID ($before -> $after)"
+  wait $ddpid && cmp -s /tmp/cfs-back-$mode /tmp/cfs-$mode; tap $? "$mode: the read held across the failure completes with the data written before it"
+  dd if=$dev of=/tmp/back bs=64k skip=$(( 3 * zl / 16 )) count=1 iflag=direct 2>>"$log" && cmp -s /tmp/back /tmp/64k; tap $? "$mode: older data (zone 3) reads back unchanged"
+  dd if=/tmp/64k of=$dev bs=64k seek=$(( z * zl / 16 + 1 )) count=1 oflag=direct 2>>"$log" &&
+    dd if=$dev of=/tmp/back bs=64k skip=$(( z * zl / 16 + 1 )) count=1 iflag=direct 2>>"$log" && cmp -s /tmp/back /tmp/64k; tap $? "$mode: writes and reads work on the new controller"
+}
+cfs_case stall 10
+cfs_case drop 11
+
 echo mq-deadline > /sys/block/nvme0n1/queue/scheduler 2>/dev/null
 host browser-start >/dev/null
 fio --name=after --filename=$dev --direct=1 --zonemode=zbd --ioengine=libaio --rw=write --bs=64k --iodepth=4 \
