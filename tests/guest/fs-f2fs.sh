@@ -5,7 +5,13 @@
 source "$(dirname "$0")/fs-lib.sh"
 L=$SHARE/lists
 modprobe -a f2fs
-attach() { connect "$@" && conv=$(ns_dev 1) && dev=$(ns_dev 2) && set_sched "$dev"; }
+# f2fs records its devices by the paths given to mkfs: it opens the extra device by that path at mount, and
+# fsck.f2fs wants the first one by the same path. Kernels that scan namespaces in parallel (6.2 and later) may give
+# nsid 1 and 2 each other's names on a reconnect (/dev/nvme0n2 is then the conventional device). So both are given by
+# the links udev makes for them (/dev/disk/by-id/nvme-WWID, 60-persistent-storage.rules); this guest has no udev, so
+# the links are made here.
+by_id() { local w; w=$(cat "/sys/block/${1#/dev/}/wwid") && mkdir -p /dev/disk/by-id && ln -sfn "$1" "/dev/disk/by-id/nvme-$w" && echo "/dev/disk/by-id/nvme-$w"; }
+attach() { connect "$@" && conv_dev=$(ns_dev 1) && dev=$(ns_dev 2) && set_sched "$dev" && conv=$(by_id "$conv_dev") && zoned=$(by_id "$dev"); }
 mount_fs() { mount -t f2fs "$conv" "$mnt"; }
 # fsck.f2fs -f --dry-run (check everything, change nothing): any [Fail] line or a non-zero exit fails, except a
 # free segment count mismatch, an f2fs-tools quirk on zoned devices seen on QEMU's device too (see README).
@@ -43,10 +49,10 @@ print(i)
 PY
 }
 
-attach; tap $? "nvme connect: conventional $conv and zoned $dev ($(cat /sys/block/"${dev#/dev/}"/queue/zoned 2>/dev/null))"
+attach; tap $? "nvme connect: conventional $conv_dev ($conv), zoned $dev ($zoned) ($(cat /sys/block/"${dev#/dev/}"/queue/zoned 2>/dev/null))"
 note "kernel $(uname -r), scheduler: $(cat /sys/block/"${dev#/dev/}"/queue/scheduler)"
-mkfs.f2fs -f -m -c "$dev" "$conv" >"$SHARE/mkfs.out" 2>&1; rc=$?
-tap $rc "mkfs.f2fs -f -m -c $dev $conv"; [ $rc = 0 ] || tail -5 "$SHARE/mkfs.out" | sed 's/^/#   /'
+mkfs.f2fs -f -m -c "$zoned" "$conv" >"$SHARE/mkfs.out" 2>&1; rc=$?
+tap $rc "mkfs.f2fs -f -m -c $zoned $conv"; [ $rc = 0 ] || tail -5 "$SHARE/mkfs.out" | sed 's/^/#   /'
 grep -i -E 'discard|trim' "$SHARE/mkfs.out" | sed 's/^/#   mkfs: /'
 mount_fs; tap $? "mount"
 lap >/dev/null
@@ -75,7 +81,7 @@ umount "$mnt"; check; tap $? "fsck.f2fs -f finds no error"
 # ---- restart of zns serve (SIGTERM) between two attaches
 disconnect; tap $? "nvme disconnect"
 host_do restart; tap $? "zns serve stopped and started again on the host"
-attach && mount_fs; rc=$?; [ $rc = 0 ] || { note "conv=$conv dev=$dev"; dmesg | grep -v -E "^\[ *[0-9.]+\]  (\?|R[A-Z0-9]+:|<|Code)" | tail -n 25 | sed "s/^/#   /"; }; tap $rc "reconnect and mount after the restart"
+attach && mount_fs; rc=$?; note "after the restart: conventional $conv_dev, zoned $dev"; [ $rc = 0 ] || { dmesg | grep -v -E "^\[ *[0-9.]+\]  (\?|R[A-Z0-9]+:|<|Code)" | tail -n 25 | sed "s/^/#   /"; }; tap $rc "reconnect and mount after the restart"
 verify "$L/all"; tap $? "every file verifies after zns restarted ($(wc -l <"$L/all") files)"
 python3 "$fsdata" write "$mnt" c 10 4 "$L/c" && sync && verify "$L/c"; tap $? "writing continues after the restart"
 cat "$L/c" >>"$L/all"

@@ -32,6 +32,16 @@ fio --name=zbd --filename=$dev --direct=1 --zonemode=zbd --ioengine=libaio --rw=
 head -c $((8 << 20)) /dev/urandom > /tmp/8m
 dd if=/tmp/8m of=$dev bs=512k seek=$((110*128)) oflag=direct 2>/dev/null \
   && cmp <(dd if=$dev bs=512k skip=$((110*128)) count=16 iflag=direct 2>/dev/null) /tmp/8m; tap $? "8 MiB in 512 KiB writes read back identical"
+# The same through SGLs: the controller reports them (SGLS 0x10001) and sgl_threshold=1 makes Linux use them for
+# every I/O command instead of PRPs.
+nvme id-ctrl /dev/nvme0 2>/dev/null | grep -q -E "^sgls +: 0x10001"; tap $? "Identify Controller reports SGLs with bit buckets (sgls 0x10001)"
+echo 1 > /sys/module/nvme/parameters/sgl_threshold
+dd if=/tmp/8m of=$dev bs=512k seek=$((114*128)) oflag=direct 2>/dev/null \
+  && cmp <(dd if=$dev bs=512k skip=$((114*128)) count=16 iflag=direct 2>/dev/null) /tmp/8m; tap $? "8 MiB in 512 KiB writes through SGLs read back identical"
+fio --name=sgl --filename=$dev --direct=1 --zonemode=zbd --ioengine=libaio --rw=write --bs=16k --iodepth=8 \
+    --offset=116z --size=2z --verify=crc32c --do_verify=1 --output="$share/vfio-fio-sgl.txt" >/dev/null 2>&1; rc=$?
+[ $rc = 0 ] && grep -q "err= 0" "$share/vfio-fio-sgl.txt"; tap $? "fio verify through SGLs reads back clean"
+echo 32768 > /sys/module/nvme/parameters/sgl_threshold
 
 # Known data for the restart check: zone 100 filled, zone 101 partly written (left open), zone 102 appended.
 dd if=/dev/urandom of=/tmp/full bs=1M count=62 2>/dev/null

@@ -47,6 +47,7 @@ public readonly record struct NvmeStatus(ushort Value)
     public static NvmeStatus InvalidNamespace => Generic(0x0B);
     public static NvmeStatus CommandSequenceError => Generic(0x0C);
     public static NvmeStatus InvalidSglSegmentDescriptor => Generic(0x0D);
+    public static NvmeStatus InvalidNumberOfSglDescriptors => Generic(0x0E);
     public static NvmeStatus DataSglLengthInvalid => Generic(0x0F);
     public static NvmeStatus MetadataSglLengthInvalid => Generic(0x10);
     public static NvmeStatus SglDescriptorTypeInvalid => Generic(0x11);

@@ -107,6 +107,16 @@ public sealed partial class FileBackstore : IBackstore
     }
 
     /// <inheritdoc/>
+    /// <remarks>A hole is punched so the file gives the space back; where the file system cannot punch, nothing is written.</remarks>
+    public void Discard(long offset, long length)
+    {
+        if (length > 0)
+        {
+            _ = fallocate(_handle, FallocPunchHole | FallocKeepSize, offset, length);
+        }
+    }
+
+    /// <inheritdoc/>
     public void Flush()
     {
         if (fdatasync(_handle) != 0)

@@ -18,6 +18,13 @@ public interface IBackstore : IDisposable
     /// <summary>Makes the range read as zeros, releasing space where the medium allows.</summary>
     void Zero(long offset, long length);
 
+    /// <summary>
+    /// Gives up a range whose contents no longer matter: the namespace reads nothing in it before writing it again
+    /// (a reset zone reads as zeros because it is below no write pointer, not because of what the medium holds).
+    /// Releases the space where the medium allows; the contents may stay as they were.
+    /// </summary>
+    void Discard(long offset, long length);
+
     /// <summary>Makes every completed write durable.</summary>
     void Flush();
 }

@@ -1348,7 +1348,7 @@ public sealed partial class ZonedNamespace : IDisposable
                     ulong end = releasedEnd[(int)(zi - from)];
                     if (end > start)
                     {
-                        _backstore.Zero(Geometry.ByteOffset(start), Geometry.ByteOffset(end) - Geometry.ByteOffset(start));
+                        _backstore.Discard(Geometry.ByteOffset(start), Geometry.ByteOffset(end) - Geometry.ByteOffset(start));
                     }
                 }
             }

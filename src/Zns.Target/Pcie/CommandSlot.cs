@@ -42,7 +42,7 @@ internal sealed unsafe class CommandSlot
         {
             return Memory<byte>.Empty;
         }
-        if (SegmentCount == 1)
+        if (SegmentCount == 1 && _segments[0].Host != null)
         {
             _direct.Set(_segments[0].Host, Length);
             return _direct.Memory;

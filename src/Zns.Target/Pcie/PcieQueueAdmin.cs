@@ -9,7 +9,7 @@ namespace Zns.Target.Pcie;
 /// <summary>
 /// The admin commands that only a memory-based controller has: Create/Delete I/O Completion/Submission Queue and
 /// Doorbell Buffer Config (NVMe Base 2.0 §5.4-5.7, §5.8), plus the Identify Controller fields that differ from the
-/// fabric controller (OACS Doorbell Buffer Config, SGLS = 0: PRPs only).
+/// fabric controller (OACS Doorbell Buffer Config, SGLS for memory: byte-aligned SGLs with Bit Buckets).
 /// </summary>
 public sealed partial class NvmePcieFunction
 {
@@ -50,7 +50,7 @@ public sealed partial class NvmePcieFunction
         }
         ushort oacs = BinaryPrimitives.ReadUInt16LittleEndian(data[IdentifyControllerLayout.Oacs..]);
         BinaryPrimitives.WriteUInt16LittleEndian(data[IdentifyControllerLayout.Oacs..], (ushort)(oacs | OacsDoorbellBufferConfig));
-        BinaryPrimitives.WriteUInt32LittleEndian(data[IdentifyControllerLayout.Sgls..], 0);
+        BinaryPrimitives.WriteUInt32LittleEndian(data[IdentifyControllerLayout.Sgls..], SglWalker.SupportedSgls);
         // Fabrics-only fields: capsule sizes, ICDOFF, FCATT, MSDBD are reserved for a PCIe controller.
         data.Slice(IdentifyControllerLayout.Ioccsz, IdentifyControllerLayout.Psd0 - IdentifyControllerLayout.Ioccsz).Clear();
     }

@@ -311,9 +311,11 @@ public sealed partial class NvmePcieFunction
             Complete(slot, cqe, fromPoller: true);
             return;
         }
-        if ((sqe.Flags >> 6) != 0)
+        // PSDT: 00b PRPs, 01b an SGL for the data (MPTR a metadata buffer), 10b SGLs for both; this namespace has no
+        // metadata, so 01b and 10b read the same data SGL. Admin commands use PRPs (as Linux sends them).
+        int psdt = sqe.Flags >> 6;
+        if (psdt == 3 || (psdt != 0 && sq.Id == 0))
         {
-            // PSDT: SGLs are not supported on this transport (SGLS = 0); PRPs only.
             cqe.Status = NvmeStatus.InvalidField.WithDnr();
             Complete(slot, cqe, fromPoller: true);
             return;
@@ -337,8 +339,11 @@ public sealed partial class NvmePcieFunction
                 return;
             }
             slot.Pin = Memory.Enter();
-            NvmeStatus walked = PrpWalker.Walk(Memory, Prp1(in sqe), Prp2(in sqe),
-                slot.Length, deviceWrites: slot.ControllerToHost, slot.Segments, out slot.SegmentCount);
+            NvmeStatus walked = psdt == 0
+                ? PrpWalker.Walk(Memory, Prp1(in sqe), Prp2(in sqe), slot.Length, deviceWrites: slot.ControllerToHost,
+                    slot.Segments, out slot.SegmentCount)
+                : SglWalker.Walk(Memory, sqe.Sgl1, slot.Length, deviceWrites: slot.ControllerToHost,
+                    slot.Segments, out slot.SegmentCount);
             if (!walked.IsSuccess)
             {
                 cqe.Status = walked;

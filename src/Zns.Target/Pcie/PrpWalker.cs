@@ -3,7 +3,7 @@ using Zns.Core.Nvme;
 
 namespace Zns.Target.Pcie;
 
-/// <summary>One piece of a command's data buffer, already translated into this process.</summary>
+/// <summary>One piece of a command's data buffer, already translated into this process; no host address for an SGL Bit Bucket.</summary>
 internal unsafe struct GuestSegment
 {
     public byte* Host;
@@ -135,13 +135,16 @@ internal static unsafe class PrpWalker
         }
     }
 
-    /// <summary>Copies <paramref name="source"/> into guest segments (controller-to-host data).</summary>
+    /// <summary>Copies <paramref name="source"/> into guest segments (controller-to-host data); an SGL Bit Bucket (no host address) drops its bytes.</summary>
     public static void Scatter(ReadOnlySpan<byte> source, ReadOnlySpan<GuestSegment> segments)
     {
         int at = 0;
         foreach (GuestSegment s in segments)
         {
-            source.Slice(at, s.Length).CopyTo(new Span<byte>(s.Host, s.Length));
+            if (s.Host != null)
+            {
+                source.Slice(at, s.Length).CopyTo(new Span<byte>(s.Host, s.Length));
+            }
             at += s.Length;
         }
     }

@@ -148,7 +148,7 @@ public sealed class PcieRegisterTests
         f.Driver.Enable();
         f.Driver.WaitReady();
         byte[] id = f.Driver.Identify(1);
-        Assert.Equal(0u, BinaryPrimitives.ReadUInt32LittleEndian(id.AsSpan(536))); // SGLS: PRPs only
+        Assert.Equal(SglWalker.SupportedSgls, BinaryPrimitives.ReadUInt32LittleEndian(id.AsSpan(536))); // SGLS: byte-aligned SGLs, Bit Bucket
         Assert.Equal(1 << 8, BinaryPrimitives.ReadUInt16LittleEndian(id.AsSpan(256)) & (1 << 8)); // OACS DBBUF
         Assert.True(f.Signals[0].Count > 0, "admin completions raise vector 0");
         f.Driver.Device.Write32(0x14, 0);
@@ -346,15 +346,15 @@ public sealed class PcieQueueTests
     }
 
     [Fact]
-    public void Fabrics_and_sgl_commands_are_refused()
+    public void Fabrics_commands_and_a_reserved_psdt_are_refused()
     {
         using var f = new PcieFixture();
         f.EnableWithIoQueue();
         SubmissionQueueEntry fabrics = f.Driver.NewSqe(AdminOpcode.Fabrics);
         Assert.Equal(NvmeStatus.InvalidOpcode.WithDnr(), f.Driver.Execute(0, fabrics).Status);
-        SubmissionQueueEntry sgl = f.Driver.NewSqe(IoOpcode.Read, 1);
-        sgl.SetFlags(0x40);
-        Assert.Equal(NvmeStatus.InvalidField.WithDnr(), f.Driver.Execute(1, sgl).Status);
+        SubmissionQueueEntry reserved = f.Driver.NewSqe(IoOpcode.Read, 1);
+        reserved.SetFlags(0xC0); // PSDT 11b is reserved (SGLs themselves: SglTests)
+        Assert.Equal(NvmeStatus.InvalidField.WithDnr(), f.Driver.Execute(1, reserved).Status);
     }
 
     [Fact]
