@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Zones;
 using Zns.Target.Nvme;
 

@@ -1,8 +1,10 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Timing;
 using Zns.Core.Zones;
+using Zns.Target.Nvme.Wire;
 
 namespace Zns.Target.Nvme;
 
@@ -76,6 +78,14 @@ internal sealed partial class IoCommandHandler
         if (IsZonedOpcode(opcode) && !ns.IsZoned)
         {
             cqe.Status = NvmeStatus.InvalidOpcode.WithDnr();
+            return new ValueTask<CompletionQueueEntry>(cqe);
+        }
+        if (opcode is IoOpcode.Read or IoOpcode.Write or IoOpcode.ZoneAppend or IoOpcode.Compare
+            && (long)ReadWriteBlocks(in sqe) << ns.Geometry.BlockShift > ns.Geometry.MaxTransferBytes)
+        {
+            // MDTS is judged from NLB before the data buffer (QEMU's nvme_check_mdts comes first; a PRP has no
+            // length), so NLB beyond MDTS is Invalid Field whatever buffer the host described.
+            cqe.Status = NvmeStatus.InvalidField.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
         if (opcode == IoOpcode.Read)
@@ -189,7 +199,10 @@ internal sealed partial class IoCommandHandler
                 // source range list; a failing range's index goes back in DW0.
                 int ranges = (int)(sqe.Cdw12 & 0xFF) + 1;
                 byte format = (byte)((sqe.Cdw12 >> 8) & 0xF);
-                NvmeStatus status = ns.Copy(sqe.Cdw10_11, format, ranges, data, out uint failed);
+                // Formats 2h/3h name a source namespace per range: those of this controller, once the host has
+                // enabled them (Host Behavior Support CDFE).
+                var context = new CopyContext(info.Nsid, _controller.EnabledCopyFormats, _controller);
+                NvmeStatus status = ns.Copy(sqe.Cdw10_11, format, ranges, data, context, out uint failed);
                 if (!status.IsSuccess)
                 {
                     result = failed;

@@ -1,5 +1,5 @@
 using System.Threading.Tasks.Sources;
-using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Timing;
 
 namespace Zns.Target.Nvme;
