@@ -1,8 +1,10 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Timing;
 using Zns.Core.Zones;
+using Zns.Target.Nvme.Wire;
 
 namespace Zns.Target.Nvme;
 
@@ -105,15 +107,17 @@ internal sealed partial class IoCommandHandler
         {
             cqe.Status = InternalError(ex, opcode);
         }
-        _metrics.Complete(info.Nsid, opcode, sqe.Cdw10_11, data.Length, cqe.Status, arrival);
+        _metrics.Count(info.Nsid, opcode, sqe.Cdw10_11, data.Length, cqe.Status);
         if (timing is not null)
         {
             long due = CommandTiming.Due(timing, submitted, in sqe, in before, in cqe);
             if (due > CompletionScheduler.Now)
             {
-                return _timed.Rent().Start(in cqe, due);
+                // The latency is recorded when the scheduler posts the completion.
+                return _timed.Rent().Start(in cqe, due, info.Nsid, opcode, arrival);
             }
         }
+        _metrics.RecordLatency(info.Nsid, opcode, arrival);
         return new ValueTask<CompletionQueueEntry>(cqe);
     }
 
@@ -128,6 +132,8 @@ internal sealed partial class IoCommandHandler
     }
 
     internal void Return(TimedCompletion completion) => _timed.Return(completion);
+
+    internal Metrics.TargetMetrics Metrics => _metrics;
 
     private NvmeStatus ExecuteSynchronous(in SubmissionQueueEntry sqe, ZonedNamespace ns, NamespaceInfo info, Span<byte> data, ref ulong result)
     {

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Target.Nvme.Wire;
 using static Zns.Target.Nvme.Wire.ControllerProperties;
 

@@ -33,6 +33,7 @@ public sealed partial class NvmePcieFunction : IDisposable
     private readonly Lock _stateLock = new();
     private readonly PciConfigSpace _config;
     private readonly MsixInterrupts _msix;
+    private readonly InterruptCoalescing _coalescing;
     private readonly uint[] _doorbells;
 
     private uint _cc, _aqa;
@@ -52,6 +53,7 @@ public sealed partial class NvmePcieFunction : IDisposable
         _ = loggerFactory;
         MaxIoQueues = target.Options.MaxIoQueues;
         _msix = new MsixInterrupts(MaxIoQueues + 1);
+        _coalescing = new InterruptCoalescing(_msix.VectorCount);
         _config = new PciConfigSpace(_msix.VectorCount);
         _doorbells = new uint[2 * (MaxIoQueues + 1)];
         _ioSq = new PcieSubmissionQueue?[MaxIoQueues + 1];
@@ -64,6 +66,9 @@ public sealed partial class NvmePcieFunction : IDisposable
     public GuestMemory Memory { get; }
     public int MaxIoQueues { get; }
     public int MsixVectorCount => _msix.VectorCount;
+
+    /// <summary>The clock of interrupt coalescing's aggregation time (a fake one in tests).</summary>
+    internal TimeProvider Clock { get; set; } = TimeProvider.System;
 
     /// <summary>CAP: the shared value (MQES, TO, CSS with the I/O command set bit, MPS) plus CQR, DSTRD = 0.</summary>
     public ulong Capabilities => BuildCap((ushort)(_target.Options.MaxQueueEntries - 1)) | CapContiguousQueuesRequired;
@@ -283,6 +288,7 @@ public sealed partial class NvmePcieFunction : IDisposable
         _controller = null;
         _fatal = false;
         _dbbufEnabled = false;
+        _coalescing.Reset();
         Array.Clear(_doorbells);
         _logger.Reset(Name, reason);
     }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Target.Nvme;
 using Zns.Target.Nvme.Wire;
 
@@ -36,6 +37,10 @@ public sealed partial class NvmePcieFunction
             case AdminOpcode.DoorbellBufferConfig:
                 cqe.Status = DoorbellBufferConfig(in sqe);
                 return true;
+            case AdminOpcode.SetFeatures or AdminOpcode.GetFeatures when (byte)sqe.Cdw10 is InterruptCoalescingFeature or InterruptVectorFeature:
+                cqe.Status = InterruptFeature(in sqe, out uint result);
+                cqe.Result = result;
+                return true;
             default:
                 return false;
         }
@@ -56,6 +61,50 @@ public sealed partial class NvmePcieFunction
     }
 
     private int MaxQueueEntries => _target.Options.MaxQueueEntries;
+
+    private const byte InterruptCoalescingFeature = 0x08, InterruptVectorFeature = 0x09;
+
+    /// <summary>Set/Get Features 08h and 09h, which only a PCIe controller has (not saveable, changeable).</summary>
+    private NvmeStatus InterruptFeature(in SubmissionQueueEntry sqe, out uint result)
+    {
+        result = 0;
+        byte fid = (byte)sqe.Cdw10;
+        if (sqe.Opcode == AdminOpcode.SetFeatures)
+        {
+            if ((sqe.Cdw10 & 0x8000_0000) != 0)
+            {
+                return NvmeStatus.FeatureIdNotSaveable.WithDnr();
+            }
+            if (fid == InterruptCoalescingFeature)
+            {
+                _coalescing.Set(sqe.Cdw11);
+                return NvmeStatus.Success;
+            }
+            return _coalescing.SetVector(sqe.Cdw11) ? NvmeStatus.Success : NvmeStatus.InvalidField.WithDnr();
+        }
+        uint sel = (sqe.Cdw10 >> 8) & 0x7;
+        if (sel > 3)
+        {
+            return NvmeStatus.InvalidField.WithDnr();
+        }
+        if (sel == 3)
+        {
+            result = 0x4; // changeable, not saveable, not namespace specific
+            return NvmeStatus.Success;
+        }
+        bool current = sel == 0;
+        if (fid == InterruptCoalescingFeature)
+        {
+            result = current ? _coalescing.Value : 0;
+            return NvmeStatus.Success;
+        }
+        if (!_coalescing.TryGetVector(sqe.Cdw11, out uint vector))
+        {
+            return NvmeStatus.InvalidField.WithDnr();
+        }
+        result = current ? vector : (sqe.Cdw11 & 0xFFFF) | ((sqe.Cdw11 & 0xFFFF) == 0 ? 1u << 16 : 0);
+        return NvmeStatus.Success;
+    }
 
     private static ushort QueueId(in SubmissionQueueEntry sqe) => (ushort)sqe.Cdw10;
 

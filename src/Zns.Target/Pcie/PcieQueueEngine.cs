@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Target.Nvme;
 using Zns.Target.Nvme.Wire;
 
@@ -121,17 +122,23 @@ public sealed partial class NvmePcieFunction
                 continue;
             }
             _wake.Reset();
-            bool armed;
+            bool armed, coalescing;
             lock (_stateLock)
             {
                 // Arm the event indexes, then look once more: a submission that raced with arming is seen here,
                 // any later one rings the doorbell and sets _wake.
                 armed = ArmEventIndexesLocked();
                 worked = PollOnceLocked();
+                coalescing = AnyCoalescedLocked();
             }
-            if (!worked && armed)
+            if (!worked && armed && !coalescing)
             {
                 _wake.Wait(SleepMs);
+            }
+            else if (coalescing)
+            {
+                // Held-back interrupts are due within TIME (at most 25.5 ms): keep polling until they fire.
+                Thread.Yield();
             }
             idle = worked ? 0 : SpinPasses;
         }
@@ -399,7 +406,7 @@ public sealed partial class NvmePcieFunction
         }
         cqe.SqId = sq.Id;
         cqe.SqHead = (ushort)Volatile.Read(ref sq.Head);
-        bool raise = false;
+        bool raise = false, wakePoller = false;
         int pin = Memory.Enter();
         try
         {
@@ -409,6 +416,11 @@ public sealed partial class NvmePcieFunction
                 if (!cq.Deleted)
                 {
                     raise = PostLocked(cq, in cqe);
+                    if (raise && _coalescing.Applies(cq.Vector))
+                    {
+                        raise = CoalesceLocked(cq);
+                        wakePoller = !raise && !fromPoller;
+                    }
                 }
             }
         }
@@ -418,6 +430,11 @@ public sealed partial class NvmePcieFunction
         }
         sq.ReturnSlot(slot);
         Interlocked.Increment(ref _completed);
+        if (wakePoller)
+        {
+            // The poller fires the vector when the aggregation time is up.
+            _wake.Set();
+        }
         if (raise)
         {
             if (fromPoller)
@@ -455,10 +472,49 @@ public sealed partial class NvmePcieFunction
 
     private void RaiseIfPending(PcieCompletionQueue cq)
     {
+        if (cq.Coalesced > 0)
+        {
+            lock (cq.Lock)
+            {
+                if (cq.Coalesced > 0 && Clock.GetElapsedTime(cq.FirstCoalescedAt) >= _coalescing.Time)
+                {
+                    cq.Coalesced = 0;
+                    cq.InterruptPending = true;
+                }
+            }
+        }
         if (cq.InterruptPending)
         {
             cq.InterruptPending = false;
             _msix.Raise(cq.Vector);
         }
+    }
+
+    /// <summary>A completion under Interrupt Coalescing: true when it makes THR + 1 waiting, so the vector fires now.</summary>
+    private bool CoalesceLocked(PcieCompletionQueue cq)
+    {
+        if (cq.Coalesced++ == 0)
+        {
+            cq.FirstCoalescedAt = Clock.GetTimestamp();
+        }
+        if (cq.Coalesced < _coalescing.Threshold)
+        {
+            return false;
+        }
+        cq.Coalesced = 0;
+        return true;
+    }
+
+    /// <summary>Whether completions wait for their aggregation time (the poller must not sleep past it).</summary>
+    private bool AnyCoalescedLocked()
+    {
+        foreach (PcieCompletionQueue? cq in _ioCq)
+        {
+            if (cq is { Coalesced: > 0 })
+            {
+                return true;
+            }
+        }
+        return false;
     }
 }

@@ -23,6 +23,9 @@ internal sealed class PcieCompletionQueue(ushort id, ulong baseAddress, int entr
     public volatile bool Deleted;
     /// <summary>Completions posted since the last interrupt (coalesced per polling pass).</summary>
     public bool InterruptPending;
+    /// <summary>Completions held back by Interrupt Coalescing, and when the first of them was posted.</summary>
+    public int Coalesced;
+    public long FirstCoalescedAt;
 
     /// <summary>Free entries: one slot always stays empty (full = tail one behind head).</summary>
     public int FreeLocked => Entries - 1 - ((Tail - Head + Entries) % Entries) - Reserved;
