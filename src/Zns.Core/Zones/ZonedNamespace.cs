@@ -455,7 +455,7 @@ public sealed partial class ZonedNamespace : IDisposable
                         return status;
                     }
                 }
-                if (!TryWrite(Geometry.ByteOffset(dlba), data))
+                if ((IsZoned && !ZeroZrwaGap(dz, dlba)) || !TryWrite(Geometry.ByteOffset(dlba), data))
                 {
                     return NvmeStatus.WriteFault;
                 }
@@ -588,7 +588,7 @@ public sealed partial class ZonedNamespace : IDisposable
                 return status.WithDnr();
             }
 
-            status = WriteData(slba, nlb, data, zeroes);
+            status = ZeroZrwaGap(zi, slba) ? WriteData(slba, nlb, data, zeroes) : NvmeStatus.WriteFault;
             if (!status.IsSuccess)
             {
                 // The write pointer stays where it was: the data is not known to be there.

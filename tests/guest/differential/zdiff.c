@@ -252,8 +252,15 @@ static int generated(unsigned count, uint64_t seed)
         else if (k < 90) {
             if (za & 8) { i--; continue; }   /* Copy into a ZRWA: allow-listed */
             uint64_t sz = rnd() % nzones;
-            snprintf(line, sizeof line, "cp z%llu+%llu 0 z%llu+%llu:%u,z%llu+%llu:%u", (unsigned long long)z, (unsigned long long)off,
-                     (unsigned long long)sz, (unsigned long long)(rnd() % zsze), nlb, (unsigned long long)sz, (unsigned long long)(rnd() % 16), 1 + (unsigned)(rnd() % 4));
+            unsigned how = fa2 >= 0 ? (unsigned)(rnd() % 6) : 5;
+            if (how == 0)   /* data for cross-namespace copies: namespace 2 (1024 blocks; some writes run past its end) */
+                snprintf(line, sizeof line, "@2 w %llu %u", (unsigned long long)(rnd() % 1024), nlb);
+            else if (how < 3)   /* format 2h, both ranges from namespace 2 (CDFE enabled before the sequence) */
+                snprintf(line, sizeof line, "cp z%llu+%llu 2 2/%llu:%u,2/%llu:%u", (unsigned long long)z, (unsigned long long)off,
+                         (unsigned long long)(rnd() % 1024), nlb, (unsigned long long)(rnd() % 1024), 1 + (unsigned)(rnd() % 4));
+            else
+                snprintf(line, sizeof line, "cp z%llu+%llu 0 z%llu+%llu:%u,z%llu+%llu:%u", (unsigned long long)z, (unsigned long long)off,
+                         (unsigned long long)sz, (unsigned long long)(rnd() % zsze), nlb, (unsigned long long)sz, (unsigned long long)(rnd() % 16), 1 + (unsigned)(rnd() % 4));
         } else if (k < 94) snprintf(line, sizeof line, "v z%llu+%llu %u", (unsigned long long)z, (unsigned long long)(rnd() % zsze), nlb);
         else if (k < 98) snprintf(line, sizeof line, "cmp z%llu %u %u", (unsigned long long)z, nlb, (unsigned)(rnd() % 3));
         else snprintf(line, sizeof line, "fl");
@@ -289,6 +296,7 @@ int main(int argc, char **argv)
         if (parse(line, &c, tag++)) { casebad |= run(&c, 0); n++; }
     }
     zsend(&c, 0, 4, 1, 0); strcpy(c.desc, "reset all"); run(&c, 0);
+    if (fa2 >= 0) { char hbs[] = "hbs 0x4"; parse(hbs, &c, 0); run(&c, 0); }   /* Copy format 2h for the sequence */
     unsigned before = ncmds;
     uint64_t seed = strtoull(argv[7], 0, 0);
     int gbad = generated(atoi(argv[8]), seed);
