@@ -44,6 +44,9 @@ internal sealed class GeometryOptions
 
     public Option<string[]> QemuList { get; }
 
+    /// <summary>QEMU names in the <c>-o</c> lists that another parser owns (<c>zns serve</c>'s controller options).</summary>
+    public IReadOnlySet<string> ExcludedKeys { get; init; } = new HashSet<string>();
+
     public void AddTo(Command command)
     {
         command.Options.Add(QemuList);
@@ -65,7 +68,7 @@ internal sealed class GeometryOptions
         {
             try
             {
-                options = options.WithQemuOptions(list);
+                options = options.WithQemuOptions(WithoutExcludedKeys(list));
             }
             catch (OptionException e)
             {
@@ -88,6 +91,10 @@ internal sealed class GeometryOptions
         }
         return options;
     }
+
+    private string WithoutExcludedKeys(string list) => ExcludedKeys.Count == 0 ? list : string.Join(',',
+        list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Where(item => item.IndexOf('=') is var eq && (eq <= 0 || !ExcludedKeys.Contains(item[..eq]))));
 
     /// <summary>The flag a QEMU option name is spelled as, for messages.</summary>
     public static string Describe(string qemu)

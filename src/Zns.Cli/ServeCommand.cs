@@ -49,7 +49,8 @@ internal static partial class Commands
             Description = $"Most NVMe/TCP connections served at once (each host uses one per queue); more are closed at once (default {new TargetTransportOptions().MaxConnections})",
         };
         var control = new ServeControlOptions();
-        var geometry = new GeometryOptions();
+        var geometry = new GeometryOptions { ExcludedKeys = ControllerOptions.Keys };
+        var controller = new ControllerOptions();
         var authentication = new AuthenticationOptions();
         var cmd = new Command("serve", "Serve zoned namespaces over NVMe/TCP until Ctrl-C")
         {
@@ -57,6 +58,7 @@ internal static partial class Commands
         };
         control.AddTo(cmd);
         geometry.AddTo(cmd);
+        controller.AddTo(cmd);
         authentication.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
         {
@@ -82,6 +84,8 @@ internal static partial class Commands
             long? createSize = r.GetValue(size) is { } s ? ZoneCommands.ParseSize("--size", s) : isDefault ? DefaultSize : null;
             var allowedHosts = new List<string>(r.GetValue(allowHost) ?? []);
             var hostAuthentication = authentication.Parse(r, allowedHosts);
+            var controllerLimits = controller.Apply(r, geometry.QemuList, new TargetOptions());
+            transport = ControllerOptions.MatchQueueDepth(transport, controllerLimits);
 
             var namespaces = new List<ZonedNamespace>();
             try
@@ -90,7 +94,7 @@ internal static partial class Commands
                 {
                     namespaces.Add(OpenNamespace(spec, r, geometry, mode, createSize, isDefault));
                 }
-                var targetOptions = new TargetOptions
+                var targetOptions = controllerLimits with
                 {
                     SubsystemNqn = r.GetValue(nqn)!, SerialNumber = r.GetValue(serial)!, ModelNumber = r.GetValue(model)!,
                     FirmwareRevision = r.GetValue(firmware)!, AllowedHostNqns = allowedHosts, HostAuthentication = hostAuthentication,
@@ -123,6 +127,7 @@ internal static partial class Commands
         string[] parts = spec.Split(',', 2);
         string path = parts[0];
         string? local = parts.Length > 1 ? parts[1] : null;
+        ControllerOptions.RefuseInNamespaceList(local, spec);
         if (path.StartsWith("ram:", StringComparison.Ordinal))
         {
             long bytes = ZoneCommands.ParseSize(path, path[4..]);

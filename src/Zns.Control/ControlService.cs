@@ -1,6 +1,7 @@
 using System.Globalization;
 using Zns.Core.Faults;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Zones;
 using Zns.Target.Metrics;
 using Zns.Target.Nvme;

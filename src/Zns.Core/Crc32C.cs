@@ -1,11 +1,10 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Numerics;
 
 namespace Zns.Core;
 
 /// <summary>
-/// CRC-32C (Castagnoli), as used by NVMe/TCP header and data digests: initial value FFFFFFFFh, reflected polynomial
+/// CRC-32C (Castagnoli), the checksum of the zone state file and of NVMe/TCP digests: initial value FFFFFFFFh, reflected polynomial
 /// 82F63B78h, final XOR FFFFFFFFh; the digest is stored little-endian on the wire.
 /// </summary>
 /// <remarks>
@@ -20,17 +19,6 @@ public static class Crc32C
 
     /// <summary>CRC-32C of <paramref name="data"/>.</summary>
     public static uint Compute(ReadOnlySpan<byte> data) => ~Update(InitialState, data);
-
-    /// <summary>CRC-32C of a possibly multi-segment sequence.</summary>
-    public static uint Compute(in ReadOnlySequence<byte> data)
-    {
-        if (data.IsSingleSegment)
-            return Compute(data.FirstSpan);
-        uint state = InitialState;
-        foreach (var segment in data)
-            state = Update(state, segment.Span);
-        return ~state;
-    }
 
     /// <summary>Feeds <paramref name="data"/> into a raw CRC state (start with <see cref="InitialState"/>, invert at the end).</summary>
     public static uint Update(uint state, ReadOnlySpan<byte> data)
@@ -51,13 +39,4 @@ public static class Crc32C
             state = BitOperations.Crc32C(state, b);
         return state;
     }
-
-    /// <summary>Writes the CRC-32C of <paramref name="data"/> little-endian into four bytes.</summary>
-    public static void WriteDigest(ReadOnlySpan<byte> data, Span<byte> destination) =>
-        BinaryPrimitives.WriteUInt32LittleEndian(destination, Compute(data));
-
-    /// <summary>True when the four little-endian bytes <paramref name="digest"/> are the CRC-32C of <paramref name="data"/>.</summary>
-    public static bool Verify(ReadOnlySpan<byte> data, ReadOnlySpan<byte> digest) =>
-        BinaryPrimitives.ReadUInt32LittleEndian(digest) == Compute(data);
-
 }

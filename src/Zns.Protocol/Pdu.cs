@@ -1,5 +1,3 @@
-using Zns.Core.Nvme;
-
 namespace Zns.Protocol;
 
 /// <summary>

@@ -1,7 +1,5 @@
-using Zns.Core;
 using System.Buffers;
 using System.Buffers.Binary;
-using Zns.Core.Nvme;
 
 namespace Zns.Protocol;
 
@@ -26,7 +24,7 @@ public static class PduParser
         if (status == PduParseStatus.Complete && (pdu.Flags & PduFlags.DataDigest) != 0)
         {
             var data = buffer.Slice(pdu.DataStart, pdu.DataLength);
-            pdu.DataDigestMismatch = !Crc32C.Verify(data, buffer.Slice(pdu.DataStart + pdu.DataLength, NvmeTcp.DigestSize));
+            pdu.DataDigestMismatch = !Digest.Verify(data, buffer.Slice(pdu.DataStart + pdu.DataLength, NvmeTcp.DigestSize));
         }
         return status;
     }
@@ -58,7 +56,7 @@ public static class PduParser
             var data = buffer.Slice(pdu.DataStart, pdu.DataLength);
             Span<byte> digest = stackalloc byte[NvmeTcp.DigestSize];
             buffer.Slice(pdu.DataStart + pdu.DataLength, NvmeTcp.DigestSize).CopyTo(digest);
-            pdu.DataDigestMismatch = BinaryPrimitives.ReadUInt32LittleEndian(digest) != Crc32C.Compute(data);
+            pdu.DataDigestMismatch = BinaryPrimitives.ReadUInt32LittleEndian(digest) != Digest.Compute(data);
         }
         return status;
     }
@@ -167,7 +165,7 @@ public static class PduParser
         if (available < headerEnd)
             return PduParseStatus.NeedMoreData;
 
-        if (hdgst && !Crc32C.Verify(header[..hlen], header.Slice(hlen, NvmeTcp.DigestSize)))
+        if (hdgst && !Digest.Verify(header[..hlen], header.Slice(hlen, NvmeTcp.DigestSize)))
             return Fail(out error, FatalErrorStatus.HeaderDigestError, 0, echo);
 
         pdu.Type = type;

@@ -1,7 +1,5 @@
-using Zns.Core;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
-using Zns.Core.Nvme;
 
 namespace Zns.Protocol;
 
@@ -72,7 +70,7 @@ public static class PduWriter
         {
             inCapsuleData.CopyTo(d[headerEnd..]);
             if (ddgst)
-                Crc32C.WriteDigest(inCapsuleData, d[(headerEnd + inCapsuleData.Length)..]);
+                Digest.Write(inCapsuleData, d[(headerEnd + inCapsuleData.Length)..]);
         }
         return length;
     }
@@ -145,7 +143,7 @@ public static class PduWriter
         int headerEnd = WriteDataPduHeader(destination, type, commandId, transferTag, dataOffset, data.Length, last, digests);
         data.CopyTo(destination[headerEnd..]);
         if (DataDigestLength(digests) != 0)
-            Crc32C.WriteDigest(data, destination[(headerEnd + data.Length)..]);
+            Digest.Write(data, destination[(headerEnd + data.Length)..]);
         return DataPduLength(data.Length, digests);
     }
 
@@ -192,6 +190,6 @@ public static class PduWriter
     private static void WriteHeaderDigest(Span<byte> pdu, int hlen, int hd)
     {
         if (hd != 0)
-            Crc32C.WriteDigest(pdu[..hlen], pdu[hlen..]);
+            Digest.Write(pdu[..hlen], pdu[hlen..]);
     }
 }

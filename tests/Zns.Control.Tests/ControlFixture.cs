@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Zones;
 using Zns.Target.Nvme;
 using Zns.Target.Transport;

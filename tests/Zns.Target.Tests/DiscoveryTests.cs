@@ -1,5 +1,6 @@
 using System.Net;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Target.Nvme;
 using Zns.Target.Nvme.Wire;
 using static Zns.Target.Tests.TestHost;

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Zones;
 using Zns.Target.Nvme;
 using Zns.Target.Nvme.Wire;

@@ -1,4 +1,4 @@
-using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Target.Nvme;
 using static Zns.Target.Tests.TestHost;
 

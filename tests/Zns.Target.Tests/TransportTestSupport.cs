@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Target;
 using Zns.Target.Transport;
 using Zns.TestKit;

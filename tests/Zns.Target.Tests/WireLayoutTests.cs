@@ -59,6 +59,8 @@ public sealed class WireLayoutTests
         Assert.Equal(512, FirmwareSlotLogLayout.Size);
         Assert.Equal(64, ErrorLogLayout.Size);
         Assert.Equal(4096, ChangedZoneListLayout.Size);
+        Assert.Equal(512, HostBehaviorLayout.Size);
+        Assert.Equal(4, HostBehaviorLayout.CdfeOffset);
         Assert.Equal(3072, DiscoveryLogLayout.SizeFor(2));
         Assert.Equal((0, 1, 2, 3, 4, 6, 8, 32, 256, 512, 768), (DiscoveryLogLayout.Trtype, DiscoveryLogLayout.Adrfam,
             DiscoveryLogLayout.Subtype, DiscoveryLogLayout.Treq, DiscoveryLogLayout.Portid, DiscoveryLogLayout.Cntlid,

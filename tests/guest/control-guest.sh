@@ -5,10 +5,11 @@ port=$1; nqn=$2; share=$3
 n=0
 log=$share/guest.log
 tap() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
-req=0
 # host ARGS...: run `zns ARGS` on the host against the running server; prints its output, returns its status.
+# The request number lives in a file, so calls from subshells ($(host ...), host ... | grep) stay in sequence.
 host() {
-  req=$((req+1))
+  local req=$(( $(cat "$share/.req" 2>/dev/null || echo 0) + 1 ))
+  echo "$req" > "$share/.req"
   echo "$*" > "$share/pending.$req" && mv "$share/pending.$req" "$share/req.$req"
   for _ in $(seq 1 600); do [ -f "$share/rc.$req" ] && break; sleep 0.1; done
   cat "$share/out.$req" 2>/dev/null | tee -a "$log"
@@ -82,9 +83,47 @@ sleep 1
 for _ in $(seq 1 200); do dd if=$dev of=/dev/null bs=4k skip=0 count=1 iflag=direct 2>/dev/null && break; sleep 0.2; done
 dd if=/tmp/64k of=$dev bs=64k seek=$(( 7 * zl / 16 )) count=1 oflag=direct 2>>"$log"; tap $? "after the dropped connections the host reconnects and writes again"
 
+# Controller Fatal Status. The Linux host reads CSTS only around enable and shutdown, so it notices a fatal
+# controller through what comes with it: commands that never complete (its keep-alive or I/O times out) or a dropped
+# connection. Either way it starts error recovery, reconnects to a new controller (a new CNTLID), and resubmits
+# what was in flight; data written before must read back unchanged.
+ctl_sysfs=/sys/class/nvme/${ctrl#/dev/}
+cfs_case() { # MODE ZONE
+  local mode=$1 z=$2 before after
+  head -c 65536 /dev/urandom > /tmp/cfs-$mode
+  dd if=/tmp/cfs-$mode of=$dev bs=64k seek=$(( z * zl / 16 )) count=1 oflag=direct 2>>"$log"
+  before=$(cat $ctl_sysfs/cntlid)
+  dmesg -C
+  host fault controller-fatal --then "$mode" >/dev/null; tap $? "zns fault controller-fatal --then $mode"
+  # A read issued now is held (stall) or loses its connection (drop); it must complete once the host has recovered.
+  dd if=$dev of=/tmp/cfs-back-$mode bs=64k skip=$(( z * zl / 16 )) count=1 iflag=direct 2>>"$log" &
+  local ddpid=$!
+  for _ in $(seq 1 900); do
+    [ "$(cat $ctl_sysfs/state 2>/dev/null)" = live ] && [ "$(cat $ctl_sysfs/cntlid 2>/dev/null)" != "$before" ] && break
+    sleep 0.2
+  done
+  after=$(cat $ctl_sysfs/cntlid 2>/dev/null)
+  dmesg > /tmp/cfs-dmesg-$mode; sed "s/^/[cfs $mode] /" /tmp/cfs-dmesg-$mode >> "$log"
+  if [ "$mode" = stall ]; then
+    # The held Keep Alive (admin queue) times out after KATO, before any I/O timeout.
+    grep -q "queue 0: timeout" /tmp/cfs-dmesg-$mode; tap $? "stall: the kernel log shows the admin queue's Keep Alive timing out (queue 0: timeout)"
+  fi
+  grep -q "starting error recovery" /tmp/cfs-dmesg-$mode; tap $? "$mode: the kernel starts error recovery"
+  grep -q "Reconnecting in" /tmp/cfs-dmesg-$mode && grep -q "Successfully reconnected" /tmp/cfs-dmesg-$mode; tap $? "$mode: the kernel logs Reconnecting in ... and Successfully reconnected"
+  [ -n "$after" ] && [ "$after" != "$before" ] && [ "$(cat $ctl_sysfs/state)" = live ]; tap $? "$mode: the controller is live again with a new CNTLID ($before -> $after)"
+  wait $ddpid && cmp -s /tmp/cfs-back-$mode /tmp/cfs-$mode; tap $? "$mode: the read held across the failure completes with the data written before it"
+  dd if=$dev of=/tmp/back bs=64k skip=$(( 3 * zl / 16 )) count=1 iflag=direct 2>>"$log" && cmp -s /tmp/back /tmp/64k; tap $? "$mode: older data (zone 3) reads back unchanged"
+  dd if=/tmp/64k of=$dev bs=64k seek=$(( z * zl / 16 + 1 )) count=1 oflag=direct 2>>"$log" &&
+    dd if=$dev of=/tmp/back bs=64k skip=$(( z * zl / 16 + 1 )) count=1 iflag=direct 2>>"$log" && cmp -s /tmp/back /tmp/64k; tap $? "$mode: writes and reads work on the new controller"
+}
+cfs_case stall 10
+cfs_case drop 11
+
 echo mq-deadline > /sys/block/nvme0n1/queue/scheduler 2>/dev/null
 host browser-start >/dev/null
 fio --name=after --filename=$dev --direct=1 --zonemode=zbd --ioengine=libaio --rw=write --bs=64k --iodepth=4 \
-    --offset=8z --size=1z --verify=crc32c --do_verify=1 --output="$share/fio.txt" >/dev/null 2>&1; tap $? "fio zonemode=zbd still writes and verifies a zone"
+    --offset=8z --size=1z --verify=crc32c --do_verify=1 --output="$share/fio.txt" >/dev/null 2>&1; rc=$?
+[ $rc = 0 ] || { sed 's/^/[fio] /' "$share/fio.txt" >> "$log"; dmesg | tail -30 | sed 's/^/[dmesg] /' >> "$log"; }
+[ $rc = 0 ]; tap $? "fio zonemode=zbd still writes and verifies a zone"
 host browser-done >/dev/null
 nvme disconnect -n "$nqn" >/dev/null 2>&1; tap $? "nvme disconnect"

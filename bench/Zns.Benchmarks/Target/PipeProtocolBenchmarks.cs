@@ -1,6 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
-using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Zones;
 
 namespace Zns.Benchmarks.Target;

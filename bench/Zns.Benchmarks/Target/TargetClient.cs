@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.TestKit;
 
 namespace Zns.Benchmarks.Target;

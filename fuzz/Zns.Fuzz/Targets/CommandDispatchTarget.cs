@@ -5,6 +5,7 @@ using Zns.Core.Zones;
 using Zns.Protocol;
 using Zns.Target;
 using Zns.Target.Nvme;
+using Zns.Target.Nvme.Wire;
 using static Zns.Fuzz.FuzzFailureException;
 
 namespace Zns.Fuzz;

@@ -82,6 +82,10 @@ public readonly record struct NvmeStatus(ushort Value)
     /// <summary>Authentication Required (Fabrics): the queue has not completed in-band authentication.</summary>
     public static NvmeStatus AuthenticationRequired => CommandSpecific(0x91);
     public static NvmeStatus CommandSizeLimitExceeded => CommandSpecific(0x83);
+    /// <summary>Copy: a source namespace's format does not match the destination's (Incompatible Namespace or Format).</summary>
+    public static NvmeStatus IncompatibleNamespaceOrFormat => CommandSpecific(0x85);
+    /// <summary>Copy: a source range overlaps the destination (Overlapping I/O Range).</summary>
+    public static NvmeStatus OverlappingIoRange => CommandSpecific(0x87);
     public static NvmeStatus InvalidZoneOperation => CommandSpecific(0xB6);
     public static NvmeStatus ZrwaResourcesUnavailable => CommandSpecific(0xB7);
     public static NvmeStatus ZoneBoundaryError => CommandSpecific(0xB8);

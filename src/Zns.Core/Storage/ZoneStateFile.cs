@@ -7,14 +7,6 @@ using Zns.Core.Zones;
 
 namespace Zns.Core.Storage;
 
-/// <summary>One zone's persistent record.</summary>
-internal struct ZoneRecord
-{
-    public ulong WritePointer;
-    public ZoneState State;
-    public ZoneAttributes Attributes;
-}
-
 /// <summary>
 /// The zone state file kept beside a backstore (<c>FILE.zns</c>): geometry, identity, write pointers, states,
 /// attributes and descriptor extensions.

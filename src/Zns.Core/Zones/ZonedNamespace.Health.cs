@@ -19,10 +19,9 @@ public sealed partial class ZonedNamespace
     {
         lock (_stateLock)
         {
-            for (uint i = 0; i < _zones.Length; i++)
+            for (uint i = 0; i < _zones.ZoneCount; i++)
             {
-                var z = _zones[i];
-                destination[(int)i] = new ZoneInfo(i, Geometry.ZoneStart(i), Geometry.ZoneCapacityLbas, z.WritePointer, z.State, z.Attributes);
+                destination[(int)i] = _zones.Snapshot(i);
             }
         }
     }
@@ -31,14 +30,10 @@ public sealed partial class ZonedNamespace
     /// The controller makes a zone Read Only (ZSRO; from any state but Offline). Its open and active resources are
     /// released; reads keep working, writes fail with Zone Is Read Only. Only <see cref="RepairZone"/> undoes it.
     /// </summary>
-    public NvmeStatus MakeZoneReadOnly(uint zone) => ControllerChange(zone, zi => _zones[zi].State switch
-    {
-        ZoneState.Offline => NvmeStatus.InvalidZoneStateTransition,
-        _ => Move(zi, ZoneState.ReadOnly),
-    });
+    public NvmeStatus MakeZoneReadOnly(uint zone) => ControllerChange(zone, _zones.MakeReadOnly);
 
     /// <summary>The controller takes a zone Offline (ZSO; from any state): every access fails with Zone Is Offline.</summary>
-    public NvmeStatus MakeZoneOffline(uint zone) => ControllerChange(zone, zi => Move(zi, ZoneState.Offline));
+    public NvmeStatus MakeZoneOffline(uint zone) => ControllerChange(zone, _zones.MakeOffline);
 
     /// <summary>
     /// Brings a Read Only or Offline zone back as Empty (write pointer at the zone start, attributes cleared, data
@@ -46,7 +41,7 @@ public sealed partial class ZonedNamespace
     /// </summary>
     public NvmeStatus RepairZone(uint zone)
     {
-        if (!IsZoned || zone >= _zones.Length)
+        if (!IsZoned || zone >= _zones.ZoneCount)
         {
             return NvmeStatus.InvalidField;
         }
@@ -55,16 +50,11 @@ public sealed partial class ZonedNamespace
         {
             lock (_stateLock)
             {
-                ref var z = ref _zones[zone];
-                if (z.State is not (ZoneState.ReadOnly or ZoneState.Offline))
+                var repaired = _zones.Repair(zone, out end);
+                if (!repaired.IsSuccess)
                 {
-                    return NvmeStatus.InvalidZoneStateTransition;
+                    return repaired;
                 }
-                end = z.WritePointer;
-                SetState(zone, ZoneState.Empty);
-                z.WritePointer = Geometry.ZoneStart(zone);
-                z.Attributes = ZoneAttributes.None;
-                ExtensionOf(zone).Clear();
             }
             // Committed before the blocks are released, as a Zone Reset is.
             var status = CommitNow();
@@ -86,38 +76,19 @@ public sealed partial class ZonedNamespace
     /// Sets Finish Zone Recommended (active zones only) or Reset Zone Recommended (zones that hold data or are
     /// active: Implicitly/Explicitly Opened, Closed, Full). Setting a bit that is already set changes nothing.
     /// </summary>
-    public NvmeStatus SetZoneRecommendation(uint zone, ZoneAttributes attribute) => ControllerChange(zone, zi =>
-    {
-        ref var z = ref _zones[zi];
-        bool allowed = attribute switch
-        {
-            ZoneAttributes.FinishRecommended => IsActive(z.State),
-            ZoneAttributes.ResetRecommended => IsActive(z.State) || z.State == ZoneState.Full,
-            _ => false,
-        };
-        if (!allowed)
-        {
-            return attribute is ZoneAttributes.FinishRecommended or ZoneAttributes.ResetRecommended
-                ? NvmeStatus.InvalidZoneStateTransition : NvmeStatus.InvalidField;
-        }
-        if ((z.Attributes & attribute) != 0)
-        {
-            return Unchanged;
-        }
-        z.Attributes |= attribute;
-        return NvmeStatus.Success;
-    });
+    public NvmeStatus SetZoneRecommendation(uint zone, ZoneAttributes attribute) =>
+        ControllerChange(zone, zi => _zones.SetRecommendation(zi, attribute));
 
     /// <summary>Clears Finish/Reset Zone Recommended (a recommendation withdrawn); not a descriptor change notice.</summary>
     public NvmeStatus ClearZoneRecommendation(uint zone, ZoneAttributes attributes)
     {
-        if (!IsZoned || zone >= _zones.Length || (attributes & ~(ZoneAttributes.FinishRecommended | ZoneAttributes.ResetRecommended)) != 0)
+        if (!IsZoned || zone >= _zones.ZoneCount || (attributes & ~(ZoneAttributes.FinishRecommended | ZoneAttributes.ResetRecommended)) != 0)
         {
             return NvmeStatus.InvalidField;
         }
         lock (_stateLock)
         {
-            _zones[zone].Attributes &= ~attributes;
+            _zones.ClearRecommendation(zone, attributes);
         }
         return CommitNow();
     }
@@ -126,37 +97,11 @@ public sealed partial class ZonedNamespace
     /// The controller finishes a zone (Empty, open or Closed → Full) and sets Zone Finished by Controller, as it may
     /// once the Finish Recommended Limit has passed.
     /// </summary>
-    public NvmeStatus FinishZoneByController(uint zone) => ControllerChange(zone, zi =>
-    {
-        ref var z = ref _zones[zi];
-        if (z.State is not (ZoneState.Empty or ZoneState.ImplicitlyOpened or ZoneState.ExplicitlyOpened or ZoneState.Closed))
-        {
-            return z.State == ZoneState.Full ? Unchanged : NvmeStatus.InvalidZoneStateTransition;
-        }
-        var status = Finish(zi);
-        if (status.IsSuccess)
-        {
-            z.Attributes |= ZoneAttributes.FinishedByController;
-        }
-        return status;
-    });
-
-    // A success that needs neither a commit nor a notice (the zone already is as asked).
-    private static readonly NvmeStatus Unchanged = new(0x8000);
-
-    private NvmeStatus Move(uint zi, ZoneState to)
-    {
-        if (_zones[zi].State == to)
-        {
-            return Unchanged;
-        }
-        SetState(zi, to);
-        return NvmeStatus.Success;
-    }
+    public NvmeStatus FinishZoneByController(uint zone) => ControllerChange(zone, _zones.FinishByController);
 
     private NvmeStatus ControllerChange(uint zone, Func<uint, NvmeStatus> change)
     {
-        if (!IsZoned || zone >= _zones.Length)
+        if (!IsZoned || zone >= _zones.ZoneCount)
         {
             return NvmeStatus.InvalidField;
         }
@@ -168,7 +113,7 @@ public sealed partial class ZonedNamespace
                 status = change(zone);
             }
         }
-        if (status == Unchanged)
+        if (status == ZoneStateMachine.Unchanged)
         {
             return NvmeStatus.Success;
         }

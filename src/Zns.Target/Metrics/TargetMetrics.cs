@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Zones;
 using Zns.Target.Nvme;
 
@@ -43,7 +44,9 @@ public sealed class TargetMetrics : IDisposable
     internal TargetMetrics(NvmeTarget target)
     {
         _target = target;
-        _meter = new Meter(MeterName);
+        // The target as the meter's scope, so a listener can tell this target's instruments from another's in the
+        // same process.
+        _meter = new Meter(new MeterOptions(MeterName) { Scope = target });
         _ops = _meter.CreateCounter<long>("zns.io.commands", "{command}", "I/O commands completed, by namespace and operation");
         _bytes = _meter.CreateCounter<long>("zns.io.bytes", "By", "Data moved by successful reads, writes and appends");
         _errors = _meter.CreateCounter<long>("zns.io.errors", "{command}", "I/O commands that completed with an error, by NVMe status");
@@ -76,8 +79,28 @@ public sealed class TargetMetrics : IDisposable
     /// <summary>Per-zone command counts of a zoned namespace, or null for a conventional one.</summary>
     public ZoneActivity? Activity(uint nsid) => nsid - 1 < (uint)_activity.Length ? _activity[nsid - 1] : null;
 
-    /// <summary>Records one completed I/O command.</summary>
+    /// <summary>Records one completed I/O command posted now: its counts and its latency from <paramref name="startTimestamp"/>.</summary>
     internal void Complete(uint nsid, byte opcode, ulong slba, int bytes, NvmeStatus status, long startTimestamp)
+    {
+        Count(nsid, opcode, slba, bytes, status);
+        RecordLatency(nsid, opcode, startTimestamp);
+    }
+
+    /// <summary>
+    /// Records the latency of a command whose completion is posted now, <paramref name="startTimestamp"/> being its
+    /// arrival (a <see cref="Stopwatch"/> timestamp). A timed completion calls this when the scheduler releases it,
+    /// so the histogram includes the modelled delay.
+    /// </summary>
+    internal void RecordLatency(uint nsid, byte opcode, long startTimestamp)
+    {
+        if (nsid - 1 < (uint)_nsTags.Length)
+        {
+            _latency.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, _nsTags[nsid - 1], _opTags[OperationIndex(opcode)]);
+        }
+    }
+
+    /// <summary>Counts one executed I/O command (commands, bytes, errors, per-zone activity), not its latency.</summary>
+    internal void Count(uint nsid, byte opcode, ulong slba, int bytes, NvmeStatus status)
     {
         if (nsid - 1 >= (uint)_nsTags.Length)
         {
@@ -103,7 +126,6 @@ public sealed class TargetMetrics : IDisposable
             _errors.Add(1, ns, opTag, tag);
             Interlocked.Increment(ref _errorCounts[nsid - 1].GetOrAdd((string)tag.Value!, static _ => new StrongBox<long>()).Value);
         }
-        _latency.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, ns, opTag);
         if (op <= 2 && _activity[nsid - 1] is { } activity)
         {
             ZonedNamespace zns = _target.Subsystem.Namespaces[(int)nsid - 1];

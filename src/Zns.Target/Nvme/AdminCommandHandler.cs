@@ -1,4 +1,5 @@
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Target.Nvme.Wire;
 
 namespace Zns.Target.Nvme;
@@ -12,6 +13,7 @@ internal static class FeatureId
     public const byte AsyncEventConfiguration = 0x0B;
     public const byte Timestamp = 0x0E;
     public const byte KeepAliveTimer = 0x0F;
+    public const byte HostBehaviorSupport = 0x16;
     public const byte IoCommandSetProfile = 0x19;
 }
 
@@ -250,7 +252,7 @@ internal sealed class AdminCommandHandler(NvmeController controller)
         TargetOptions o = controller.Options;
         return new ControllerIdentity(
             o.SerialNumber, o.ModelNumber, o.FirmwareRevision, controller.Cntlid,
-            Subsystem.IsDiscovery ? (byte)0 : Subsystem.Mdts, (ushort)o.MaxQueueEntries,
+            Subsystem.IsDiscovery ? (byte)0 : Subsystem.Mdts, (ushort)Math.Min(o.MaxQueueEntries, ushort.MaxValue),
             Subsystem.IsDiscovery ? 0 : NvmeSubsystem.MaxNamespaces,
             Subsystem.Nqn, (uint)((SubmissionQueueEntry.Size + controller.AdminQueue.InCapsuleDataLength) / 16), Subsystem.IsDiscovery,
             IdentifyControllerLayout.OptionalNvmCommands, o.AsyncEventRequestLimit, Zns.Core.Zones.ZonedNamespace.CopyFormatsSupported);
@@ -388,6 +390,13 @@ internal sealed class AdminCommandHandler(NvmeController controller)
     /// <summary>The Timestamp feature's data: 8 bytes.</summary>
     private const int TimestampSize = 8;
 
+    private static int FeatureDataLength(byte fid) => fid switch
+    {
+        FeatureId.Timestamp => TimestampSize,
+        FeatureId.HostBehaviorSupport => HostBehaviorLayout.Size,
+        _ => 0,
+    };
+
     private NvmeStatus SetFeatures(in SubmissionQueueEntry sqe, Span<byte> data, ref ulong result)
     {
         byte fid = (byte)sqe.Cdw10;
@@ -395,12 +404,12 @@ internal sealed class AdminCommandHandler(NvmeController controller)
         uint value = sqe.Cdw11;
         if (fid is not (FeatureId.NumberOfQueues or FeatureId.AsyncEventConfiguration or FeatureId.KeepAliveTimer
             or FeatureId.VolatileWriteCache or FeatureId.IoCommandSetProfile or FeatureId.TemperatureThreshold
-            or FeatureId.Timestamp))
+            or FeatureId.Timestamp or FeatureId.HostBehaviorSupport))
         {
             return NvmeStatus.InvalidField.WithDnr();
         }
-        // Timestamp carries 8 bytes; every other feature here none.
-        if (data.Length != (fid == FeatureId.Timestamp ? TimestampSize : 0))
+        // Timestamp carries 8 bytes, Host Behavior Support 512; every other feature here none.
+        if (data.Length != FeatureDataLength(fid))
         {
             return NvmeStatus.DataSglLengthInvalid.WithDnr();
         }
@@ -412,6 +421,11 @@ internal sealed class AdminCommandHandler(NvmeController controller)
         switch (fid)
         {
             case FeatureId.NumberOfQueues:
+                // The number of queues is fixed once I/O queues exist, until a controller reset (QEMU's order).
+                if (controller.IoQueuesCreated)
+                {
+                    return NvmeStatus.CommandSequenceError.WithDnr();
+                }
                 if ((value & 0xFFFF) == 0xFFFF || (value >> 16) == 0xFFFF)
                 {
                     return NvmeStatus.InvalidField.WithDnr();
@@ -437,6 +451,10 @@ internal sealed class AdminCommandHandler(NvmeController controller)
 
             case FeatureId.Timestamp:
                 controller.SetTimestamp(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(data));
+                return NvmeStatus.Success;
+
+            case FeatureId.HostBehaviorSupport:
+                controller.SetHostBehavior(data);
                 return NvmeStatus.Success;
 
             case FeatureId.TemperatureThreshold:
@@ -484,6 +502,27 @@ internal sealed class AdminCommandHandler(NvmeController controller)
                 return NvmeStatus.Success;
             }
             System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(data, controller.GetTimestamp());
+            return NvmeStatus.Success;
+        }
+        if (fid == FeatureId.HostBehaviorSupport)
+        {
+            if (sel > 3)
+            {
+                return NvmeStatus.InvalidField.WithDnr();
+            }
+            // Current: the 512-byte structure as the host last set it. Default and saved (nothing is saveable) and
+            // capabilities (changeable, bit 2, in DW0) transfer no structure in QEMU, so any buffer is taken and
+            // reads as zeros.
+            if (sel == 0 && data.Length != HostBehaviorLayout.Size)
+            {
+                return NvmeStatus.DataSglLengthInvalid.WithDnr();
+            }
+            data.Clear();
+            if (sel == 0)
+            {
+                controller.GetHostBehavior(data);
+            }
+            result = sel == 3 ? 0x4UL : 0UL;
             return NvmeStatus.Success;
         }
         if (!data.IsEmpty && fid is FeatureId.NumberOfQueues or FeatureId.AsyncEventConfiguration or FeatureId.KeepAliveTimer

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Zns.Core.Faults;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Zones;
 
 namespace Zns.Target.Nvme;

@@ -1,8 +1,10 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Timing;
 using Zns.Core.Zones;
+using Zns.Target.Nvme.Wire;
 
 namespace Zns.Target.Nvme;
 
@@ -78,6 +80,14 @@ internal sealed partial class IoCommandHandler
             cqe.Status = NvmeStatus.InvalidOpcode.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
+        if (opcode is IoOpcode.Read or IoOpcode.Write or IoOpcode.ZoneAppend or IoOpcode.Compare
+            && (long)ReadWriteBlocks(in sqe) << ns.Geometry.BlockShift > ns.Geometry.MaxTransferBytes)
+        {
+            // MDTS is judged from NLB before the data buffer (QEMU's nvme_check_mdts comes first; a PRP has no
+            // length), so NLB beyond MDTS is Invalid Field whatever buffer the host described.
+            cqe.Status = NvmeStatus.InvalidField.WithDnr();
+            return new ValueTask<CompletionQueueEntry>(cqe);
+        }
         if (opcode == IoOpcode.Read)
         {
             if ((long)ReadWriteBlocks(in sqe) << ns.Geometry.BlockShift != data.Length)
@@ -97,15 +107,17 @@ internal sealed partial class IoCommandHandler
         {
             cqe.Status = InternalError(ex, opcode);
         }
-        _metrics.Complete(info.Nsid, opcode, sqe.Cdw10_11, data.Length, cqe.Status, arrival);
+        _metrics.Count(info.Nsid, opcode, sqe.Cdw10_11, data.Length, cqe.Status);
         if (timing is not null)
         {
             long due = CommandTiming.Due(timing, submitted, in sqe, in before, in cqe);
             if (due > CompletionScheduler.Now)
             {
-                return _timed.Rent().Start(in cqe, due);
+                // The latency is recorded when the scheduler posts the completion.
+                return _timed.Rent().Start(in cqe, due, info.Nsid, opcode, arrival);
             }
         }
+        _metrics.RecordLatency(info.Nsid, opcode, arrival);
         return new ValueTask<CompletionQueueEntry>(cqe);
     }
 
@@ -120,6 +132,8 @@ internal sealed partial class IoCommandHandler
     }
 
     internal void Return(TimedCompletion completion) => _timed.Return(completion);
+
+    internal Metrics.TargetMetrics Metrics => _metrics;
 
     private NvmeStatus ExecuteSynchronous(in SubmissionQueueEntry sqe, ZonedNamespace ns, NamespaceInfo info, Span<byte> data, ref ulong result)
     {
@@ -185,7 +199,10 @@ internal sealed partial class IoCommandHandler
                 // source range list; a failing range's index goes back in DW0.
                 int ranges = (int)(sqe.Cdw12 & 0xFF) + 1;
                 byte format = (byte)((sqe.Cdw12 >> 8) & 0xF);
-                NvmeStatus status = ns.Copy(sqe.Cdw10_11, format, ranges, data, out uint failed);
+                // Formats 2h/3h name a source namespace per range: those of this controller, once the host has
+                // enabled them (Host Behavior Support CDFE).
+                var context = new CopyContext(info.Nsid, _controller.EnabledCopyFormats, _controller);
+                NvmeStatus status = ns.Copy(sqe.Cdw10_11, format, ranges, data, context, out uint failed);
                 if (!status.IsSuccess)
                 {
                     result = failed;

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Target.Nvme.Wire;
 using static Zns.Target.Nvme.Wire.ControllerProperties;
 
@@ -218,6 +219,7 @@ internal sealed partial class NvmeController
                 return NvmeStatus.CommandSequenceError.WithDnr();
             }
             _ioQueues[qid - 1] = queue;
+            _ioQueuesCreated = true;
             return NvmeStatus.Success;
         }
     }
@@ -393,6 +395,15 @@ internal sealed partial class NvmeController
         get { lock (_lock) { return CcEnabled(_cc) && CcCss(_cc) == CssNvm; } }
     }
 
+    // Set once an I/O queue is created (Connect, Create I/O SQ) and until the controller is reset: Number of Queues
+    // may then no longer be set (QEMU's qs_created).
+    private bool _ioQueuesCreated;
+
+    internal bool IoQueuesCreated
+    {
+        get { lock (_lock) { return _ioQueuesCreated; } }
+    }
+
     // Timestamp feature (FID 0Eh): milliseconds since the epoch as the host last set it, running on from then.
     private ulong _hostTimestamp;
     private long _timestampSetAt;
@@ -423,6 +434,8 @@ internal sealed partial class NvmeController
         VolatileWriteCacheEnabled = true;
         OverTemperatureThreshold = IdentifyControllerLayout.WarningTemperature;
         UnderTemperatureThreshold = 0;
+        ResetHostBehavior();
+        _ioQueuesCreated = false;
     }
 
     public NvmeStatus SetAsyncEventConfig(uint value)

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Target.Nvme.Auth;
 using Zns.Target.Nvme.Wire;
 
@@ -17,6 +18,9 @@ internal sealed partial class QueueHandler : IQueueHandler
 {
     /// <summary>Before Connect only Fabrics commands are valid; Connect data (1024 bytes) always comes in-capsule within 8 KiB.</summary>
     internal const int PreConnectMaxDataLength = 8192;
+
+    /// <summary>SQSIZE (0's based) the admin queue may always have: the 32 entries of Linux's NVME_AQ_DEPTH.</summary>
+    internal const int AdminQueueMinimumSqSize = 31;
 
     private readonly NvmeTarget _target;
     private readonly IQueueTransport _transport;
@@ -219,7 +223,9 @@ internal sealed partial class QueueHandler : IQueueHandler
             return;
         }
         ushort sqSize = ConnectCommandLayout.SqSize(in sqe);
-        int mqes = _target.Options.MaxQueueEntries - 1;
+        // CAP.MQES bounds I/O queues only (NVMe over Fabrics: "applies to only the I/O Submission Queues"); the
+        // admin queue may always have the 32 entries Linux gives it (NVME_AQ_DEPTH), however small MQES is.
+        int mqes = qid == 0 ? Math.Max(_target.Options.MaxQueueEntries - 1, AdminQueueMinimumSqSize) : _target.Options.MaxQueueEntries - 1;
         if (sqSize == 0 || sqSize > mqes)
         {
             Reject(ref cqe, NvmeStatus.ConnectInvalidParameters, ConnectDataLayout.InvalidParameterInSqe(ConnectCommandLayout.SqSizeOffset),

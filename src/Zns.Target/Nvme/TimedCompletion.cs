@@ -1,5 +1,5 @@
 using System.Threading.Tasks.Sources;
-using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Timing;
 
 namespace Zns.Target.Nvme;
@@ -13,16 +13,28 @@ internal sealed class TimedCompletion(IoCommandHandler owner) : IValueTaskSource
 {
     private ManualResetValueTaskSourceCore<CompletionQueueEntry> _core;
     private CompletionQueueEntry _cqe;
+    private uint _nsid;
+    private byte _opcode;
+    private long _arrival;
 
-    public ValueTask<CompletionQueueEntry> Start(in CompletionQueueEntry cqe, long due)
+    /// <summary>Holds <paramref name="cqe"/> until <paramref name="due"/>; the latency metric counts from <paramref name="arrival"/> to then.</summary>
+    public ValueTask<CompletionQueueEntry> Start(in CompletionQueueEntry cqe, long due, uint nsid, byte opcode, long arrival)
     {
         _cqe = cqe;
+        _nsid = nsid;
+        _opcode = opcode;
+        _arrival = arrival;
         short version = _core.Version;
         CompletionScheduler.Shared.Schedule(due, this);
         return new ValueTask<CompletionQueueEntry>(this, version);
     }
 
-    void IThreadPoolWorkItem.Execute() => _core.SetResult(_cqe);
+    void IThreadPoolWorkItem.Execute()
+    {
+        // Recorded before the result is set: after it, the transport may reuse this operation.
+        owner.Metrics.RecordLatency(_nsid, _opcode, _arrival);
+        _core.SetResult(_cqe);
+    }
 
     public CompletionQueueEntry GetResult(short token)
     {

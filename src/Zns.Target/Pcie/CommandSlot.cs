@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 
 namespace Zns.Target.Pcie;
 

@@ -246,7 +246,8 @@ public sealed partial class NvmePcieFunction : IDisposable
     private void EnableLocked(uint cc)
     {
         int asqs = (int)(_aqa & 0xFFF) + 1, acqs = (int)((_aqa >> 16) & 0xFFF) + 1;
-        int maxEntries = _target.Options.MaxQueueEntries;
+        // CAP.MQES bounds the I/O queues the host creates; the admin queue may always have Linux's 32 entries.
+        int maxEntries = Math.Max(_target.Options.MaxQueueEntries, 32);
         if (asqs < 2 || acqs < 2 || asqs > maxEntries || acqs > maxEntries)
         {
             SetFatalLocked($"admin queue sizes ASQS {asqs} / ACQS {acqs} outside 2..{maxEntries}");

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 
 namespace Zns.Target.Transport;
 

@@ -1,6 +1,4 @@
 using System.IO.Pipelines;
-using Zns.Core;
-using Zns.Core.Nvme;
 using Zns.Protocol;
 
 namespace Zns.Target.Transport;
@@ -49,7 +47,7 @@ internal sealed class ResponseWriter(PipeWriter output, TargetTransportOptions o
                 Write(data);
                 if (dd != 0)
                 {
-                    Crc32C.WriteDigest(data, output.GetSpan(dd));
+                    Digest.Write(data, output.GetSpan(dd));
                     Advance(dd);
                 }
             }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 
 namespace Zns.Target.Tests.Pcie;
 

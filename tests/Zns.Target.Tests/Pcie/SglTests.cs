@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Target.Nvme.Wire;
 using Zns.Target.Pcie;
 

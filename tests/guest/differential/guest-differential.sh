@@ -14,11 +14,19 @@ qemu_ctrl= zns_ctrl=
 for c in /sys/class/nvme/nvme*; do
   case $(cat "$c/transport") in pcie) qemu_ctrl=$(basename "$c") ;; tcp) zns_ctrl=$(basename "$c") ;; esac
 done
-qemu_ng=$(ls -d /dev/ng${qemu_ctrl#nvme}n1 2>/dev/null) zns_ng=$(ls -d /dev/ng${zns_ctrl#nvme}n* 2>/dev/null | head -1)
-if [ -z "$qemu_ng" ] || [ -z "$zns_ng" ]; then out "not ok - differential: char devices (qemu '$qemu_ctrl' zns '$zns_ctrl')"; exit 0; fi
-echo "# qemu: /dev/$qemu_ctrl $qemu_ng; zns: /dev/$zns_ctrl $zns_ng"
-"$work/zdiff" "$work/cases.txt" "$qemu_ng" "$zns_ng" "/dev/$qemu_ctrl" "/dev/$zns_ctrl" 256 "$seed" "$count" | tee -a "$tap"
+qemu_ng=$(ls -d /dev/ng${qemu_ctrl#nvme}n1 2>/dev/null) zns_ng=$(ls -d /dev/ng${zns_ctrl#nvme}n1 2>/dev/null)
+qemu_ng2=$(ls -d /dev/ng${qemu_ctrl#nvme}n2 2>/dev/null) zns_ng2=$(ls -d /dev/ng${zns_ctrl#nvme}n2 2>/dev/null)
+if [ -z "$qemu_ng" ] || [ -z "$zns_ng" ] || [ -z "$qemu_ng2" ] || [ -z "$zns_ng2" ]; then
+  out "not ok - differential: char devices (qemu '$qemu_ctrl' zns '$zns_ctrl': $(ls /dev/ng* | tr '\n' ' '))"; exit 0
+fi
+echo "# qemu: /dev/$qemu_ctrl $qemu_ng $qemu_ng2; zns: /dev/$zns_ctrl $zns_ng $zns_ng2"
+"$work/zdiff" "$work/cases.txt" "$qemu_ng" "$zns_ng" "/dev/$qemu_ctrl" "/dev/$zns_ctrl" 256 "$seed" "$count" "$qemu_ng2" "$zns_ng2" | tee -a "$tap"
 n=$(grep -cE '^(ok|not ok) ' "$tap")
+# The queue depth the kernel settled on from CAP.MQES (and MAXCMD over NVMe/TCP): the same mqes gives the same.
+qs=$(cat /sys/class/nvme/$qemu_ctrl/sqsize) zs=$(cat /sys/class/nvme/$zns_ctrl/sqsize)
+n=$((n + 1))
+if [ "$qs" = "$zs" ]; then out "ok $n - differential: host queue depth from mqes (sysfs sqsize $qs on both)"
+else out "not ok $n - differential: host queue depth from mqes (sysfs sqsize qemu $qs, zns $zs)"; fi
 
 # Kernel-side checks against zns (nvme-cli through the kernel): Copy, Verify, Compare, a ZRWA sequence.
 blk=/dev/${zns_ctrl}n1

@@ -21,13 +21,18 @@ seed=${ZNS_DIFF_SEED:-$(( $(date +%s) % 100000 + 1 ))}
 count=${ZNS_DIFF_COUNT:-1000}
 port=$(( 20000 + RANDOM % 20000 ))
 
-# One geometry for both devices. QEMU puts zasl/mdts on the controller, the rest on the namespace.
+# One geometry for both devices. QEMU puts zasl/mdts and mqes/max_ioqpairs/aerl on the controller, the rest on the
+# namespace. Namespaces 2 (conventional, 4 KiB blocks) and 3 (conventional, 512-byte blocks) are Copy sources.
+ctrl_opts="mqes=63,max_ioqpairs=2,aerl=7"
 zone_opts="zoned.zone_size=1M,zoned.zone_capacity=768K,zoned.max_open=4,zoned.max_active=6,zoned.descr_ext_size=64,zoned.zrwas=32K,zoned.zrwafg=8K,zoned.numzrwa=2"
 gcc -O2 -Wall -o "$work/zdiff" "$here/zdiff.c" || { echo "not ok - differential: zdiff does not build"; exit 0; }
 cp "$here/cases.txt" "$work/"
 truncate -s 32M "$work/qemu-zns.raw"
+truncate -s 4M "$work/qemu-ns2.raw"
+truncate -s 1M "$work/qemu-ns3.raw"
 
-(cd "$work" && exec dotnet "$zns_dll" serve "ram:32M,logical_block_size=4096,$zone_opts,zoned.zasl=5,mdts=7" --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1) &
+(cd "$work" && exec dotnet "$zns_dll" serve "ram:32M,logical_block_size=4096,$zone_opts,zoned.zasl=5,mdts=7" \
+  ram:4M,zoned=off ram:1M,zoned=off,logical_block_size=512 -o "$ctrl_opts" --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1) &
 server_pid=$!
 for _ in $(seq 1 100); do grep -q "press Ctrl-C" "$work/serve.log" 2>/dev/null && break; sleep 0.2; done
 grep -q "press Ctrl-C" "$work/serve.log" || { echo "not ok - differential: zns serve did not start"; cat "$work/serve.log" | sed 's/^/# /'; exit 0; }
@@ -35,8 +40,12 @@ grep -q "press Ctrl-C" "$work/serve.log" || { echo "not ok - differential: zns s
 echo "# differential against $("$guest/qemu-trixie" --version | head -1), seed $seed, $count generated commands"
 "$guest/run-guest.sh" -t "${ZNS_DIFF_TIMEOUT:-900}" -w "$work" -m nvme --qemu "$guest/qemu-trixie" \
   --qemu-arg -drive --qemu-arg "file=$work/qemu-zns.raw,if=none,id=zdiff0,format=raw,discard=unmap" \
-  --qemu-arg -device --qemu-arg "nvme,serial=qemuzns,id=qnvme0,zoned.zasl=5,mdts=7" \
+  --qemu-arg -drive --qemu-arg "file=$work/qemu-ns2.raw,if=none,id=zdiff1,format=raw,discard=unmap" \
+  --qemu-arg -drive --qemu-arg "file=$work/qemu-ns3.raw,if=none,id=zdiff2,format=raw,discard=unmap" \
+  --qemu-arg -device --qemu-arg "nvme,serial=qemuzns,id=qnvme0,zoned.zasl=5,mdts=7,$ctrl_opts" \
   --qemu-arg -device --qemu-arg "nvme-ns,drive=zdiff0,bus=qnvme0,nsid=1,zoned=true,logical_block_size=4096,physical_block_size=4096,$zone_opts" \
+  --qemu-arg -device --qemu-arg "nvme-ns,drive=zdiff1,bus=qnvme0,nsid=2,logical_block_size=4096,physical_block_size=4096" \
+  --qemu-arg -device --qemu-arg "nvme-ns,drive=zdiff2,bus=qnvme0,nsid=3,logical_block_size=512,physical_block_size=512" \
   "$here/guest-differential.sh" "$port" "$work" "$seed" "$count" 2>"$work/guest.err"
 rc=$?
 if ! grep -qE '^(ok|not ok) ' "$work/diff.tap" 2>/dev/null; then

@@ -1,9 +1,10 @@
 /* zdiff: drive two zoned NVMe namespaces (QEMU's emulated ZNS device and zns over NVMe/TCP) with the same
  * commands through the kernel's passthrough char devices and compare every answer: status (SCT, SC, DNR),
  * CQE DW0/DW1, data read back, zone reports byte by byte. Prints TAP lines.
- *   zdiff CASEFILE NGDEV_A NGDEV_B CTRL_A CTRL_B ZSZE SEED COUNT
+ *   zdiff CASEFILE NGDEV_A NGDEV_B CTRL_A CTRL_B ZSZE SEED COUNT [NG2_A NG2_B]
  * CASEFILE: named cases, one command per line (see cases.txt); then a generated sequence of COUNT commands
- * from SEED. Addresses may be written zN+OFF (zone N, block OFF). */
+ * from SEED. Addresses may be written zN+OFF (zone N, block OFF). NG2_A/NG2_B: namespace 2 of each device, for
+ * commands prefixed "@2" (a source namespace of cross-namespace Copy). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/nvme_ioctl.h>
@@ -16,7 +17,7 @@
 
 #define BS 4096
 #define MAXBUF (1 << 20)
-static int fa, fb, ca, cb, tap;
+static int fa, fb, ca, cb, fa2 = -1, fb2 = -1, tap;
 static uint64_t zsze, nzones;
 static uint8_t *ba, *bb, *wbuf;
 static uint64_t rng;
@@ -24,7 +25,8 @@ static unsigned allowed_count;
 
 static uint64_t rnd(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng; }
 
-struct cmd { uint8_t opc; uint32_t c10, c11, c12, c13; uint32_t len; int dir; /* 1 h2c, 2 c2h */ int admin; char desc[160]; };
+struct cmd { uint8_t opc; uint32_t c10, c11, c12, c13; uint32_t len; int dir; /* 1 h2c, 2 c2h */ int admin; int ns; /* I/O: 0 or 1 = nsid 1, 2 = nsid 2 */
+             uint32_t nsid; /* admin */ int nodata_cmp; char desc[160]; };
 struct ans { int status; uint64_t result; };
 
 static struct ans issue(int fd, struct cmd *c, uint8_t *buf)
@@ -32,7 +34,7 @@ static struct ans issue(int fd, struct cmd *c, uint8_t *buf)
     struct nvme_passthru_cmd64 p = { 0 };
     struct ans a;
     p.opcode = c->opc;
-    p.nsid = !c->admin || (c->c10 & 0xff) == 0x00 || (c->c10 & 0xff) == 0x05 ? 1 : 0;
+    p.nsid = c->admin ? c->nsid : c->ns == 2 ? 2 : 1;
     p.cdw10 = c->c10; p.cdw11 = c->c11; p.cdw12 = c->c12; p.cdw13 = c->c13;
     p.addr = (uint64_t)(uintptr_t)buf; p.data_len = c->len; p.timeout_ms = 30000;
     if (c->dir == 1) memcpy(buf, wbuf, c->len); else if (c->len) memset(buf, 0xA5, c->len);
@@ -66,26 +68,32 @@ static int identify_differs(struct cmd *c, char *why)
     if (cns == 0x06 && csi == 0) return memcmp(ba, bb, 16) ? (sprintf(why, "VSL/DMRL/DMRSL/DMSL"), 1) : 0;
     if (cns == 0x06 && csi == 2) return ba[0] != bb[0] ? (sprintf(why, "ZASL"), 1) : 0;
     if (cns == 0x01) {
-        /* MDTS, VWC, ONCS without QEMU's bits 9-10 (All Fast Copy, not implemented: allow-list) */
+        /* MDTS, VWC, ONCS without QEMU's bits 9-10 (All Fast Copy, not implemented: allow-list), OCFS, AERL */
         uint16_t oa = (ba[520] | ba[521] << 8) & ~0x600, ob = bb[520] | bb[521] << 8;
         if (ba[77] != bb[77] || ba[525] != bb[525] || oa != ob) return sprintf(why, "MDTS/VWC/ONCS"), 1;
+        if (ba[534] != bb[534] || ba[535] != bb[535]) return sprintf(why, "OCFS %02x%02x vs %02x%02x", ba[535], ba[534], bb[535], bb[534]), 1;
+        if (ba[259] != bb[259]) return sprintf(why, "AERL %u vs %u", ba[259], bb[259]), 1;
         return 0;
     }
-    return memcmp(ba, bb, c->len) ? (sprintf(why, "data"), 1) : 0;
+    if (!memcmp(ba, bb, c->len)) return 0;
+    uint32_t i = 0;
+    while (ba[i] == bb[i]) i++;
+    return sprintf(why, "data at byte %u (%02x vs %02x)", i, ba[i], bb[i]), 1;
 }
 
 static unsigned ncmds;
 /* Runs one command on both devices; returns 0 when the answers agree. */
 static int run(struct cmd *c, int verbose)
 {
-    int fdA = c->admin ? ca : fa, fdB = c->admin ? cb : fb;
+    int fdA = c->admin ? ca : c->ns == 2 ? fa2 : fa, fdB = c->admin ? cb : c->ns == 2 ? fb2 : fb;
+    if (fdA < 0 || fdB < 0) { printf("#   %s: no namespace 2 devices given\n", c->desc); return 1; }
     struct ans x = issue(fdA, c, ba), y = issue(fdB, c, bb);
     char why[96] = "";
     int bad = 0;
     ncmds++;
     if (x.status != y.status) bad = 1, sprintf(why, "status");
-    else if (x.result != y.result && !(c->admin && c->opc == 0x0a)) bad = 1, sprintf(why, "DW0/DW1");
-    else if (x.status == 0 && c->dir == 2) {
+    else if (x.result != y.result && !(c->admin && c->opc == 0x0a && (c->c10 & 0xff) == 0x0e)) bad = 1, sprintf(why, "DW0/DW1");
+    else if (x.status == 0 && c->dir == 2 && !c->nodata_cmp) {
         if (c->admin) bad = identify_differs(c, why);
         else if (memcmp(ba, bb, c->len)) {
             uint32_t i = 0;
@@ -130,13 +138,16 @@ static void zrecv(struct cmd *c, uint64_t slba, uint32_t bytes, int zra, int zra
     c->c13 = zra | (zrasf << 8) | (partial << 16); c->dir = 2; c->len = bytes;
 }
 
-static void copy(struct cmd *c, uint64_t sdlba, int format, int n, const uint64_t *s, const uint32_t *nl)
+static void copy(struct cmd *c, uint64_t sdlba, int format, int n, const uint64_t *s, const uint32_t *nl, const uint32_t *sn)
 {
     memset(c, 0, sizeof *c);
     c->opc = 0x19; c->c10 = (uint32_t)sdlba; c->c11 = sdlba >> 32; c->c12 = (n - 1) | (format << 8);
     c->dir = 1; c->len = n * 32;
     memset(wbuf, 0, c->len);
-    for (int i = 0; i < n; i++) { memcpy(wbuf + i * 32 + 8, &s[i], 8); uint16_t v = nl[i] - 1; memcpy(wbuf + i * 32 + 16, &v, 2); }
+    for (int i = 0; i < n; i++) {
+        if (sn) memcpy(wbuf + i * 32, &sn[i], 4);
+        memcpy(wbuf + i * 32 + 8, &s[i], 8); uint16_t v = nl[i] - 1; memcpy(wbuf + i * 32 + 16, &v, 2);
+    }
 }
 
 static const char *zsa_names[] = { [1] = "close", [2] = "finish", [3] = "open", [4] = "reset", [5] = "offline", [0x10] = "setzde", [0x11] = "flush" };
@@ -154,11 +165,25 @@ static int parse(char *line, struct cmd *c, unsigned tag)
     for (char *p = strtok(line, " \t\n"); p && n < 12; p = strtok(0, " \t\n")) { if (*p == '#') break; t[n++] = p; }
     if (!n) return 0;
     char desc[160] = ""; for (int i = 0; i < n; i++) { strcat(desc, t[i]); if (i + 1 < n) strcat(desc, " "); }
+    int ns = 0;
+    if (!strcmp(t[0], "@2")) { ns = 2; for (int i = 1; i < n; i++) t[i - 1] = t[i]; n--; }
     if (!strcmp(t[0], "w") || !strcmp(t[0], "a") || !strcmp(t[0], "cmp") || !strcmp(t[0], "wfua")) {
         uint32_t nlb = strtoul(t[2], 0, 0);
         uint8_t opc = t[0][0] == 'a' ? 0x7d : t[0][1] == 'm' ? 0x05 : 0x01;
         rw(c, opc, lba(t[1]), nlb, 1, !strcmp(t[0], "wfua") ? 1u << 30 : 0);
         fill(nlb * BS, n > 3 ? strtoul(t[3], 0, 0) : tag);
+    } else if (!strcmp(t[0], "big")) {  /* big w|r|a|cmp SLBA NLB: NLB in the command, a one-block buffer (beyond MDTS) */
+        uint8_t opc = !strcmp(t[1], "w") ? 0x01 : !strcmp(t[1], "r") ? 0x02 : !strcmp(t[1], "a") ? 0x7d : 0x05;
+        rw(c, opc, lba(t[2]), strtoul(t[3], 0, 0), opc == 0x02 ? 2 : 1, 0);
+        c->len = BS; fill(BS, tag);
+    } else if (!strcmp(t[0], "hbs")) {  /* hbs CDFE: Set Features Host Behavior Support, CDFE at bytes 5:4 */
+        memset(c, 0, sizeof *c); c->admin = 1; c->opc = 0x09; c->c10 = 0x16; c->dir = 1; c->len = 512;
+        memset(wbuf, 0, 512); uint16_t cdfe = strtoul(t[1], 0, 0); memcpy(wbuf + 4, &cdfe, 2);
+    } else if (!strcmp(t[0], "gf")) {   /* gf FID SEL LEN: Get Features; data compared for SEL 0 (QEMU moves none for others) */
+        memset(c, 0, sizeof *c); c->admin = 1; c->opc = 0x0a; c->c10 = strtoul(t[1], 0, 0) | strtoul(t[2], 0, 0) << 8;
+        c->len = strtoul(t[3], 0, 0); c->dir = c->len ? 2 : 0; c->nodata_cmp = strtoul(t[2], 0, 0) != 0;
+    } else if (!strcmp(t[0], "sf")) {   /* sf FID CDW11: Set Features without data */
+        memset(c, 0, sizeof *c); c->admin = 1; c->opc = 0x09; c->c10 = strtoul(t[1], 0, 0); c->c11 = strtoul(t[2], 0, 0);
     } else if (!strcmp(t[0], "r")) rw(c, 0x02, lba(t[1]), strtoul(t[2], 0, 0), 2, 0);
     else if (!strcmp(t[0], "wz")) rw(c, 0x08, lba(t[1]), strtoul(t[2], 0, 0), 0, 0);
     else if (!strcmp(t[0], "v")) rw(c, 0x0c, lba(t[1]), strtoul(t[2], 0, 0), 0, 0);
@@ -169,15 +194,21 @@ static int parse(char *line, struct cmd *c, unsigned tag)
         memset(c, 0, sizeof *c); c->opc = 0x09; c->c11 = 4; c->dir = 1; c->len = 4096;
         memset(wbuf, 0, 4096); uint64_t s = lba(t[1]); uint32_t nl = strtoul(t[2], 0, 0);
         memcpy(wbuf + 4, &nl, 4); memcpy(wbuf + 8, &s, 8);
-    } else if (!strcmp(t[0], "cp")) {   /* cp SDLBA FORMAT SLBA:NLB[,SLBA:NLB...] | cp SDLBA FORMAT nN (N one-block ranges) */
-        uint64_t s[256]; uint32_t nl[256]; int k = 0;
-        if (t[3][0] == 'n') { k = atoi(t[3] + 1); for (int i = 0; i < k; i++) s[i] = 0, nl[i] = 1; }
-        else for (char *p = strtok(t[3], ","); p; p = strtok(0, ",")) { char *col = strchr(p, ':'); *col = 0; s[k] = lba(p); nl[k++] = strtoul(col + 1, 0, 0); }
-        copy(c, lba(t[1]), atoi(t[2]), k, s, nl);
+    } else if (!strcmp(t[0], "cp")) {   /* cp SDLBA FORMAT [SNSID/]SLBA:NLB[,...] | cp SDLBA FORMAT nN (N one-block ranges) */
+        uint64_t s[256]; uint32_t nl[256], sn[256]; int k = 0, format = atoi(t[2]);
+        uint32_t own = format >= 2 ? (ns == 2 ? 2 : 1) : 0;   /* formats 2h/3h: the command's NSID unless given */
+        if (t[3][0] == 'n') { k = atoi(t[3] + 1); for (int i = 0; i < k; i++) s[i] = 0, nl[i] = 1, sn[i] = own; }
+        else for (char *p = strtok(t[3], ","); p; p = strtok(0, ",")) {
+            char *sl = strchr(p, '/'); sn[k] = sl ? (uint32_t)strtoul(p, 0, 0) : own; if (sl) p = sl + 1;
+            char *col = strchr(p, ':'); *col = 0; s[k] = lba(p); nl[k++] = strtoul(col + 1, 0, 0);
+        }
+        copy(c, lba(t[1]), format, k, s, nl, sn);
     } else if (!strcmp(t[0], "id")) {   /* id CNS CSI */
         memset(c, 0, sizeof *c); c->admin = 1; c->opc = 0x06; c->c10 = strtoul(t[1], 0, 0); c->c11 = strtoul(t[2], 0, 0) << 24;
-        c->dir = 2; c->len = 4096;
+        c->dir = 2; c->len = 4096; c->nsid = c->c10 == 0x00 || c->c10 == 0x05 ? 1 : 0;
     } else { fprintf(stderr, "zdiff: bad line: %s\n", desc); exit(2); }
+    if (ns && c->admin) { fprintf(stderr, "zdiff: @2 on an admin command: %s\n", desc); exit(2); }
+    c->ns = ns;
     snprintf(c->desc, sizeof c->desc, "%s", desc);
     return 1;
 }
@@ -235,7 +266,8 @@ static int generated(unsigned count, uint64_t seed)
 
 int main(int argc, char **argv)
 {
-    if (argc != 9) { fprintf(stderr, "usage: zdiff CASEFILE NG_A NG_B CTRL_A CTRL_B ZSZE SEED COUNT\n"); return 2; }
+    if (argc != 9 && argc != 11) { fprintf(stderr, "usage: zdiff CASEFILE NG_A NG_B CTRL_A CTRL_B ZSZE SEED COUNT [NG2_A NG2_B]\n"); return 2; }
+    if (argc == 11 && ((fa2 = open(argv[9], O_RDWR)) < 0 || (fb2 = open(argv[10], O_RDWR)) < 0)) { perror("zdiff: open namespace 2"); return 2; }
     FILE *f = fopen(argv[1], "r");
     fa = open(argv[2], O_RDWR); fb = open(argv[3], O_RDWR); ca = open(argv[4], O_RDWR); cb = open(argv[5], O_RDWR);
     if (!f || fa < 0 || fb < 0 || ca < 0 || cb < 0) { perror("zdiff: open"); return 2; }

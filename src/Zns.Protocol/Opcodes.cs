@@ -1,4 +1,4 @@
-namespace Zns.Core.Nvme;
+namespace Zns.Protocol;
 
 /// <summary>Admin command opcodes.</summary>
 public static class AdminOpcode

@@ -1,8 +1,9 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
+using Zns.Core.Nvme;
 
-namespace Zns.Core.Nvme;
+namespace Zns.Protocol;
 
 /// <summary>
 /// A 64-byte NVMe submission queue entry (command), stored verbatim as it arrives on the wire (little-endian).

@@ -1,0 +1,57 @@
+using System.Text.Json;
+using Zns.Core.Zones;
+using static Zns.Control.Tests.ControlFixture;
+
+namespace Zns.Control.Tests;
+
+/// <summary>The zone map stream of a namespace with thousands of zones: a compact first snapshot, then only the zones that changed.</summary>
+public sealed class LargeMapTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task A_4096_zone_namespace_streams_a_compact_snapshot_then_only_changed_zones()
+    {
+        // 64 GiB of RAM backstore in 16 MiB zones: sparse, nothing is allocated until written.
+        var ns = ZonedNamespace.CreateInMemory(64L << 30, new NamespaceOptions { ZoneSize = 16 << 20, Mdts = 5 });
+        await using var f = await StartAsync(ns: ns);
+        await f.ConnectAsync();
+        const int Zones = 4096;
+        const ulong LargeZoneLbas = (16 << 20) / BlockSize;
+
+        using var stream = await f.Http.GetStreamAsync("api/namespaces/1/map", Ct);
+        using var reader = new StreamReader(stream);
+        async Task<(JsonElement Update, int Bytes)> NextAsync()
+        {
+            string? line;
+            while ((line = await reader.ReadLineAsync(Ct)) is not null && !line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+            }
+            Assert.NotNull(line);
+            return (JsonDocument.Parse(line[6..]).RootElement, line.Length);
+        }
+
+        var (first, bytes) = await NextAsync();
+        Assert.True(first.GetProperty("full").GetBoolean());
+        Assert.Equal(Zones, first.GetProperty("zones").GetInt32());
+        Assert.Equal(Zones, first.GetProperty("cells").GetArrayLength());
+        Assert.True(bytes < Zones * 32, $"full snapshot {bytes} bytes for {Zones} zones");
+
+        Assert.True((await f.Io.WriteAsync(1, 4000 * LargeZoneLbas, 8, Pattern(8 * BlockSize, 1), Ct)).Status.IsSuccess);
+        var (next, _) = await NextAsync();
+        Assert.False(next.GetProperty("full").GetBoolean());
+        var cells = next.GetProperty("cells");
+        Assert.Equal(1, cells.GetArrayLength());
+        Assert.Equal(4000, cells[0][0].GetInt32());
+        Assert.Equal(2, cells[0][1].GetInt32());  // implicitly opened
+        Assert.Equal(1, cells[0][2].GetInt32());  // 8 of 4096 blocks: 1 ‰
+        Assert.Equal(1, cells[0][5].GetInt32());  // one write command
+
+        // A media error over the last 3 zones marks exactly those.
+        await f.OkAsync(HttpMethod.Post, "api/faults", $$"""{"mediaErrors":[{"lba":{{(Zones - 3) * (long)LargeZoneLbas}},"blocks":{{3 * LargeZoneLbas}},"on":"read"}]}""");
+        (next, _) = await NextAsync();
+        cells = next.GetProperty("cells");
+        Assert.Equal([Zones - 3, Zones - 2, Zones - 1], cells.EnumerateArray().Select(c => c[0].GetInt32()));
+        Assert.All(cells.EnumerateArray(), c => Assert.Equal(1, c[6].GetInt32()));
+    }
+}
