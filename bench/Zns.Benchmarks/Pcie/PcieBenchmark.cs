@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
-using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Timing;
 using Zns.Core.Zones;
 using Zns.Target.Nvme;

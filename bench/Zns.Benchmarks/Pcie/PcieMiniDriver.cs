@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Target.Pcie;
 using Zns.Target.VfioUser;
 
