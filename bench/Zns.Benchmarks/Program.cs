@@ -1,14 +1,16 @@
 using BenchmarkDotNet.Running;
 using Zns.Benchmarks.Core;
+using Zns.Benchmarks.Pcie;
 using Zns.Benchmarks.Target;
 using Zns.Benchmarks.Timing;
 
-// `core` and `target` are hand-run side-by-side measurements that print one table; anything else goes to
+// `core`, `target` and `pcie` are hand-run side-by-side measurements that print one table; anything else goes to
 // BenchmarkDotNet (for example `--filter *Core*`).
 return args.FirstOrDefault() switch
 {
     "core" => CoreSideBySide.Run(args[1..]),
     "target" => await TargetLoopback.RunAsync(args[1..]),
+    "pcie" => PcieBenchmark.Run(args[1..]),
     "timing" => await TimingValidation.RunAsync(args[1..]),
     TargetLoopback.ClientMode => await TargetClient.RunAsync(args[1..]),
     _ => Run(args),

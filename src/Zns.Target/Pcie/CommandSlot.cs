@@ -48,7 +48,7 @@ internal sealed unsafe class CommandSlot
             _direct.Set(_segments[0].Host, Length);
             return _direct.Memory;
         }
-        _bounce = ArrayPool<byte>.Shared.Rent(Length);
+        _bounce = Queue.BouncePool.Rent(Length);
         if (gather)
         {
             PrpWalker.Gather(_segments.AsSpan(0, SegmentCount), _bounce.AsSpan(0, Length));
@@ -65,7 +65,7 @@ internal sealed unsafe class CommandSlot
             {
                 PrpWalker.Scatter(b.AsSpan(0, Length), _segments.AsSpan(0, SegmentCount));
             }
-            ArrayPool<byte>.Shared.Return(b);
+            Queue.BouncePool.Return(b);
             _bounce = null;
         }
         _direct.Set(null, 0);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Zns.Target.Nvme;
 
 namespace Zns.Target.Pcie;
@@ -34,6 +35,9 @@ internal sealed class PcieCompletionQueue(ushort id, ulong baseAddress, int entr
 /// <summary>A submission queue in guest memory with the NVMe queue handler that executes its commands.</summary>
 internal sealed class PcieSubmissionQueue
 {
+    /// <summary>Most bounce buffers of one size the queue keeps for reuse.</summary>
+    private const int MaxPooledPerSize = 256;
+
     private readonly CommandSlot[] _free;
     private int _freeCount;
     private readonly Lock _slotLock = new();
@@ -45,6 +49,9 @@ internal sealed class PcieSubmissionQueue
         Entries = entries;
         Cq = cq;
         Handler = handler;
+        // The queue's own pool, not ArrayPool.Shared: timed completions return buffers on thread-pool threads, and
+        // the shared pool's per-thread caches then strand them there, so the poller's next rent would allocate.
+        BouncePool = ArrayPool<byte>.Create(Math.Max(maxDataLength, 16), Math.Min(entries, MaxPooledPerSize));
         _free = new CommandSlot[entries];
         for (int i = 0; i < entries; i++)
         {
@@ -58,6 +65,8 @@ internal sealed class PcieSubmissionQueue
     public int Entries { get; }
     public PcieCompletionQueue Cq { get; }
     public QueueHandler Handler { get; }
+    /// <summary>Bounce buffers for data that is not contiguous in this process (bounded by the queue's entries in use).</summary>
+    public ArrayPool<byte> BouncePool { get; }
 
     /// <summary>Next entry the controller fetches (SQHD).</summary>
     public int Head;
