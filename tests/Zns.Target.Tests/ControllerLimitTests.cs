@@ -1,4 +1,5 @@
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Target.Nvme;
 using Zns.Target.Nvme.Wire;
 using static Zns.Target.Tests.TestHost;

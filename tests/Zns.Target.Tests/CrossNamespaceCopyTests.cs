@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Zones;
 using Zns.Target.Nvme;
 using Zns.Target.Nvme.Wire;

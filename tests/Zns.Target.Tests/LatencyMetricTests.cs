@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Zns.Core.Nvme;
+using Zns.Protocol;
 using Zns.Core.Timing;
 using Zns.Core.Zones;
 using Zns.Target.Metrics;

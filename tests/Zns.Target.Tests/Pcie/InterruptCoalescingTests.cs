@@ -1,4 +1,5 @@
 using Zns.Core.Nvme;
+using Zns.Protocol;
 
 namespace Zns.Target.Tests.Pcie;
 
