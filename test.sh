@@ -22,10 +22,10 @@ if [ "$passed" -eq 0 ]; then
   echo "no .NET test results were produced"; failed=$((failed + 1))
 fi
 
-# A guest suite prints TAP lines; one that prints none counts as a failure unless it said "# skipped".
-run_guest_suite() {
+# A script suite prints TAP lines; one that prints none counts as a failure unless it said "# skipped".
+run_tap_suite() {
   local name=$1 script=$2 log="$results/$1.log" p f
-  [ -x "$script" ] && [ "${ZNS_SKIP_KERNEL_TESTS:-0}" != 1 ] || return 0
+  [ -x "$script" ] || return 0
   "$script" | tee "$log"
   p=$(grep -c '^ok ' "$log" || true)
   f=$(grep -c '^not ok ' "$log" || true)
@@ -34,6 +34,10 @@ run_guest_suite() {
   fi
   passed=$((passed + p)); failed=$((failed + f))
 }
+run_guest_suite() { [ "${ZNS_SKIP_KERNEL_TESTS:-0}" = 1 ] || run_tap_suite "$@"; }
+
+# The packed .NET tool and libraries, installed and used as a user would (needs the NuGet registry).
+run_tap_suite packages tests/packaging/package-tests.sh
 
 run_guest_suite kernel tests/guest/kernel-tests.sh
 run_guest_suite authentication tests/guest/auth-tests.sh

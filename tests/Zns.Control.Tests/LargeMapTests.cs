@@ -54,4 +54,34 @@ public sealed class LargeMapTests
         Assert.Equal([Zones - 3, Zones - 2, Zones - 1], cells.EnumerateArray().Select(c => c[0].GetInt32()));
         Assert.All(cells.EnumerateArray(), c => Assert.Equal(1, c[6].GetInt32()));
     }
+
+    [Fact]
+    public async Task Updates_of_many_zones_are_spaced_by_the_rate_bound()
+    {
+        // 65,536 zones: every update that changes all of them holds the next one back for about a second.
+        var ns = ZonedNamespace.CreateInMemory(1L << 40, new NamespaceOptions { ZoneSize = 16 << 20 });
+        await using var f = await StartAsync(ns: ns);
+        const int Zones = 65536;
+        using var stream = await f.Http.GetStreamAsync("api/namespaces/1/map", Ct);
+        using var reader = new StreamReader(stream);
+        async Task<int> NextAsync()
+        {
+            string? line;
+            while ((line = await reader.ReadLineAsync(Ct)) is not null && !line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+            }
+            Assert.NotNull(line);
+            return JsonDocument.Parse(line[6..]).RootElement.GetProperty("cells").GetArrayLength();
+        }
+
+        Assert.Equal(Zones, await NextAsync());
+        await f.OkAsync(HttpMethod.Post, "api/faults", $$"""{"mediaErrors":[{"lba":0,"blocks":{{ns.Geometry.NamespaceSizeLbas}},"on":"read"}]}""");
+        Assert.Equal(Zones, await NextAsync());
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await f.OkAsync(HttpMethod.Delete, "api/faults");
+        Assert.Equal(Zones, await NextAsync());
+        double seconds = sw.Elapsed.TotalSeconds;
+        double bound = (double)Zones / ControlRoutes.MapRowsPerSecond - ControlRoutes.MapInterval.TotalSeconds;
+        Assert.True(seconds >= bound - 0.05, $"next update of every zone after {seconds:0.00} s, bound {bound:0.00} s");
+    }
 }

@@ -19,7 +19,7 @@ done
 tap $ok "dotnet pack makes zns (tool), Zns.Core, Zns.Protocol, Zns.Target"
 for pkg in Zns.Core Zns.Protocol Zns.Target; do
     f=$feed/$pkg.0.1.0.nupkg
-    unzip -l "$f" 2>/dev/null | grep -q " README.md$" && unzip -l "$f" | grep -q "lib/net10.0/$pkg.xml"
+    python3 -c 'import sys, zipfile; n = zipfile.ZipFile(sys.argv[1]).namelist(); sys.exit(0 if "README.md" in n and f"lib/net10.0/{sys.argv[2]}.xml" in n else 1)' "$f" "$pkg"
     tap $? "$pkg package carries its README and XML docs"
 done
 
