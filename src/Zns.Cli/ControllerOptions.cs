@@ -69,17 +69,6 @@ internal sealed class ControllerOptions
         return options;
     }
 
-    /// <summary>
-    /// The transport options that go with <paramref name="target"/>: a connection may hold as many commands as its
-    /// queue has entries (CAP.MQES + 1, which Connect's SQSIZE check enforces; the admin queue at least 32), so
-    /// CAP.MQES stays the one source of the queue depth. At most 65535, the number of distinct R2T transfer tags.
-    /// </summary>
-    public static TargetTransportOptions MatchQueueDepth(TargetTransportOptions transport, TargetOptions target) =>
-        transport with { MaxOutstandingCommands = Math.Min(Math.Max(target.MaxQueueEntries, AdminQueueEntries), ushort.MaxValue) };
-
-    /// <summary>The admin queue's entries whatever MQES says (Linux's NVME_AQ_DEPTH; MQES bounds I/O queues only).</summary>
-    private const int AdminQueueEntries = 32;
-
     /// <summary>Refuses a controller option in a FILE's own list: it cannot differ between namespaces.</summary>
     public static void RefuseInNamespaceList(string? local, string spec)
     {

@@ -85,7 +85,6 @@ internal static partial class Commands
             var allowedHosts = new List<string>(r.GetValue(allowHost) ?? []);
             var hostAuthentication = authentication.Parse(r, allowedHosts);
             var controllerLimits = controller.Apply(r, geometry.QemuList, new TargetOptions());
-            transport = ControllerOptions.MatchQueueDepth(transport, controllerLimits);
 
             var namespaces = new List<ZonedNamespace>();
             try

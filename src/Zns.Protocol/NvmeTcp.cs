@@ -7,6 +7,13 @@ public static class NvmeTcp
 {
     /// <summary>IANA port for NVMe/TCP I/O controllers.</summary>
     public const int DefaultPort = 4420;
+
+    /// <summary>
+    /// In-capsule data the Linux host sends on an admin queue whatever IOCCSZ says (its NVME_TCP_ADMIN_CCSZ): the
+    /// Connect data of every queue and admin writes up to 8 KiB. A target must accept this much in-capsule and before
+    /// Connect.
+    /// </summary>
+    public const int HostAdminInCapsuleDataLength = 8192;
     /// <summary>IANA port for NVMe/TCP discovery controllers.</summary>
     public const int DiscoveryPort = 8009;
 

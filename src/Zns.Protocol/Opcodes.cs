@@ -34,7 +34,6 @@ public static class IoOpcode
     public const byte ZoneManagementSend = 0x79;
     public const byte ZoneManagementReceive = 0x7A;
     public const byte ZoneAppend = 0x7D;
-    public const byte Fabrics = 0x7F;
 }
 
 /// <summary>Fabrics command types (FCTYPE).</summary>

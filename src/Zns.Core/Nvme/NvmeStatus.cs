@@ -40,7 +40,6 @@ public readonly record struct NvmeStatus(ushort Value)
     public static NvmeStatus Success => default;
     public static NvmeStatus InvalidOpcode => Generic(0x01);
     public static NvmeStatus InvalidField => Generic(0x02);
-    public static NvmeStatus CommandIdConflict => Generic(0x03);
     public static NvmeStatus DataTransferError => Generic(0x04);
     public static NvmeStatus InternalError => Generic(0x06);
     public static NvmeStatus AbortRequested => Generic(0x07);
@@ -49,16 +48,12 @@ public readonly record struct NvmeStatus(ushort Value)
     public static NvmeStatus InvalidSglSegmentDescriptor => Generic(0x0D);
     public static NvmeStatus InvalidNumberOfSglDescriptors => Generic(0x0E);
     public static NvmeStatus DataSglLengthInvalid => Generic(0x0F);
-    public static NvmeStatus MetadataSglLengthInvalid => Generic(0x10);
     public static NvmeStatus SglDescriptorTypeInvalid => Generic(0x11);
     public static NvmeStatus PrpOffsetInvalid => Generic(0x13);
     public static NvmeStatus SglOffsetInvalid => Generic(0x16);
-    public static NvmeStatus KeepAliveTimerExpired => Generic(0x19);
     public static NvmeStatus KeepAliveTimeoutInvalid => Generic(0x1A);
     public static NvmeStatus CommandInterruptedOrAbortedSqDeletion => Generic(0x08);
-    public static NvmeStatus InvalidCommandSet => Generic(0x2C);
     public static NvmeStatus LbaOutOfRange => Generic(0x80);
-    public static NvmeStatus CapacityExceeded => Generic(0x81);
     public static NvmeStatus NamespaceNotReady => Generic(0x82);
 
     // Command Specific Status (SCT 1)
@@ -68,14 +63,11 @@ public readonly record struct NvmeStatus(ushort Value)
     public static NvmeStatus InvalidInterruptVector => CommandSpecific(0x08);
     public static NvmeStatus InvalidQueueDeletion => CommandSpecific(0x0C);
     public static NvmeStatus AsyncEventRequestLimitExceeded => CommandSpecific(0x05);
-    public static NvmeStatus InvalidLogPage => CommandSpecific(0x09);
     public static NvmeStatus InvalidFormat => CommandSpecific(0x0A);
     public static NvmeStatus FeatureIdNotSaveable => CommandSpecific(0x0D);
-    public static NvmeStatus FeatureNotChangeable => CommandSpecific(0x0E);
     public static NvmeStatus ConnectIncompatibleFormat => CommandSpecific(0x80);
     public static NvmeStatus ConnectControllerBusy => CommandSpecific(0x81);
     public static NvmeStatus ConnectInvalidParameters => CommandSpecific(0x82);
-    public static NvmeStatus ConnectRestartDiscovery => CommandSpecific(0x83);
     public static NvmeStatus ConnectInvalidHost => CommandSpecific(0x84);
     public static NvmeStatus DisconnectInvalidQueueType => CommandSpecific(0x85);
     public static NvmeStatus IoCommandSetCombinationRejected => CommandSpecific(0x2B);

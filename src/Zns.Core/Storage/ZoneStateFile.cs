@@ -52,8 +52,7 @@ internal sealed partial class ZoneStateFile : IDisposable
     /// <summary>The state file that belongs to a backstore file.</summary>
     public static string PathFor(string backstorePath) => backstorePath + ".zns";
 
-    public static int SlotSizeFor(ZoneGeometry g) =>
-        AlignUp(HeaderSize + (int)g.ZoneCount * (RecordSize + g.DescriptorExtensionSize), 4096);
+    public static int SlotSizeFor(ZoneGeometry g) => AlignUp(UsedBytes(g), 4096);
 
     private static int AlignUp(int v, int a) => (v + a - 1) / a * a;
 
@@ -97,7 +96,7 @@ internal sealed partial class ZoneStateFile : IDisposable
         int blockSize = BinaryPrimitives.ReadInt32LittleEndian(slot[32..]);
         uint zones = BinaryPrimitives.ReadUInt32LittleEndian(slot[56..]);
         int ext = BinaryPrimitives.ReadInt32LittleEndian(slot[60..]);
-        long used = HeaderSize + (long)zones * (RecordSize + (long)ext);
+        long used = UsedBytes(zones, ext);
         if (blockSize < ZoneGeometry.MinBlockSize || blockSize > ZoneGeometry.MaxBlockSize || !System.Numerics.BitOperations.IsPow2(blockSize) || ext < 0 || ext % 64 != 0 || used > slot.Length)
         {
             return null;
@@ -156,9 +155,6 @@ internal sealed partial class ZoneStateFile : IDisposable
         return new ZoneStateFile(handle, path, slotSize, lastSequence);
     }
 
-    /// <summary>The buffer the caller fills through <see cref="Encode"/> before <see cref="Commit"/>.</summary>
-    public Span<byte> Slot => _slot;
-
     /// <summary>Encodes header and zone records into the slot buffer.</summary>
     public void Encode(ZoneGeometry g, long backstoreLength, Guid uuid, ReadOnlySpan<ZoneRecord> zones, ReadOnlySpan<byte> extensions)
     {
@@ -205,7 +201,11 @@ internal sealed partial class ZoneStateFile : IDisposable
         _sequence = seq;
     }
 
-    public static int UsedBytes(ZoneGeometry g) => HeaderSize + (int)g.ZoneCount * (RecordSize + g.DescriptorExtensionSize);
+    /// <summary>Bytes of a slot that a commit fills: header, zone records, descriptor extensions.</summary>
+    public static int UsedBytes(ZoneGeometry g) => (int)UsedBytes(g.ZoneCount, g.DescriptorExtensionSize);
+
+    // In long: a damaged or foreign file may claim any zone count and extension size.
+    private static long UsedBytes(uint zones, long extensionSize) => HeaderSize + zones * (RecordSize + extensionSize);
 
     public void Dispose() => _handle.Dispose();
 

@@ -81,6 +81,9 @@ public sealed record NamespaceOptions
     /// <summary>The memory page size MDTS and ZASL are expressed in (CAP.MPSMIN = 4 KiB).</summary>
     public const int PageSize = 4096;
 
+    /// <summary>Bytes an MDTS (or ZASL) value allows: 2^value pages; 0 means no limit (<see cref="int.MaxValue"/>).</summary>
+    public static int TransferLimitBytes(byte mdts) => mdts == 0 ? int.MaxValue : PageSize << mdts;
+
     /// <summary>
     /// Applies QEMU-style <c>key=value</c> pairs separated by commas
     /// (<c>zoned.zone_size=64M,zoned.zone_capacity=62M,logical_block_size=4096</c>). Sizes take K/M/G/T suffixes

@@ -106,7 +106,7 @@ public sealed class ZoneGeometry
             throw new OptionException("mdts", $"must be at most 20, got {options.Mdts}");
         }
         int shift = BitOperations.Log2((uint)bs);
-        int maxTransfer = options.Mdts == 0 ? int.MaxValue : NamespaceOptions.PageSize << options.Mdts;
+        int maxTransfer = NamespaceOptions.TransferLimitBytes(options.Mdts);
         if (backstoreBytes < bs)
         {
             throw new OptionException("size", $"backstore of {backstoreBytes} bytes is smaller than one logical block");

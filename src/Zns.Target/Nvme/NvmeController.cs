@@ -493,11 +493,6 @@ internal sealed partial class NvmeController
         }
     }
 
-    public int PendingAsyncEventRequests
-    {
-        get { lock (_lock) { return _pendingAers.Count; } }
-    }
-
     public void OnNamespaceChanged(uint nsid)
     {
         PendingAer? aer = null;

@@ -74,7 +74,7 @@ public sealed partial class NvmeSubsystem
         Dmrsl = ComputeDmrsl(namespaces);
         Mdts = ComputeMdts(namespaces);
         Zasl = ComputeZasl(namespaces, Mdts);
-        MaxIoDataLength = Mdts == 0 ? UnlimitedMdtsDataLength : NamespaceOptions.PageSize << Mdts;
+        MaxIoDataLength = Mdts == 0 ? UnlimitedMdtsDataLength : NamespaceOptions.TransferLimitBytes(Mdts);
         _createdTimestamp = target.Options.TimeProvider.GetTimestamp();
     }
 
@@ -144,6 +144,11 @@ public sealed partial class NvmeSubsystem
     /// Reports that namespace <paramref name="nsid"/> changed (for example its capacity): every controller that enabled
     /// Namespace Attribute Notices completes an Asynchronous Event Request pointing at the Changed Namespace List.
     /// </summary>
+    /// <remarks>
+    /// For an application that hosts the target in-process and changes a namespace's Identify data itself. No command
+    /// or control request of this target changes a namespace's attributes (namespaces are fixed while the target runs:
+    /// no attach, resize or format), so nothing in the target calls it.
+    /// </remarks>
     public void NotifyNamespaceChanged(uint nsid)
     {
         foreach (NvmeController controller in _controllers.Values)

@@ -16,8 +16,8 @@ namespace Zns.Target.Nvme;
 /// </remarks>
 internal sealed partial class QueueHandler : IQueueHandler
 {
-    /// <summary>Before Connect only Fabrics commands are valid; Connect data (1024 bytes) always comes in-capsule within 8 KiB.</summary>
-    internal const int PreConnectMaxDataLength = 8192;
+    /// <summary>Before Connect only Fabrics commands are valid; Connect data (1024 bytes) comes in-capsule, within what the host puts in-capsule on an admin queue.</summary>
+    internal const int PreConnectMaxDataLength = NvmeTcp.HostAdminInCapsuleDataLength;
 
     /// <summary>SQSIZE (0's based) the admin queue may always have: the 32 entries of Linux's NVME_AQ_DEPTH.</summary>
     internal const int AdminQueueMinimumSqSize = 31;
@@ -39,12 +39,6 @@ internal sealed partial class QueueHandler : IQueueHandler
         _target = target;
         _transport = transport;
     }
-
-    /// <summary>Queue ID once connected.</summary>
-    public ushort Qid => _qid;
-
-    /// <summary>The controller this queue belongs to, once connected.</summary>
-    public NvmeController? Controller => _controller;
 
     /// <inheritdoc/>
     public int MaxDataLength

@@ -1,4 +1,5 @@
 using System.Text;
+using Zns.Protocol;
 using Zns.Target.Nvme.Auth;
 
 namespace Zns.Target.Nvme;
@@ -48,8 +49,14 @@ public sealed record TargetOptions
     /// <summary>AERL (QEMU's <c>aerl</c>): outstanding Asynchronous Event Requests allowed, 0's based.</summary>
     public byte AsyncEventRequestLimit { get; init; } = 3;
 
-    /// <summary>Entries per queue (CAP.MQES + 1 and Identify MAXCMD). At least 2.</summary>
-    public int MaxQueueEntries { get; init; } = 128;
+    /// <summary>Default of <see cref="MaxQueueEntries"/>.</summary>
+    public const int DefaultMaxQueueEntries = 128;
+
+    /// <summary>
+    /// Entries per queue (CAP.MQES + 1 and Identify MAXCMD), 2..65536: the most commands a host may have outstanding
+    /// on one queue, over every transport.
+    /// </summary>
+    public int MaxQueueEntries { get; init; } = DefaultMaxQueueEntries;
 
     /// <summary>Largest admin-queue transfer (the discovery log may need more than one 4 KiB page).</summary>
     public int MaxAdminDataLength { get; init; } = 64 * 1024;
@@ -105,9 +112,9 @@ public sealed record TargetOptions
         {
             throw new ArgumentException($"must be 2..65536, got {MaxQueueEntries}", nameof(MaxQueueEntries));
         }
-        if (MaxAdminDataLength < 8192)
+        if (MaxAdminDataLength < NvmeTcp.HostAdminInCapsuleDataLength)
         {
-            throw new ArgumentException($"must be at least 8192, got {MaxAdminDataLength}", nameof(MaxAdminDataLength));
+            throw new ArgumentException($"must be at least {NvmeTcp.HostAdminInCapsuleDataLength}, got {MaxAdminDataLength}", nameof(MaxAdminDataLength));
         }
     }
 

@@ -20,7 +20,7 @@ internal sealed class CommandSlots(Action<CommandContext> executionCompleted)
             return null;
         if (!_free.TryPop(out var ctx))
         {
-            // queueDepth ≤ MaxOutstandingCommands, so there are never more contexts (transfer tags) than that.
+            // queueDepth ≤ 65536 (SQSIZE ≤ CAP.MQES ≤ FFFFh), so every context index fits a transfer tag.
             ctx = new CommandContext(_all.Count, executionCompleted);
             _all.Add(ctx);
         }

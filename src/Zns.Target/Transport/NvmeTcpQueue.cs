@@ -293,7 +293,7 @@ public sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
     private bool HandleCapsule(in Pdu pdu, in ReadOnlySequence<byte> bytes)
     {
         var handler = _handler!;
-        int queueDepth = Math.Min(handler.QueueDepth, _options.MaxOutstandingCommands);
+        int queueDepth = _options.MaxOutstandingCommands is int cap ? Math.Min(handler.QueueDepth, cap) : handler.QueueDepth;
         var ctx = _slots.Acquire(queueDepth);
         if (ctx is null)
         {

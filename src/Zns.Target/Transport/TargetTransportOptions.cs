@@ -1,6 +1,7 @@
 using System.Net;
 using Zns.Core.Nvme;
 using Zns.Protocol;
+using Zns.Target.Nvme;
 
 namespace Zns.Target.Transport;
 
@@ -21,7 +22,7 @@ public sealed record TargetTransportOptions
     /// ≥ 8192. The controller advertises IOCCSZ = (64 + this) / 16 from this value (see
     /// <see cref="IQueueTransport.InCapsuleDataLength"/>).
     /// </summary>
-    public int MaxInCapsuleDataLength { get; init; } = 8192;
+    public int MaxInCapsuleDataLength { get; init; } = NvmeTcp.HostAdminInCapsuleDataLength;
 
     /// <summary>Largest data segment of one C2HData PDU this target sends. Default 128 KiB.</summary>
     public int MaxC2HDataPduLength { get; init; } = 128 * 1024;
@@ -30,12 +31,13 @@ public sealed record TargetTransportOptions
     public int MaxConnections { get; init; } = 1024;
 
     /// <summary>
-    /// Most commands outstanding on one connection, whatever SQSIZE the host asked for in its Connect. Default 128,
-    /// the controller's CAP.MQES + 1 and MAXCMD with the default <c>TargetOptions.MaxQueueEntries</c>; keep it at least
-    /// that, or a host using its full queue is cut off. The queue's own SQSIZE + 1 (1 before Connect) applies as well:
-    /// a capsule beyond either limit is a fatal transport error (C2HTermReq, PDU Sequence Error).
+    /// A cap on the commands outstanding on one connection below what its queue allows, or null (the default): no
+    /// cap of the transport's own. The limit that always applies is the queue's depth, SQSIZE + 1 from its Fabrics
+    /// Connect (1 before it), which the controller keeps within CAP.MQES + 1 (<c>TargetOptions.MaxQueueEntries</c>),
+    /// so that option is the one source of the queue depth. A capsule beyond the limit is a fatal transport error
+    /// (C2HTermReq, PDU Sequence Error); a cap below the controller's queue size cuts off a host that uses its queue.
     /// </summary>
-    public int MaxOutstandingCommands { get; init; } = 128;
+    public int? MaxOutstandingCommands { get; init; }
 
     /// <summary>
     /// Data bytes one connection may hold for commands whose buffer the target allocates from the SGL length: writes
@@ -91,17 +93,19 @@ public sealed record TargetTransportOptions
     /// <see cref="ReceivePauseThreshold"/> (plus one receive segment) + the send pipe
     /// (<see cref="SendPauseThreshold"/> plus the one response that crosses it, up to
     /// <paramref name="largestCommandData"/> and one segment) + max(<see cref="MaxBufferedDataBytes"/>,
-    /// <paramref name="largestCommandData"/>) + <see cref="MaxOutstandingCommands"/> × <see cref="CommandContextMemory"/>.
+    /// <paramref name="largestCommandData"/>) + the queue depth × <see cref="CommandContextMemory"/>.
     /// With the defaults and MDTS 512 KiB: 257 + 16 + 256 + 512 + 16 + 4096 + 128 × 17 KiB = 7329 KiB ≈ 7.2 MiB. A host
-    /// cannot raise it: outstanding commands are capped by SQSIZE + 1 and <see cref="MaxOutstandingCommands"/>, R2Ts
+    /// cannot raise it: outstanding commands are capped by SQSIZE + 1 (and <see cref="MaxOutstandingCommands"/>), R2Ts
     /// and reads wait for <see cref="MaxBufferedDataBytes"/>, commands stop executing while the host leaves
     /// responses unread, and no length a host sends is allocated before it is checked against these limits.
     /// ConnectionMemoryTests drives deep queues of 512 KiB R2T writes and reads against this bound.
     /// </summary>
     /// <param name="largestCommandData">The largest data transfer of one command (MDTS in bytes on I/O queues).</param>
-    public long ConnectedMemoryBound(int largestCommandData) =>
+    /// <param name="queueEntries">The controller's queue size (<c>TargetOptions.MaxQueueEntries</c>).</param>
+    public long ConnectedMemoryBound(int largestCommandData, int queueEntries = TargetOptions.DefaultMaxQueueEntries) =>
         ReceivePauseThreshold + 16 * 1024 + SendPauseThreshold + largestCommandData + SendSegmentSize
-        + Math.Max(MaxBufferedDataBytes, largestCommandData) + (long)MaxOutstandingCommands * CommandContextMemory;
+        + Math.Max(MaxBufferedDataBytes, largestCommandData)
+        + (long)Math.Min(MaxOutstandingCommands ?? queueEntries, queueEntries) * CommandContextMemory;
 
     /// <summary>Listen backlog. Default 512.</summary>
     public int ListenBacklog { get; init; } = 512;
