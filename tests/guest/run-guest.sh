@@ -284,10 +284,12 @@ else
     script=$(realpath "$script")
     script_x=0; [[ -x $script ]] && script_x=1
     if hidden "$script"; then
-        # Not visible in the guest: copy it into the run share.
-        vlog "$script is not visible in the guest; running a copy"
-        cp "$script" "$run/$(basename "$script")"
-        script=/run/zns-guest/$(basename "$script")
+        # Not visible in the guest (a clone under /tmp or /var/tmp): copy its directory into the run share, so that
+        # the files it sources from beside itself come along.
+        vlog "$script is not visible in the guest; running a copy of $(dirname "$script")"
+        mkdir -p "$run/scripts"
+        cp -r "$(dirname "$script")/." "$run/scripts/"
+        script=/run/zns-guest/scripts/$(basename "$script")
     fi
     if ((script_x)); then
         guest_cmd=("$script" "$@")

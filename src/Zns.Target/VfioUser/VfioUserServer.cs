@@ -110,10 +110,11 @@ public sealed class VfioUserServer : IDisposable
             {
                 reason = ex.Message;
             }
-            _client = null;
             client.Dispose();
             Function.ClientDisconnected();
             Memory.Unmap(0, 0, all: true);
+            // Only now is the client gone: its controller is reset and its memory unmapped.
+            _client = null;
             VfioUserLog.ClientDisconnected(_logger, SocketPath, reason);
         }
     }
@@ -175,7 +176,14 @@ public sealed class VfioUserServer : IDisposable
     {
         _stopping = true;
         _listener.Dispose();
-        _client?.Shutdown(SocketShutdown.Both);
+        try
+        {
+            _client?.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
+        {
+            // The serving thread closed it first.
+        }
         if (_thread.IsAlive)
         {
             _thread.Join();
