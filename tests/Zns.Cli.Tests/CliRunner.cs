@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Net;
+using System.Text.RegularExpressions;
 
 namespace Zns.Cli.Tests;
 
@@ -29,6 +31,24 @@ internal static class CliRunner
         var stderr = p.StandardError.ReadToEndAsync(ct);
         await p.WaitForExitAsync(ct);
         return (p.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>Reads a running <c>zns serve</c>'s banner up to its listening line; then drains both streams so the server never blocks on them.</summary>
+    public static async Task<IPEndPoint> WaitForListenAsync(Process server, CancellationToken ct)
+    {
+        var regex = new Regex(@"serving \d+ namespaces? on (127\.0\.0\.1:\d+)");
+        string? line;
+        while ((line = await server.StandardOutput.ReadLineAsync(ct)) is not null)
+        {
+            var match = regex.Match(line);
+            if (match.Success)
+            {
+                _ = server.StandardOutput.ReadToEndAsync(ct);
+                _ = server.StandardError.ReadToEndAsync(ct);
+                return IPEndPoint.Parse(match.Groups[1].Value);
+            }
+        }
+        throw new InvalidOperationException("zns serve exited: " + await server.StandardError.ReadToEndAsync(ct));
     }
 }
 

@@ -27,7 +27,7 @@ public sealed class ControllerOptionsCliTests
         using var server = Process.Start(CliRunner.StartInfo(dir.Path, ["serve", "ram:64M,zoned.zone_size=8M", "--listen", "127.0.0.1:0", "--control", "off", .. options]))!;
         try
         {
-            var endPoint = await WaitForListenAsync(server, ct);
+            var endPoint = await CliRunner.WaitForListenAsync(server, ct);
             await using var admin = await NvmeTcpInitiator.ConnectAsync(endPoint, cancellationToken: ct);
             Assert.True((await admin.ConnectAdminQueueAsync(Nqn, HostNqn, HostId, sqSize: 31, cancellationToken: ct)).Status.IsSuccess);
 
@@ -108,22 +108,5 @@ public sealed class ControllerOptionsCliTests
         Assert.Equal(2, r.Exit);
         Assert.Contains("unknown option 'mqes'", r.Err);
         Assert.False(File.Exists(Path.Combine(dir.Path, "x.raw")));
-    }
-
-    private static async Task<IPEndPoint> WaitForListenAsync(Process server, CancellationToken ct)
-    {
-        var regex = new Regex(@"serving \d+ namespaces? on (127\.0\.0\.1:\d+)");
-        string? line;
-        while ((line = await server.StandardOutput.ReadLineAsync(ct)) is not null)
-        {
-            var match = regex.Match(line);
-            if (match.Success)
-            {
-                _ = server.StandardOutput.ReadToEndAsync(ct);
-                _ = server.StandardError.ReadToEndAsync(ct);
-                return IPEndPoint.Parse(match.Groups[1].Value);
-            }
-        }
-        throw new InvalidOperationException("zns serve exited: " + await server.StandardError.ReadToEndAsync(ct));
     }
 }

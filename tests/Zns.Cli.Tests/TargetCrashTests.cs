@@ -49,7 +49,7 @@ public class TargetCrashTests
         for (int cycle = 1; cycle <= Cycles; cycle++)
         {
             using var server = Process.Start(CliRunner.StartInfo(dir.Path, "serve", "crash.raw", "--listen", "127.0.0.1:0"))!;
-            var endPoint = await WaitForListenAsync(server, ct);
+            var endPoint = await CliRunner.WaitForListenAsync(server, ct);
             await using var admin = await NvmeTcpInitiator.ConnectAsync(endPoint, cancellationToken: ct);
             Assert.True((await admin.ConnectAdminQueueAsync(Nqn, HostNqn, HostId, keepAliveTimeoutMs: 30000, cancellationToken: ct)).Status.IsSuccess);
             Assert.True((await admin.PropertySetAsync(0x14, 0x00460061, cancellationToken: ct)).Status.IsSuccess);
@@ -123,7 +123,7 @@ public class TargetCrashTests
         // One last restart to check the state the final kill left.
         using (var server = Process.Start(CliRunner.StartInfo(dir.Path, "serve", "crash.raw", "--listen", "127.0.0.1:0"))!)
         {
-            var endPoint = await WaitForListenAsync(server, ct);
+            var endPoint = await CliRunner.WaitForListenAsync(server, ct);
             await using var admin = await NvmeTcpInitiator.ConnectAsync(endPoint, cancellationToken: ct);
             await admin.ConnectAdminQueueAsync(Nqn, HostNqn, HostId, keepAliveTimeoutMs: 30000, cancellationToken: ct);
             await admin.PropertySetAsync(0x14, 0x00460061, cancellationToken: ct);
@@ -211,22 +211,5 @@ public class TargetCrashTests
                 m.Wp = CapacityBlocks;
             }
         }
-    }
-
-    private static async Task<IPEndPoint> WaitForListenAsync(Process server, CancellationToken ct)
-    {
-        var regex = new Regex(@"serving \d+ namespaces? on (127\.0\.0\.1:\d+)");
-        string? line;
-        while ((line = await server.StandardOutput.ReadLineAsync(ct)) is not null)
-        {
-            var match = regex.Match(line);
-            if (match.Success)
-            {
-                _ = server.StandardOutput.ReadToEndAsync(ct);
-                _ = server.StandardError.ReadToEndAsync(ct);
-                return IPEndPoint.Parse(match.Groups[1].Value);
-            }
-        }
-        throw new InvalidOperationException("zns serve exited: " + await server.StandardError.ReadToEndAsync(ct));
     }
 }

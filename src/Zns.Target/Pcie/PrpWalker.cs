@@ -111,17 +111,31 @@ internal static unsafe class PrpWalker
         {
             return NvmeStatus.DataTransferError;
         }
-        if (count > 0 && segments[count - 1].Host + segments[count - 1].Length == host)
+        return TryAppend(segments, ref count, host, length) ? NvmeStatus.Success : NvmeStatus.DataTransferError;
+    }
+
+    /// <summary>
+    /// Appends a piece (<paramref name="host"/> null for an SGL Bit Bucket), merged into the last one when it continues
+    /// it in this process; false when the segments are full.
+    /// </summary>
+    internal static bool TryAppend(Span<GuestSegment> segments, ref int count, byte* host, int length)
+    {
+        if (count > 0)
         {
-            segments[count - 1].Length += length;
-            return NvmeStatus.Success;
+            ref GuestSegment last = ref segments[count - 1];
+            bool continues = host == null ? last.Host == null : last.Host != null && last.Host + last.Length == host;
+            if (continues)
+            {
+                last.Length += length;
+                return true;
+            }
         }
         if (count == segments.Length)
         {
-            return NvmeStatus.DataTransferError;
+            return false;
         }
         segments[count++] = new GuestSegment { Host = host, Length = length };
-        return NvmeStatus.Success;
+        return true;
     }
 
     /// <summary>Copies guest segments into <paramref name="destination"/> (host-to-controller data).</summary>

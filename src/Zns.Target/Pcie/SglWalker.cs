@@ -121,35 +121,12 @@ internal static unsafe class SglWalker
         {
             return NvmeStatus.DataTransferError;
         }
-        if (count > 0 && segments[count - 1].Host != null && segments[count - 1].Host + segments[count - 1].Length == host)
-        {
-            segments[count - 1].Length += length;
-            return NvmeStatus.Success;
-        }
-        return Append(new GuestSegment { Host = host, Length = length }, segments, ref count);
+        return Append(segments, ref count, host, length);
     }
 
-    private static NvmeStatus AddBucket(int length, Span<GuestSegment> segments, ref int count)
-    {
-        if (length == 0)
-        {
-            return NvmeStatus.Success;
-        }
-        if (count > 0 && segments[count - 1].Host == null)
-        {
-            segments[count - 1].Length += length;
-            return NvmeStatus.Success;
-        }
-        return Append(new GuestSegment { Host = null, Length = length }, segments, ref count);
-    }
+    private static NvmeStatus AddBucket(int length, Span<GuestSegment> segments, ref int count) =>
+        length == 0 ? NvmeStatus.Success : Append(segments, ref count, null, length);
 
-    private static NvmeStatus Append(GuestSegment segment, Span<GuestSegment> segments, ref int count)
-    {
-        if (count == segments.Length)
-        {
-            return NvmeStatus.InvalidNumberOfSglDescriptors.WithDnr();
-        }
-        segments[count++] = segment;
-        return NvmeStatus.Success;
-    }
+    private static NvmeStatus Append(Span<GuestSegment> segments, ref int count, byte* host, int length) =>
+        PrpWalker.TryAppend(segments, ref count, host, length) ? NvmeStatus.Success : NvmeStatus.InvalidNumberOfSglDescriptors.WithDnr();
 }
