@@ -62,10 +62,10 @@ public sealed record TargetTransportOptions
     /// Managed memory one connection may hold while it is idle or stalled before its Fabrics Connect: 96 KiB.
     /// </summary>
     /// <remarks>
-    /// What a connection holds: its receive pipe (one 16 KiB segment while a partial PDU waits; a PDU is never
+    /// What a connection holds: its receive pipe (one <see cref="SmallReceiveSize"/> segment while a partial PDU waits; a PDU is never
     /// waited for beyond the configured maxima, so a stalled PDU holds at most <see cref="ReceivePauseThreshold"/>),
     /// its command contexts (<see cref="ConnectedMemoryBound"/>), and send pipe segments only while responses wait
-    /// to be sent; the receive pump waits for data with a zero-byte read before taking a segment. Before Connect a
+    /// to be sent; a receive that does not fill its buffer makes the next one small. Before Connect a
     /// queue allows one outstanding command of at most 8 KiB. ConnectionMemoryTests checks this bound with many
     /// silent and stalled connections. Until it has completed a Fabrics Connect a connection lives at most
     /// <see cref="InitializationTimeout"/>; afterwards the controller's keep-alive timeout applies.
@@ -79,8 +79,17 @@ public sealed record TargetTransportOptions
     /// <summary>Unsent response bytes at which a connection stops executing commands until the host reads.</summary>
     public const int SendPauseThreshold = 256 * 1024;
 
-    /// <summary>Smallest segment of a connection's send pipe.</summary>
-    public const int SendSegmentSize = 16 * 1024;
+    /// <summary>Smallest segment of a connection's send pipe. One send covers at most one segment, so it is sized
+    /// for a receive batch's worth of responses (32 4 KiB reads are 132 KiB).</summary>
+    public const int SendSegmentSize = 64 * 1024;
+
+    /// <summary>Size of a socket receive while the host keeps the connection busy (the previous receive filled its
+    /// buffer). A receive batch is what one receive returns, so this bounds how many commands share one
+    /// parse-execute-send pass (32 4 KiB in-capsule writes are 133 KiB).</summary>
+    public const int ReceiveSegmentSize = 64 * 1024;
+
+    /// <summary>Size of a socket receive otherwise: an idle, stalled or lightly loaded connection holds no more.</summary>
+    public const int SmallReceiveSize = 16 * 1024;
 
     /// <summary>
     /// Receive bytes at which a connection stops reading its socket until the parser catches up: at least
@@ -94,7 +103,7 @@ public sealed record TargetTransportOptions
     /// (<see cref="SendPauseThreshold"/> plus the one response that crosses it, up to
     /// <paramref name="largestCommandData"/> and one segment) + max(<see cref="MaxBufferedDataBytes"/>,
     /// <paramref name="largestCommandData"/>) + the queue depth × <see cref="CommandContextMemory"/>.
-    /// With the defaults and MDTS 512 KiB: 257 + 16 + 256 + 512 + 16 + 4096 + 128 × 17 KiB = 7329 KiB ≈ 7.2 MiB. A host
+    /// With the defaults and MDTS 512 KiB: 257 + 64 + 256 + 512 + 64 + 4096 + 128 × 17 KiB = 7425 KiB ≈ 7.3 MiB. A host
     /// cannot raise it: outstanding commands are capped by SQSIZE + 1 (and <see cref="MaxOutstandingCommands"/>), R2Ts
     /// and reads wait for <see cref="MaxBufferedDataBytes"/>, commands stop executing while the host leaves
     /// responses unread, and no length a host sends is allocated before it is checked against these limits.
@@ -103,7 +112,7 @@ public sealed record TargetTransportOptions
     /// <param name="largestCommandData">The largest data transfer of one command (MDTS in bytes on I/O queues).</param>
     /// <param name="queueEntries">The controller's queue size (<c>TargetOptions.MaxQueueEntries</c>).</param>
     public long ConnectedMemoryBound(int largestCommandData, int queueEntries = TargetOptions.DefaultMaxQueueEntries) =>
-        ReceivePauseThreshold + 16 * 1024 + SendPauseThreshold + largestCommandData + SendSegmentSize
+        ReceivePauseThreshold + ReceiveSegmentSize + SendPauseThreshold + largestCommandData + SendSegmentSize
         + Math.Max(MaxBufferedDataBytes, largestCommandData)
         + (long)Math.Min(MaxOutstandingCommands ?? queueEntries, queueEntries) * CommandContextMemory;
 
