@@ -27,6 +27,7 @@ internal sealed class SocketPipeConnection
     private readonly Pipe _input;
     private readonly Pipe _output;
     private int _aborted;
+    private bool _largeReceives;
 
     public SocketPipeConnection(Socket socket, TargetTransportOptions options)
     {
@@ -78,6 +79,12 @@ internal sealed class SocketPipeConnection
         return Task.WhenAll(received.Task, SendAsync());
     }
 
+    /// <summary>
+    /// Lets the receive pump use large buffers when the host keeps it busy; until then (before the host has
+    /// connected its queue) a connection receives into small ones only, so one that never connects holds little.
+    /// </summary>
+    public void AllowLargeReceives() => Volatile.Write(ref _largeReceives, true);
+
     /// <summary>Closes the socket; both pumps stop. Thread-safe and idempotent.</summary>
     public void Abort()
     {
@@ -101,15 +108,20 @@ internal sealed class SocketPipeConnection
         Exception? error = null;
         try
         {
-            int size = TargetTransportOptions.SmallReceiveSize;
+            bool large = false;
             while (true)
             {
-                var memory = writer.GetMemory(size);
+                var memory = writer.GetMemory(large ? TargetTransportOptions.ReceiveSegmentSize : TargetTransportOptions.SmallReceiveSize);
                 int received = _socket.Receive(memory.Span, SocketFlags.None);
                 if (received == 0)
                     break;
-                // A full buffer means more is probably waiting: take bigger batches while the host keeps sending.
-                size = received == memory.Length ? TargetTransportOptions.ReceiveSegmentSize : TargetTransportOptions.SmallReceiveSize;
+                // A full buffer means more is probably waiting: large receives (a whole batch of commands, a whole
+                // large in-capsule write in one contiguous buffer) while the host keeps sending that much, small
+                // ones again once a receive brings less than a small buffer.
+                if (received == memory.Length)
+                    large = Volatile.Read(ref _largeReceives);
+                else if (received < TargetTransportOptions.SmallReceiveSize)
+                    large = false;
                 writer.Advance(received);
                 var flush = writer.FlushAsync();
                 // Not complete only while the pipe is paused (the parser is behind): wait for it to drain.
