@@ -1,0 +1,33 @@
+namespace Zns.Target.Nvme;
+
+/// <summary>Namespace write protection on the controller's own account (a drive going read-only at end of life).</summary>
+public sealed partial class NvmeSubsystem
+{
+    private readonly Lock _writeProtectLock = new();
+
+    /// <summary>
+    /// Write-protects namespace <paramref name="nsid"/> or lifts the protection. A change sets Identify NSATTR bit 0,
+    /// makes commands that would modify the namespace complete with Namespace is Write Protected, and is announced
+    /// through <see cref="NotifyNamespaceChanged"/> (the Linux host then re-reads Identify and sets the disk
+    /// read-only or writable). Returns false when the namespace was already in that state (nothing is announced).
+    /// Throws <see cref="ArgumentOutOfRangeException"/> for an unknown NSID.
+    /// </summary>
+    public bool SetWriteProtected(uint nsid, bool writeProtected)
+    {
+        NamespaceInfo info = GetNamespace(nsid) ?? throw new ArgumentOutOfRangeException(nameof(nsid), nsid, "no such namespace");
+        lock (_writeProtectLock)
+        {
+            if (info.WriteProtected == writeProtected)
+            {
+                return false;
+            }
+            info.WriteProtected = writeProtected;
+        }
+        NotifyNamespaceChanged(nsid);
+        return true;
+    }
+
+    /// <summary>Whether namespace <paramref name="nsid"/> is write protected now.</summary>
+    public bool IsWriteProtected(uint nsid) =>
+        (GetNamespace(nsid) ?? throw new ArgumentOutOfRangeException(nameof(nsid), nsid, "no such namespace")).WriteProtected;
+}
