@@ -4,7 +4,7 @@ using Zns.Control;
 
 namespace Zns.Cli;
 
-/// <summary><c>zns namespace list|write-protect</c>: namespace-wide state of a running <c>zns serve</c>.</summary>
+// zns namespace list|write-protect: namespace-wide state of a running zns serve.
 internal static partial class ControlCommands
 {
     private static Command Namespace()
