@@ -165,4 +165,42 @@ public sealed class WriteProtectTests
         Ok(Run(enabled, Sqe.GetLogPage(LogPageId.ChangedNamespaceList, 4096), list));
         Assert.Equal(2u, U32(list, 0));
     }
+
+    [Fact]
+    public void AFileBackedNamespace_StaysWriteProtectedAcrossARestart_UntilLifted()
+    {
+        string dir = Directory.CreateTempSubdirectory("zns-wp-").FullName;
+        try
+        {
+            string path = Path.Combine(dir, "wp.raw");
+            Zns.Core.Storage.FileBackstore.Create(path, NamespaceBytes, preallocate: false);
+            var options = new NamespaceOptions { ZoneSize = 4L << 20 };
+            using (var host = TestHost.Over(ZonedNamespace.OpenFile(path, options)))
+            {
+                var (_, _, io, _, _) = host.ConnectAll();
+                Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 0, 1), new byte[Bs]));
+                host.Target.Subsystem.SetWriteProtected(1, true);
+            }
+            using (var host = TestHost.Over(ZonedNamespace.OpenFile(path, options)))
+            {
+                var (admin, _, io, _, _) = host.ConnectAll();
+                Assert.True(host.Target.Subsystem.IsWriteProtected(1));
+                Assert.Equal(1, Identify(admin, IdentifyCns.Namespace, 1)[IdentifyNamespaceLayout.Nsattr]);
+                Fails(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 1, 1), new byte[Bs]), NvmeStatus.NamespaceWriteProtected);
+                Assert.Equal(1ul, host.Namespaces[0].GetZone(0).WritePointer);
+                host.Target.Subsystem.SetWriteProtected(1, false);
+            }
+            using (var host = TestHost.Over(ZonedNamespace.OpenFile(path, options)))
+            {
+                var (admin, _, io, _, _) = host.ConnectAll();
+                Assert.False(host.Target.Subsystem.IsWriteProtected(1));
+                Assert.Equal(0, Identify(admin, IdentifyCns.Namespace, 1)[IdentifyNamespaceLayout.Nsattr]);
+                Ok(Run(io, Sqe.ReadWrite(IoOpcode.Write, 1, 1, 1), new byte[Bs]));
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }

@@ -3,25 +3,20 @@ namespace Zns.Target.Nvme;
 /// <summary>Namespace write protection on the controller's own account (a drive going read-only at end of life).</summary>
 public sealed partial class NvmeSubsystem
 {
-    private readonly Lock _writeProtectLock = new();
-
     /// <summary>
     /// Write-protects namespace <paramref name="nsid"/> or lifts the protection. A change sets Identify NSATTR bit 0,
     /// makes commands that would modify the namespace complete with Namespace is Write Protected, and is announced
     /// through <see cref="NotifyNamespaceChanged"/> (the Linux host then re-reads Identify and sets the disk
-    /// read-only or writable). Returns false when the namespace was already in that state (nothing is announced).
+    /// read-only or writable). A file-backed namespace keeps the state in its zone state file, so it survives a
+    /// restart. Returns false when the namespace was already in that state (nothing is announced).
     /// Throws <see cref="ArgumentOutOfRangeException"/> for an unknown NSID.
     /// </summary>
     public bool SetWriteProtected(uint nsid, bool writeProtected)
     {
         NamespaceInfo info = GetNamespace(nsid) ?? throw new ArgumentOutOfRangeException(nameof(nsid), nsid, "no such namespace");
-        lock (_writeProtectLock)
+        if (!info.Namespace.SetWriteProtected(writeProtected))
         {
-            if (info.WriteProtected == writeProtected)
-            {
-                return false;
-            }
-            info.WriteProtected = writeProtected;
+            return false;
         }
         NotifyNamespaceChanged(nsid);
         return true;

@@ -280,15 +280,9 @@ internal sealed class NamespaceInfo
 
     /// <summary>
     /// Write protected (Identify NSATTR bit 0): commands that would modify the namespace complete with Namespace is
-    /// Write Protected. Set on the controller's own account (<see cref="NvmeSubsystem.SetWriteProtected"/>).
+    /// Write Protected. Kept by the namespace (in its zone state file); set through <see cref="NvmeSubsystem.SetWriteProtected"/>.
     /// </summary>
-    public bool WriteProtected
-    {
-        get => Volatile.Read(ref _writeProtected);
-        set => Volatile.Write(ref _writeProtected, value);
-    }
-
-    private bool _writeProtected;
+    public bool WriteProtected => Namespace.WriteProtected;
 
     public NamespaceIdentity Identity
     {
