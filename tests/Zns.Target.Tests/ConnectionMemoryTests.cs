@@ -111,12 +111,7 @@ public sealed class ConnectionMemoryTests(ITestOutputHelper output)
         foreach (var r2t in r2ts)
             await SendWriteDataAsync(raw, r2t);
         await AnswerUntilResponsesAsync(raw, QueueDepth);
-        Assert.Equal(Enumerable.Range(0, QueueDepth).Select(i => (ushort)i), target.Factory.ExecutionOrder);
-        for (int slot = 0; slot < 16; slot++)
-        {
-            int last = QueueDepth - 16 + slot;
-            Assert.Equal(Pattern(LargeCommand, last), target.Factory.Storage.AsSpan(slot * LargeCommand, LargeCommand).ToArray());
-        }
+        AssertRanInOrderAndLastWriteLanded(target, LargeCommand);
     }
 
     /// <summary>
@@ -209,11 +204,18 @@ public sealed class ConnectionMemoryTests(ITestOutputHelper output)
 
         await SendWriteDataAsync(raw, r2t);
         await AnswerUntilResponsesAsync(raw, QueueDepth);
+        AssertRanInOrderAndLastWriteLanded(target, inCapsule);
+    }
+
+    /// <summary>Writes with CIDs 0..QueueDepth-1, CID i to slot i % 16 with the pattern of its CID: they executed in
+    /// arrival order, and each slot holds its last write's data.</summary>
+    private static void AssertRanInOrderAndLastWriteLanded(LoopbackTarget target, int writeLength)
+    {
         Assert.Equal(Enumerable.Range(0, QueueDepth).Select(i => (ushort)i), target.Factory.ExecutionOrder);
         for (int slot = 0; slot < 16; slot++)
         {
             int last = QueueDepth - 16 + slot;
-            Assert.Equal(Pattern(inCapsule, last), target.Factory.Storage.AsSpan(slot * LargeCommand, inCapsule).ToArray());
+            Assert.Equal(Pattern(writeLength, last), target.Factory.Storage.AsSpan(slot * LargeCommand, writeLength).ToArray());
         }
     }
 
