@@ -1,5 +1,6 @@
 # Sourced by the guest phase scripts: the checks of the seed's default namespace (geometry in sysfs and blkzone,
-# zone actions, Zone Append) on block device $1, the same over every transport. Needs the caller's tap function.
+# zone actions, Zone Append, a write not at the write pointer and its status in the kernel log) on block device $1,
+# the same over every transport. Needs the caller's tap function.
 seed_zone_checks() {
     local dev=$1 q=/sys/block/${1#/dev/}/queue first z1=0x20000 a1 a2
     [ "$(cat "$q/zoned")" = host-managed ]; tap $? "queue/zoned is host-managed"
@@ -23,6 +24,10 @@ seed_zone_checks() {
     a1=$(nvme zns zone-append "$dev" -s 0x8000 -z 4096 -d /tmp/4k 2>&1)
     a2=$(nvme zns zone-append "$dev" -s 0x8000 -z 4096 -d /tmp/4k 2>&1)
     [ "$a1" = "Success appended data to LBA 8000" ] && [ "$a2" = "Success appended data to LBA 8001" ]; tap $? "nvme zns zone-append returns LBA 8000 then 8001"
+
+    dd if=/tmp/4k of="$dev" bs=4k seek=$((0x10000 + 5)) count=1 oflag=direct 2>/dev/null; local rc=$?
+    [ $rc != 0 ]; tap $? "a write not at the write pointer fails"
+    dmesg | grep -q -E "Zone Invalid Write|sct 0x1 / sc 0xbc"; tap $? "the kernel log shows the ZNS status (sct 0x1 / sc 0xbc)"
 }
 # Condition (em, oe, cl, fu, ...) and write pointer of the zone at sector $1 of $dev.
 cond() { blkzone report -o "$1" -c 1 "$dev" | sed -E 's/.*zcond:[ ]*([0-9]+)\(([a-z]+)\).*/\2/'; }

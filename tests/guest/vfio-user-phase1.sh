@@ -19,10 +19,6 @@ source "$(dirname "$0")/seed-zone-checks.sh"
 seed_zone_checks $dev
 q=/sys/block/nvme0n1/queue
 
-dd if=/tmp/4k of=$dev bs=4k seek=$((0x10000 + 5)) count=1 oflag=direct 2>/dev/null; rc=$?
-[ $rc != 0 ]; tap $? "a write not at the write pointer fails"
-dmesg | grep -q -E "Zone Invalid Write|sct 0x1 / sc 0xbc"; tap $? "the kernel log shows the ZNS status (sct 0x1 / sc 0xbc)"
-
 echo mq-deadline > $q/scheduler 2>/dev/null
 fio --name=zbd --filename=$dev --direct=1 --zonemode=zbd --ioengine=libaio --rw=write --bs=64k --iodepth=4 \
     --numjobs=2 --offset=32z --offset_increment=4z --size=1z --verify=crc32c --do_verify=1 --group_reporting \
