@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 enum { BLOCK = 4096, ZONE_BLOCKS = 4096, READ_ZONES = 4, WRITE_ZONE_BASE = 8, APPEND_ZONE_BASE = 192, APPEND_ZONES = 64 };
-enum { IN_CAPSULE_MAX = 8192, CAPSULE_HDR = 72, RESP_LEN = 24, DATA_HDR = 24 };
+enum { CAPSULE_HDR = 72, RESP_LEN = 24, DATA_HDR = 24 };
 enum { KIND_READ, KIND_WRITE, KIND_APPEND };
 static const char *HOST_NQN = "nqn.2014-08.org.nvmexpress:uuid:6d1f2c9a-0b7e-4f43-9a51-3c2b8e0f7a11";
 static const uint8_t HOST_ID[16] = {0x6d,0x1f,0x2c,0x9a,0x0b,0x7e,0x4f,0x43,0x9a,0x51,0x3c,0x2b,0x8e,0x0f,0x7a,0x11};
@@ -30,6 +30,7 @@ static const uint8_t HOST_ID[16] = {0x6d,0x1f,0x2c,0x9a,0x0b,0x7e,0x4f,0x43,0x9a
 static int g_port, g_kind, g_size, g_qd, g_conns, g_bare;
 static const char *g_nqn;
 static uint16_t g_cntlid;
+static uint32_t g_in_capsule_max = 8192;   // I/O queues: IOCCSZ * 16 - 64 from Identify Controller, as the Linux host
 static atomic_int g_append_current;
 static atomic_long *g_ops;
 
@@ -159,6 +160,38 @@ static uint64_t property(conn_t *c, int set, uint32_t offset, uint64_t value)
     return await_resp(c, 0x78, set ? "property set" : "property get");
 }
 
+// Identify Controller (CNS 1) on the admin queue: the in-capsule data limit of I/O queues comes from IOCCSZ
+// (bytes 1795:1792), which is how the Linux host decides between in-capsule data and R2T.
+static void identify_in_capsule_limit(conn_t *c)
+{
+    size_t n = capsule(c, 0x06, 0, 0x79, 0, 4096, NULL, 0, 0x01, 0, 0, 0);
+    send_all(c, c->tx, n);
+    uint8_t id[4096];
+    size_t have = 0;
+    for (;;) {
+        size_t len;
+        uint8_t *r = next_pdu(c, 0, &len);
+        if (r[0] == 0x07 && get16(r + 8) == 0x79) {               // C2HData: PDO at byte 3, DATAO at 12, DATAL at 16
+            uint32_t off = get32(r + 12), dl = get32(r + 16);
+            if (off + dl > sizeof id) fail("identify data out of range");
+            memcpy(id + off, r + r[3], dl);
+            have += dl;
+            eat(c, len);
+            continue;
+        }
+        if (r[0] == 0x05 && get16(r + 20) == 0x79) {
+            uint16_t status = get16(r + 22) >> 1;
+            eat(c, len);
+            if (status || have != sizeof id) fail("identify controller failed");
+            break;
+        }
+        eat(c, len);
+    }
+    uint32_t ioccsz = get32(id + 1792);
+    if (ioccsz < 4) fail("IOCCSZ below 4");
+    g_in_capsule_max = ioccsz * 16 - 64;
+}
+
 typedef struct {
     int worker;          // global index: connection * QD + slot
     uint64_t lba;        // reads: next LBA; writes: offset in the zone
@@ -188,14 +221,14 @@ static size_t next_command(conn_t *c, slot_t *s, uint16_t cid)
         }
         uint64_t lba = zslba + s->lba;
         s->lba += nlb;
-        uint32_t in = g_size <= IN_CAPSULE_MAX ? (uint32_t)g_size : 0;
+        uint32_t in = g_size <= g_in_capsule_max ? (uint32_t)g_size : 0;
         return capsule(c, 0x01, 0, cid, 1, g_size, g_payload, in, (uint32_t)lba, (uint32_t)(lba >> 32), nlb - 1, 0);
     }
     default: {
         int current = atomic_load(&g_append_current);
         s->append_zone = current;
         uint64_t zslba = (uint64_t)(APPEND_ZONE_BASE + current % APPEND_ZONES) * ZONE_BLOCKS;
-        uint32_t in = g_size <= IN_CAPSULE_MAX ? (uint32_t)g_size : 0;
+        uint32_t in = g_size <= g_in_capsule_max ? (uint32_t)g_size : 0;
         return capsule(c, 0x7D, 0, cid, 1, g_size, g_payload, in, (uint32_t)zslba, (uint32_t)(zslba >> 32), nlb - 1, 0);
     }
     }
@@ -332,6 +365,7 @@ int main(int argc, char **argv)
         property(&admin, 1, 0x14, 0x00460061);             // CC: EN, all I/O command sets, 64-byte SQEs, 16-byte CQEs
         while ((property(&admin, 0, 0x1C, 0) & 1) == 0)    // CSTS.RDY
             sleep_for(0.001);
+        identify_in_capsule_limit(&admin);
     }
     pthread_t *threads = calloc((size_t)g_conns, sizeof *threads);
     for (int i = 0; i < g_conns; i++)

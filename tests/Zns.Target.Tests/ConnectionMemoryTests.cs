@@ -170,6 +170,62 @@ public sealed class ConnectionMemoryTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A host that holds back the data of one R2T write and fills the rest of its queue with in-capsule writes of
+    /// the largest size (each copied, since it must wait): the heap stays within
+    /// <see cref="TargetTransportOptions.ConnectedMemoryBound"/>, and once the data comes every write completes in
+    /// arrival order with its data.
+    /// </summary>
+    [Fact]
+    public async Task DeepQueueOfInCapsuleWrites_BehindAHeldR2TWrite_StayWithinTheBound_AndAllComplete()
+    {
+        var options = new TargetTransportOptions();
+        int inCapsule = options.MaxInCapsuleDataLength;
+        await using var target = new LoopbackTarget(options);
+        target.Factory.QueueDepth = QueueDepth;
+        await using var raw = await RawNvmeTcpConnection.ConnectAsync(target.EndPoint);
+        await raw.HandshakeAsync();
+        // Warm-up: one in-capsule write of each path (JIT, pools).
+        await raw.SendAsync(Capsule(InCapsuleWriteSqe(999, inCapsule, 0), Pattern(inCapsule, 999)));
+        await AnswerUntilResponsesAsync(raw, 1);
+        while (target.Factory.ExecutionOrder.TryDequeue(out _)) { }
+
+        var capsules = new byte[QueueDepth - 1][];
+        for (int i = 1; i < QueueDepth; i++)
+            capsules[i - 1] = Capsule(InCapsuleWriteSqe((ushort)i, inCapsule, (ulong)(i % 16) * LargeCommand), Pattern(inCapsule, i));
+        long before = ManagedHeap();
+        await raw.SendAsync(Capsule(WriteSqe(0, LargeCommand, 0)));
+        var r2t = (await raw.ReceivePduAsync(ZnsLoopback.Timeout))!.Value.Pdu;
+        Assert.Equal(PduType.R2T, r2t.Type);
+        foreach (var capsule in capsules)
+            await raw.SendAsync(capsule);
+        await Task.Delay(500); // the target reads and copies what it is sent
+        long during = ManagedHeap();
+        long bound = options.ConnectedMemoryBound(LargeCommand);
+        output.WriteLine($"{QueueDepth - 1} in-capsule writes of {inCapsule / 1024} KiB behind a held R2T: managed heap " +
+            $"{before / 1024} KiB -> {during / 1024} KiB (+{(during - before) / 1024} KiB), bound {bound / 1024} KiB");
+        Assert.True(during - before <= bound, $"heap grew by {during - before} bytes, bound {bound}");
+        Assert.Empty(target.Factory.ExecutionOrder);
+
+        await SendWriteDataAsync(raw, r2t);
+        await AnswerUntilResponsesAsync(raw, QueueDepth);
+        Assert.Equal(Enumerable.Range(0, QueueDepth).Select(i => (ushort)i), target.Factory.ExecutionOrder);
+        for (int slot = 0; slot < 16; slot++)
+        {
+            int last = QueueDepth - 16 + slot;
+            Assert.Equal(Pattern(inCapsule, last), target.Factory.Storage.AsSpan(slot * LargeCommand, inCapsule).ToArray());
+        }
+    }
+
+    private static SubmissionQueueEntry InCapsuleWriteSqe(ushort cid, int length, ulong offset)
+    {
+        var sqe = LoopbackTarget.Command(IoOpcode.Write, offset);
+        sqe.SetFlags(NvmeTcp.SqeFlagsSgl);
+        sqe.SetCommandId(cid);
+        sqe.SetSgl(0, (uint)length, NvmeTcp.SglInCapsuleData);
+        return sqe;
+    }
+
     private static SubmissionQueueEntry WriteSqe(ushort cid, int length, ulong offset) =>
         DataSqe(IoOpcode.Write, cid, length, offset);
 

@@ -154,7 +154,8 @@ public class TransportErrorTests
         await using var target = new LoopbackTarget();
         await using var raw = await RawNvmeTcpConnection.ConnectAsync(target.EndPoint);
         await raw.HandshakeAsync();
-        await raw.SendAsync(Capsule(Sqe(IoOpcode.Write, 1, 8208, NvmeTcp.SglInCapsuleData), new byte[8208]));
+        int aboveTheLimit = new TargetTransportOptions().MaxInCapsuleDataLength + 16;
+        await raw.SendAsync(Capsule(Sqe(IoOpcode.Write, 1, (uint)aboveTheLimit, NvmeTcp.SglInCapsuleData), new byte[aboveTheLimit]));
         await ExpectTermReqAndClose(raw, FatalErrorStatus.DataTransferLimitExceeded);
     }
 

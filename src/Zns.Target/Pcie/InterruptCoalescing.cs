@@ -43,8 +43,11 @@ internal sealed class InterruptCoalescing(int vectors)
         return true;
     }
 
-    /// <summary>Get Features 09h for vector IV (cdw11 bits 15:0): the vector with its CD bit; the admin vector always reports CD.</summary>
-    public bool TryGetVector(uint cdw11, out uint value)
+    /// <summary>
+    /// Get Features 09h for vector IV (cdw11 bits 15:0): the vector with its CD bit, as set (<paramref name="current"/>)
+    /// or by default (coalescing enabled). The admin vector always reports CD, since coalescing never applies to it.
+    /// </summary>
+    public bool TryGetVector(uint cdw11, bool current, out uint value)
     {
         int vector = (int)(cdw11 & 0xFFFF);
         value = 0;
@@ -52,7 +55,8 @@ internal sealed class InterruptCoalescing(int vectors)
         {
             return false;
         }
-        value = (uint)vector | (vector == 0 || Volatile.Read(ref _disabled[vector]) ? CoalescingDisable : 0);
+        bool disabled = vector == 0 || (current && Volatile.Read(ref _disabled[vector]));
+        value = (uint)vector | (disabled ? CoalescingDisable : 0);
         return true;
     }
 

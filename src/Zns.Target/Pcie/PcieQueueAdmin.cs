@@ -98,12 +98,7 @@ public sealed partial class NvmePcieFunction
             result = current ? _coalescing.Value : 0;
             return NvmeStatus.Success;
         }
-        if (!_coalescing.TryGetVector(sqe.Cdw11, out uint vector))
-        {
-            return NvmeStatus.InvalidField.WithDnr();
-        }
-        result = current ? vector : (sqe.Cdw11 & 0xFFFF) | ((sqe.Cdw11 & 0xFFFF) == 0 ? 1u << 16 : 0);
-        return NvmeStatus.Success;
+        return _coalescing.TryGetVector(sqe.Cdw11, current, out result) ? NvmeStatus.Success : NvmeStatus.InvalidField.WithDnr();
     }
 
     private static ushort QueueId(in SubmissionQueueEntry sqe) => (ushort)sqe.Cdw10;

@@ -19,7 +19,7 @@ internal sealed class CommandContext
 {
     // Small data buffers stay with the context between commands: ArrayPool.Shared keeps only a few dozen
     // arrays per size per core, so at 100+ outstanding 4 KiB commands most rents missed and allocated.
-    private const int KeptBufferLength = 16 * 1024;
+    private const int KeptBufferLength = TargetTransportOptions.KeptCommandBuffer;
 
     private byte[]? _buffer;
     private byte[]? _kept;

@@ -111,7 +111,8 @@ public sealed class NvmeTcpListener : IAsyncDisposable
             client.NoDelay = true;
             TransportLog.ConnectionAccepted(_logger, remote);
             var connection = new SocketPipeConnection(client, _options);
-            var queue = new NvmeTcpQueue(connection.Application, connection.RemoteEndPoint, connection.Abort, _options, _factory, _logger);
+            var queue = new NvmeTcpQueue(connection.Application, connection.RemoteEndPoint, connection.Abort, _options, _factory, _logger,
+                connection.AllowLargeReceives);
             var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _connections[queue] = gate.Task;
             _ = ServeAsync(connection, queue, gate);

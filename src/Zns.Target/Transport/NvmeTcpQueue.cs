@@ -41,6 +41,7 @@ public sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
     private readonly Action _abortTransport;
+    private readonly Action? _queueConnectedCallback;
     private readonly TargetTransportOptions _options;
     private readonly IQueueHandlerFactory _factory;
     private readonly ILogger _logger;
@@ -57,6 +58,7 @@ public sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
     private int _wakeQueued;
     private string _closeReason = "connection closed";
     private byte[]? _termReq;
+    private byte[]? _assembly;
 
     /// <param name="transport">Bytes from the host, and where the bytes for the host go.</param>
     /// <param name="remoteEndPoint">The peer, for logs.</param>
@@ -64,9 +66,12 @@ public sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
     /// <param name="options">Transport limits.</param>
     /// <param name="factory">Creates the NVMe side at ICReq.</param>
     /// <param name="logger">Transport log.</param>
+    /// <param name="queueConnected">Told once the controller has connected the queue (the host is known from then
+    /// on), so the transport may give it larger receive buffers.</param>
     public NvmeTcpQueue(IDuplexPipe transport, string remoteEndPoint, Action abortTransport, TargetTransportOptions options,
-        IQueueHandlerFactory factory, ILogger logger)
+        IQueueHandlerFactory factory, ILogger logger, Action? queueConnected = null)
     {
+        _queueConnectedCallback = queueConnected;
         _input = transport.Input;
         _output = transport.Output;
         _abortTransport = abortTransport;
@@ -107,6 +112,7 @@ public sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
     {
         _dispatcher.QueueId = queueId;
         _queueConnected = true;
+        _queueConnectedCallback?.Invoke();
     }
 
     /// <summary>Serves the queue until the connection closes. Never throws.</summary>
@@ -333,12 +339,14 @@ public sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
             // Already received with the capsule (at most MaxInCapsuleDataLength). A command that executes now reads
             // it where it lies; one that waits behind others gets its own copy.
             var data = bytes.Slice(pdu.DataStart, inCapsule);
-            if (executesNow && data.IsSingleSegment)
+            if (executesNow)
             {
-                ctx.BorrowReceiveBuffer(MemoryMarshal.AsMemory(data.First));
+                ctx.BorrowReceiveBuffer(data.IsSingleSegment ? MemoryMarshal.AsMemory(data.First) : Assemble(data));
             }
             else
             {
+                // Not counted in the data budget: budget held by a later command could starve an earlier one
+                // waiting for it. At most MaxInCapsuleDataLength per outstanding command.
                 ctx.SetBuffer(length);
                 data.CopyTo(ctx.Data.Span);
             }
@@ -358,6 +366,23 @@ public sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
         }
         _dispatcher.RunReady();
         return true;
+    }
+
+    /// <summary>
+    /// In-capsule data that spans receive segments, made contiguous in the connection's one assembly buffer for a
+    /// command that executes now (the handler consumes it before it returns, as it does the receive buffer).
+    /// </summary>
+    private Memory<byte> Assemble(in ReadOnlySequence<byte> data)
+    {
+        int length = (int)data.Length;
+        if (_assembly is null || _assembly.Length < length)
+        {
+            if (_assembly is not null)
+                ArrayPool<byte>.Shared.Return(_assembly);
+            _assembly = ArrayPool<byte>.Shared.Rent(length);
+        }
+        data.CopyTo(_assembly);
+        return _assembly.AsMemory(0, length);
     }
 
     /// <summary>
@@ -472,6 +497,11 @@ public sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
     /// <summary>After the loop stopped: return the buffers of commands that will never be answered.</summary>
     private void ReleaseAfterClose()
     {
+        if (_assembly is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_assembly);
+            _assembly = null;
+        }
         foreach (var ctx in _dispatcher.Close())
             ctx.ReturnBuffer();
         foreach (var ctx in _slots.All)

@@ -11,23 +11,29 @@ namespace Zns.Target.Transport;
 /// the end of the stream).
 /// </summary>
 /// <remarks>
-/// Both pipes resume their reader inline: the receive completion parses, executes and writes the responses of a
-/// receive batch, and its flush runs the send, all on one thread. The receive pipe's pause threshold gives
-/// back-pressure (a host that sends faster than commands are processed stops being read), the send pipe's pause
-/// threshold stops processing while the host does not read its responses.
+/// The receive pump is a thread of its own blocked in the kernel's receive, and both pipes resume their reader
+/// inline: the bytes of one receive are parsed, executed and answered on that thread, and its flush runs the
+/// (blocking) send, with no event loop or thread-pool hand-over in between. Responses completed on another thread
+/// flush from there; the send pipe has one reader, so sends never interleave. The receive pipe's pause threshold
+/// gives back-pressure (a host that sends faster than commands are processed stops being read), the send pipe's
+/// pause threshold stops processing while the host does not read its responses.
 /// </remarks>
 internal sealed class SocketPipeConnection
 {
-    private const int MinReceiveBufferSize = 16 * 1024;
+    /// <summary>The receive thread runs the parser and handlers inline; they need little stack.</summary>
+    private const int ReceiveThreadStackSize = 512 * 1024;
 
     private readonly Socket _socket;
     private readonly Pipe _input;
     private readonly Pipe _output;
     private int _aborted;
+    private bool _largeReceives;
 
     public SocketPipeConnection(Socket socket, TargetTransportOptions options)
     {
         _socket = socket;
+        // Both pumps use blocking calls: the receive thread sleeps in the kernel and no event loop is involved.
+        _socket.Blocking = true;
         RemoteEndPoint = socket.RemoteEndPoint?.ToString() ?? "(unknown)";
         // The parser needs a whole PDU buffered before it hands it over, so the pipe must be able to hold the
         // largest legal PDU (header + padding + data + digests) or the reader would wait for bytes the paused
@@ -36,7 +42,7 @@ internal sealed class SocketPipeConnection
         _input = new Pipe(new PipeOptions(
             pauseWriterThreshold: pause,
             resumeWriterThreshold: pause / 2,
-            minimumSegmentSize: MinReceiveBufferSize,
+            minimumSegmentSize: TargetTransportOptions.SmallReceiveSize,
             readerScheduler: PipeScheduler.Inline,
             writerScheduler: PipeScheduler.ThreadPool,
             useSynchronizationContext: false));
@@ -57,37 +63,70 @@ internal sealed class SocketPipeConnection
     public IDuplexPipe Application { get; }
 
     /// <summary>Starts both pumps; the task ends when both have stopped. Never throws.</summary>
-    public Task StartAsync() => Task.WhenAll(ReceiveAsync(), SendAsync());
+    public Task StartAsync()
+    {
+        var received = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            ReceiveLoop();
+            received.SetResult();
+        }, ReceiveThreadStackSize)
+        {
+            IsBackground = true,
+            Name = "zns-recv",
+        };
+        thread.UnsafeStart();
+        return Task.WhenAll(received.Task, SendAsync());
+    }
+
+    /// <summary>
+    /// Lets the receive pump use large buffers when the host keeps it busy; until then (before the host has
+    /// connected its queue) a connection receives into small ones only, so one that never connects holds little.
+    /// </summary>
+    public void AllowLargeReceives() => Volatile.Write(ref _largeReceives, true);
 
     /// <summary>Closes the socket; both pumps stop. Thread-safe and idempotent.</summary>
     public void Abort()
     {
         if (Interlocked.Exchange(ref _aborted, 1) != 0)
             return;
+        // Shutdown wakes a receive blocked in the kernel; Dispose alone would not.
         try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
         _socket.Dispose();
         // Wake a send pump waiting for output that will never come.
         try { _output.Reader.CancelPendingRead(); } catch (InvalidOperationException) { }
     }
 
-    private async Task ReceiveAsync()
+    /// <summary>
+    /// The receive pump, on a thread of its own that sleeps in the kernel's receive: the host's bytes wake this
+    /// thread directly, and the inline pipe reader parses, executes and answers them before it receives again, so a
+    /// command costs one receive and one send and no hand-over between threads.
+    /// </summary>
+    private void ReceiveLoop()
     {
         var writer = _input.Writer;
         Exception? error = null;
         try
         {
+            bool large = false;
             while (true)
             {
-                // Wait for data before taking a buffer, so an idle connection holds no receive segment (as Kestrel
-                // does); a zero-byte receive completes when bytes are available or the peer closed.
-                await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
-                var memory = writer.GetMemory(MinReceiveBufferSize);
-                int received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
+                var memory = writer.GetMemory(large ? TargetTransportOptions.ReceiveSegmentSize : TargetTransportOptions.SmallReceiveSize);
+                int received = _socket.Receive(memory.Span, SocketFlags.None);
                 if (received == 0)
                     break;
+                // A full buffer means more is probably waiting: large receives (a whole batch of commands, a whole
+                // large in-capsule write in one contiguous buffer) while the host keeps sending that much, small
+                // ones again once a receive brings less than a small buffer.
+                if (received == memory.Length)
+                    large = Volatile.Read(ref _largeReceives);
+                else if (received < TargetTransportOptions.SmallReceiveSize)
+                    large = false;
                 writer.Advance(received);
-                var flush = await writer.FlushAsync().ConfigureAwait(false);
-                if (flush.IsCompleted || flush.IsCanceled)
+                var flush = writer.FlushAsync();
+                // Not complete only while the pipe is paused (the parser is behind): wait for it to drain.
+                var result = flush.IsCompleted ? flush.Result : flush.AsTask().GetAwaiter().GetResult();
+                if (result.IsCompleted || result.IsCanceled)
                     break;
             }
         }
@@ -99,7 +138,7 @@ internal sealed class SocketPipeConnection
         {
             error = e;
         }
-        await writer.CompleteAsync(error).ConfigureAwait(false);
+        writer.Complete(error);
     }
 
     private async Task SendAsync()
@@ -114,13 +153,12 @@ internal sealed class SocketPipeConnection
                 var buffer = result.Buffer;
                 if (Volatile.Read(ref _aborted) != 0)
                     break;
+                // A blocking send on the thread that flushed the responses: it returns once the kernel holds the
+                // bytes, and blocks (holding back further commands) only while the host does not read.
                 foreach (var segment in buffer)
                 {
-                    for (var data = segment; !data.IsEmpty;)
-                    {
-                        int sent = await _socket.SendAsync(data, SocketFlags.None).ConfigureAwait(false);
-                        data = data[sent..];
-                    }
+                    for (var data = segment.Span; !data.IsEmpty;)
+                        data = data[_socket.Send(data, SocketFlags.None)..];
                 }
                 reader.AdvanceTo(buffer.End);
                 if (result.IsCompleted)

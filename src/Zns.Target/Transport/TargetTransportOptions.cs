@@ -17,12 +17,13 @@ public sealed record TargetTransportOptions
     public int MaxH2CData { get; init; } = 128 * 1024;
 
     /// <summary>
-    /// Largest in-capsule data a CapsuleCmd may carry, on every queue. Default 8192: the Linux host sends Fabrics
-    /// commands (Connect data) and admin writes in-capsule up to 8192 bytes regardless of IOCCSZ, so this must stay
-    /// ≥ 8192. The controller advertises IOCCSZ = (64 + this) / 16 from this value (see
-    /// <see cref="IQueueTransport.InCapsuleDataLength"/>).
+    /// Largest in-capsule data a CapsuleCmd may carry, on every queue. The controller advertises IOCCSZ =
+    /// (64 + this) / 16 from this value (see <see cref="IQueueTransport.InCapsuleDataLength"/>), and the Linux host
+    /// sends an I/O queue write in-capsule exactly when its data fits, so a write up to this size costs no R2T round
+    /// trip. Default 128 KiB (the kernel's target uses 16 KiB). Must stay ≥ 8192: the Linux host sends Fabrics
+    /// commands (Connect data) and admin writes in-capsule up to 8192 bytes regardless of IOCCSZ.
     /// </summary>
-    public int MaxInCapsuleDataLength { get; init; } = NvmeTcp.HostAdminInCapsuleDataLength;
+    public int MaxInCapsuleDataLength { get; init; } = 128 * 1024;
 
     /// <summary>Largest data segment of one C2HData PDU this target sends. Default 128 KiB.</summary>
     public int MaxC2HDataPduLength { get; init; } = 128 * 1024;
@@ -62,10 +63,10 @@ public sealed record TargetTransportOptions
     /// Managed memory one connection may hold while it is idle or stalled before its Fabrics Connect: 96 KiB.
     /// </summary>
     /// <remarks>
-    /// What a connection holds: its receive pipe (one 16 KiB segment while a partial PDU waits; a PDU is never
+    /// What a connection holds: its receive pipe (one <see cref="SmallReceiveSize"/> segment while a partial PDU waits; a PDU is never
     /// waited for beyond the configured maxima, so a stalled PDU holds at most <see cref="ReceivePauseThreshold"/>),
     /// its command contexts (<see cref="ConnectedMemoryBound"/>), and send pipe segments only while responses wait
-    /// to be sent; the receive pump waits for data with a zero-byte read before taking a segment. Before Connect a
+    /// to be sent; a receive that does not fill its buffer makes the next one small. Before Connect a
     /// queue allows one outstanding command of at most 8 KiB. ConnectionMemoryTests checks this bound with many
     /// silent and stalled connections. Until it has completed a Fabrics Connect a connection lives at most
     /// <see cref="InitializationTimeout"/>; afterwards the controller's keep-alive timeout applies.
@@ -74,13 +75,27 @@ public sealed record TargetTransportOptions
 
     /// <summary>Managed memory one command context may hold besides its buffered data: the context itself and the
     /// small data buffer (up to 16 KiB) it keeps for its next command, which also serves in-capsule data.</summary>
-    public const int CommandContextMemory = 17 * 1024;
+    public const int CommandContextMemory = KeptCommandBuffer + 1024;
+
+    /// <summary>The data buffer a command context keeps for its next command.</summary>
+    internal const int KeptCommandBuffer = 16 * 1024;
 
     /// <summary>Unsent response bytes at which a connection stops executing commands until the host reads.</summary>
     public const int SendPauseThreshold = 256 * 1024;
 
-    /// <summary>Smallest segment of a connection's send pipe.</summary>
-    public const int SendSegmentSize = 16 * 1024;
+    /// <summary>Smallest segment of a connection's send pipe. One send covers at most one segment, so it is sized
+    /// for a receive batch's worth of responses (32 4 KiB reads are 132 KiB).</summary>
+    public const int SendSegmentSize = 64 * 1024;
+
+    /// <summary>Size of a socket receive on a connected queue while the host keeps it busy (a receive filled its
+    /// buffer). A receive batch is what one receive returns, so this bounds how many commands share one
+    /// parse-execute-send pass (32 4 KiB in-capsule writes are 133 KiB), and a receive this large holds a whole
+    /// in-capsule write of <see cref="MaxInCapsuleDataLength"/> in one contiguous buffer.</summary>
+    public const int ReceiveSegmentSize = 256 * 1024;
+
+    /// <summary>Size of a socket receive otherwise: an idle, stalled, not yet connected or lightly loaded connection
+    /// holds no more.</summary>
+    public const int SmallReceiveSize = 16 * 1024;
 
     /// <summary>
     /// Receive bytes at which a connection stops reading its socket until the parser catches up: at least
@@ -93,19 +108,23 @@ public sealed record TargetTransportOptions
     /// <see cref="ReceivePauseThreshold"/> (plus one receive segment) + the send pipe
     /// (<see cref="SendPauseThreshold"/> plus the one response that crosses it, up to
     /// <paramref name="largestCommandData"/> and one segment) + max(<see cref="MaxBufferedDataBytes"/>,
-    /// <paramref name="largestCommandData"/>) + the queue depth × <see cref="CommandContextMemory"/>.
-    /// With the defaults and MDTS 512 KiB: 257 + 16 + 256 + 512 + 16 + 4096 + 128 × 17 KiB = 7329 KiB ≈ 7.2 MiB. A host
+    /// <paramref name="largestCommandData"/>) + the in-capsule assembly buffer + the queue depth ×
+    /// (<see cref="CommandContextMemory"/> + an in-capsule copy larger than the context keeps).
+    /// With the defaults and MDTS 512 KiB: 257 + 256 + 256 + 512 + 64 + 4096 + 128 + 128 × (17 + 128) KiB = 24,129 KiB
+    /// ≈ 23.6 MiB, reached only by a host that fills its queue with in-capsule writes behind one whose R2T data it
+    /// holds back (the kernel's target allocates every outstanding command's data, up to queue depth × MDTS). A host
     /// cannot raise it: outstanding commands are capped by SQSIZE + 1 (and <see cref="MaxOutstandingCommands"/>), R2Ts
     /// and reads wait for <see cref="MaxBufferedDataBytes"/>, commands stop executing while the host leaves
     /// responses unread, and no length a host sends is allocated before it is checked against these limits.
-    /// ConnectionMemoryTests drives deep queues of 512 KiB R2T writes and reads against this bound.
+    /// ConnectionMemoryTests drives deep queues of 512 KiB R2T writes, reads and in-capsule writes against this bound.
     /// </summary>
     /// <param name="largestCommandData">The largest data transfer of one command (MDTS in bytes on I/O queues).</param>
     /// <param name="queueEntries">The controller's queue size (<c>TargetOptions.MaxQueueEntries</c>).</param>
     public long ConnectedMemoryBound(int largestCommandData, int queueEntries = TargetOptions.DefaultMaxQueueEntries) =>
-        ReceivePauseThreshold + 16 * 1024 + SendPauseThreshold + largestCommandData + SendSegmentSize
-        + Math.Max(MaxBufferedDataBytes, largestCommandData)
-        + (long)Math.Min(MaxOutstandingCommands ?? queueEntries, queueEntries) * CommandContextMemory;
+        ReceivePauseThreshold + ReceiveSegmentSize + SendPauseThreshold + largestCommandData + SendSegmentSize
+        + Math.Max(MaxBufferedDataBytes, largestCommandData) + MaxInCapsuleDataLength
+        + (long)Math.Min(MaxOutstandingCommands ?? queueEntries, queueEntries)
+          * (CommandContextMemory + (MaxInCapsuleDataLength > KeptCommandBuffer ? MaxInCapsuleDataLength : 0));
 
     /// <summary>Listen backlog. Default 512.</summary>
     public int ListenBacklog { get; init; } = 512;
