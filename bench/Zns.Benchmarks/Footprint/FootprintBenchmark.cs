@@ -16,6 +16,7 @@ namespace Zns.Benchmarks.Footprint;
 internal static partial class FootprintBenchmark
 {
     private const string Nqn = "nqn.2026-01.io.zns:subsys";
+    private const int QueueDepth = 8;
     private static readonly string[] ServeArgs = ["serve", "ram:1G,zoned.zone_size=16M", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"];
 
     private sealed record Build(string Name, string Path);
@@ -120,7 +121,7 @@ internal static partial class FootprintBenchmark
     private static async Task<Load> DriveAsync(Process server, string client, int port, string kind, double seconds)
     {
         var psi = new ProcessStartInfo(client, ["nvme", port.ToString(CultureInfo.InvariantCulture), Nqn, "1",
-            seconds.ToString(CultureInfo.InvariantCulture), kind, "4096", "8", "1"])
+            seconds.ToString(CultureInfo.InvariantCulture), kind, "4096", QueueDepth.ToString(CultureInfo.InvariantCulture), "1"])
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
@@ -237,7 +238,7 @@ internal static partial class FootprintBenchmark
         int startCount, int rounds, double idleSeconds, double loadSeconds)
     {
         Console.WriteLine($"footprint: zns serve {string.Join(' ', ServeArgs[1..])}; {startCount} starts per build, alternating; " +
-            $"idle RSS after {idleSeconds:0.#} s; load: C client 4 KiB Write then Read, QD 8, 1 connection, {loadSeconds:0.#} s each, {rounds} rounds");
+            $"idle RSS after {idleSeconds:0.#} s; load: C client 4 KiB Write then Read, QD {QueueDepth}, 1 connection, {loadSeconds:0.#} s each, {rounds} rounds");
         Console.WriteLine($".NET {Environment.Version}, {Environment.ProcessorCount} CPUs, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]} at the end");
         foreach (var b in builds)
         {
@@ -284,7 +285,8 @@ internal static partial class FootprintBenchmark
                 $"idle RSS {Median(starts[z].Select(x => (double)x.IdleRssKiB)) / Median(starts[a].Select(x => (double)x.IdleRssKiB)):0.00}, " +
                 string.Join(", ", kinds.Select(k => $"{k} RSS {loads[z].Where(x => x.Kind == k).Max(x => x.PeakRssKiB) / (double)loads[a].Where(x => x.Kind == k).Max(x => x.PeakRssKiB):0.00}")));
         }
-        Console.WriteLine("RSS under load includes the RAM backstore pages written (at most 16 MiB here, the same for every build).");
+        Console.WriteLine($"RSS under load includes the RAM backstore written: the client's {QueueDepth} writers each fill their own 16 MiB zone, " +
+            $"{QueueDepth * 16} MiB in all, the same for every build.");
     }
 
     [GeneratedRegex(@"serving \d+ namespaces? on 127\.0\.0\.1:(\d+)")]
