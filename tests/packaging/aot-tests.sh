@@ -41,7 +41,7 @@ if [ -z "$zns" ]; then
 fi
 zns=$(readlink -f "$zns")
 echo "# $zns: $(($(stat -c %s "$zns") / 1024 / 1024)) MiB"
-file "$zns" | grep -q 'ELF 64-bit' && [ ! -e "$(dirname "$zns")/zns.dll" ] && env -i "$zns" --version >/dev/null
+[ "$(head -c 4 "$zns" | od -An -c | tr -d ' \n')" = 177ELF ] && [ ! -e "$(dirname "$zns")/zns.dll" ] && env -i "$zns" --version >/dev/null
 tap $? "zns is one native ELF executable (no zns.dll beside it) that runs with an empty environment"
 
 # The CLI test project, each test against the native executable.

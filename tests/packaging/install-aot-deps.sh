@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install what the NativeAOT build of zns needs (tests/packaging/aot-tests.sh, bench/footprint/footprint.sh):
-# clang as the native compiler and linker, zlib1g-dev for the runtime's compression, gcc for the C NVMe/TCP client.
+# clang as the native compiler and linker, zlib1g-dev for the runtime's compression, gcc for the C NVMe/TCP client,
+# python3 to read the test results.
 # Idempotent: exits quickly when everything is already installed.
 set -euo pipefail
-required=(clang zlib1g-dev gcc)
+required=(clang zlib1g-dev gcc python3)
 missing=()
 for p in "${required[@]}"; do
     [[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" == installed ]] || missing+=("$p")
