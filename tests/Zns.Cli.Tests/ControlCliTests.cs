@@ -8,7 +8,8 @@ namespace Zns.Cli.Tests;
 
 /// <summary>
 /// <c>zns zones</c>, <c>zns zone</c>, <c>zns fault</c> and <c>zns stats</c> against a running <c>zns serve</c>'s
-/// control endpoint, checked against what a host sees over NVMe/TCP at the same time.
+/// control endpoint, checked against what a host sees over NVMe/TCP at the same time, and the endpoint's
+/// <c>/metrics</c> and zone map page.
 /// </summary>
 public sealed class ControlCliTests
 {
@@ -52,6 +53,12 @@ public sealed class ControlCliTests
             Assert.Equal(0, stats.Exit);
             Assert.Contains("nsid 1: reads 2 (4 KiB), writes 1, appends 0 (8 KiB written), other 0\n", stats.Out); // the failed read moved no data
             Assert.Contains("  errors: unrecovered_read_error 1\n", stats.Out);
+            // The same counts on /metrics (OpenTelemetry's Prometheus exporter), and the zone map page.
+            using var http = new HttpClient { BaseAddress = new Uri($"http://{control}/") };
+            string metrics = await http.GetStringAsync("metrics", ct);
+            Assert.Matches(@"(?m)^zns_connections\{[^}]*\} 2$", metrics);
+            Assert.Matches(@"(?m)^zns_io_errors_total\{[^}]*unrecovered_read_error[^}]*\} 1( |$)", metrics);
+            Assert.StartsWith("<!doctype html>", await http.GetStringAsync("", ct), StringComparison.OrdinalIgnoreCase);
             Assert.Equal(0, (await Control(dir, "fault", "clear", "--control", control)).Exit);
             Assert.True((await io.ReadAsync(1, 1, 1, buffer, ct)).Status.IsSuccess);
             Assert.Equal(data[4096..], buffer);
