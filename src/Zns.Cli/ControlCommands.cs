@@ -7,7 +7,7 @@ using Zns.Core.Zones;
 namespace Zns.Cli;
 
 /// <summary><c>zns zones</c>, <c>zns zone ACTION</c>, <c>zns fault ...</c>, <c>zns stats</c>: commands for a running <c>zns serve</c>.</summary>
-internal static class ControlCommands
+internal static partial class ControlCommands
 {
     private static Option<string> ControlOption() => new("--control")
     {
@@ -45,6 +45,7 @@ internal static class ControlCommands
         yield return Zone();
         yield return Fault();
         yield return Stats();
+        yield return Namespace();
     }
 
     private static Command Zones()

@@ -92,7 +92,7 @@ internal static class ServeControl
         try
         {
             var server = await ControlServer.StartAsync(settings.Address, settings.Token, service, loggerFactory);
-            stdout.WriteLine($"control: {server.Address} (zone map at /, metrics at /metrics; zns zones, zns fault, zns stats)");
+            stdout.WriteLine($"control: {server.Address} (zone map at /, metrics at /metrics; zns zones, zns fault, zns stats, zns namespace)");
             return server;
         }
         catch (IOException e)

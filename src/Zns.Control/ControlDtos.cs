@@ -5,7 +5,7 @@ namespace Zns.Control;
 /// <summary>One namespace as <c>GET /api/namespaces</c> lists it.</summary>
 public sealed record NamespaceDto(
     uint Nsid, bool Zoned, int BlockSize, ulong SizeLbas, uint Zones, ulong ZoneSizeLbas, ulong ZoneCapacityLbas,
-    uint MaxOpen, uint MaxActive, uint Open, uint Active, Dictionary<string, uint> Conditions);
+    uint MaxOpen, uint MaxActive, uint Open, uint Active, Dictionary<string, uint> Conditions, bool WriteProtected);
 
 /// <summary>One zone: the report fields plus attribute names, per-zone activity and whether a media error is armed in it.</summary>
 public sealed record ZoneDto(
@@ -72,6 +72,12 @@ public sealed class ZoneFaultDto
     public string? Condition { get; set; }
 }
 
+/// <summary><c>PUT /api/namespaces/{nsid}/write-protect</c>: write-protect the namespace or lift the protection.</summary>
+public sealed class WriteProtectDto
+{
+    public bool? Enabled { get; set; }
+}
+
 /// <summary>The zone health policy of a namespace.</summary>
 public sealed class HealthDto
 {
@@ -132,6 +138,7 @@ public sealed record MapUpdateDto(uint Nsid, uint Zones, bool Full, long[][] Cel
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
     WriteIndented = false)]
 [JsonSerializable(typeof(NamespaceDto[]))]
+[JsonSerializable(typeof(NamespaceDto))]
 [JsonSerializable(typeof(ZonesDto))]
 [JsonSerializable(typeof(ZoneDto))]
 [JsonSerializable(typeof(ErrorDto))]
@@ -141,6 +148,7 @@ public sealed record MapUpdateDto(uint Nsid, uint Zones, bool Full, long[][] Cel
 [JsonSerializable(typeof(ControllerFatalDto))]
 [JsonSerializable(typeof(AffectedDto))]
 [JsonSerializable(typeof(HealthDto))]
+[JsonSerializable(typeof(WriteProtectDto))]
 [JsonSerializable(typeof(StatsDto))]
 [JsonSerializable(typeof(MapUpdateDto))]
 public sealed partial class ControlJson : JsonSerializerContext;

@@ -46,6 +46,11 @@ internal static class ControlRoutes
             uint n = service.ParseNsid(nsid);
             await Ok(ctx, service.SetHealth(n, await Body(ctx, ControlJson.Default.HealthDto, required: true) ?? new()), ControlJson.Default.HealthDto);
         }));
+        app.MapPut("/api/namespaces/{nsid}/write-protect", (HttpContext ctx, string nsid) => Run(ctx, async () =>
+        {
+            uint n = service.ParseNsid(nsid);
+            await Ok(ctx, service.SetWriteProtect(n, (await Body(ctx, ControlJson.Default.WriteProtectDto, required: true))!), ControlJson.Default.NamespaceDto);
+        }));
         app.MapGet("/api/namespaces/{nsid}/map", (HttpContext ctx, string nsid) => Run(ctx, () => StreamMap(ctx, service, service.ParseNsid(nsid))));
 
         app.MapGet("/api/faults", ctx => Run(ctx, () => Ok(ctx, service.ListFaults(), ControlJson.Default.FaultsDto)));

@@ -36,7 +36,20 @@ public sealed class ControlService(NvmeTarget target)
         ZonedNamespace ns = Namespace(nsid, "nsid");
         ZoneGeometry g = ns.Geometry;
         return new NamespaceDto(nsid, ns.IsZoned, g.BlockSize, g.NamespaceSizeLbas, ns.IsZoned ? g.ZoneCount : 0,
-            g.ZoneSizeLbas, g.ZoneCapacityLbas, g.MaxOpen, g.MaxActive, ns.OpenZoneCount, ns.ActiveZoneCount, Conditions(ns));
+            g.ZoneSizeLbas, g.ZoneCapacityLbas, g.MaxOpen, g.MaxActive, ns.OpenZoneCount, ns.ActiveZoneCount, Conditions(ns),
+            target.Subsystem.IsWriteProtected(nsid));
+    }
+
+    /// <summary>
+    /// Write-protects a namespace or lifts the protection (Identify NSATTR bit 0; writes then fail with Namespace is
+    /// Write Protected); a change raises a Namespace Attribute Changed notice, after which the host re-reads Identify.
+    /// </summary>
+    public NamespaceDto SetWriteProtect(uint nsid, WriteProtectDto request)
+    {
+        Namespace(nsid, "nsid");
+        bool enabled = request.Enabled ?? throw ControlException.BadField("enabled", "required: true or false");
+        target.Subsystem.SetWriteProtected(nsid, enabled);
+        return Describe(nsid);
     }
 
     public ZonesDto Zones(uint nsid)

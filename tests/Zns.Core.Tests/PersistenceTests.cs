@@ -56,6 +56,39 @@ public class PersistenceTests
     }
 
     [Fact]
+    public void WriteProtectionIsStoredInTheStateFile_AndLiftingItToo()
+    {
+        using var dir = new TempDir();
+        string path = NewBackstore(dir);
+        var options = Small();
+        using (var ns = ZonedNamespace.OpenFile(path, options))
+        {
+            Assert.False(ns.WriteProtected);
+            Assert.True(ns.SetWriteProtected(true));
+            Assert.False(ns.SetWriteProtected(true));
+        }
+        Assert.True(ZoneStateFile.TryLoad(ZoneStateFile.PathFor(path))!.WriteProtected);
+        using (var ns = ZonedNamespace.OpenFile(path, options))
+        {
+            Assert.True(ns.WriteProtected);
+            Assert.True(ns.SetWriteProtected(false));
+        }
+        using (var ns = ZonedNamespace.OpenFile(path, options))
+        {
+            Assert.False(ns.WriteProtected);
+        }
+        // A reformat starts writable.
+        using (var ns = ZonedNamespace.OpenFile(path, options))
+        {
+            ns.SetWriteProtected(true);
+        }
+        using (var ns = ZonedNamespace.OpenFile(path, options, StateMode.Reformat))
+        {
+            Assert.False(ns.WriteProtected);
+        }
+    }
+
+    [Fact]
     public void DifferentGeometryIsRefusedUnlessReformat()
     {
         using var dir = new TempDir();

@@ -53,6 +53,36 @@ czl=$(nvme zns changed-zone-list $dev 2>&1); echo "$czl" >> "$log"
 echo "$czl" | grep -q -E "(49152|0xc000)"; tap $? "the changed zone list now holds zone 3"
 dmesg | grep -q "async event result 00bfef02"; tap $? "a second Zone Descriptor Changed event after the list was read"
 
+# Namespace write protection (a drive going read-only at end of life): the host's notice handler rescans, re-reads
+# Identify Namespace and follows NSATTR bit 0 with the disk's read-only flag. AEC bit 8 (Namespace Attribute Notices)
+# is enabled again here, since the set-feature above left only bit 27.
+write_protect_checks() {
+  local ro z=12 i
+  getro_is() { for _ in $(seq 1 150); do [ "$(blockdev --getro $dev)" = "$1" ] && return 0; sleep 0.2; done; return 1; }
+  nvme set-feature $ctrl -f 0x0b -v 0x08000100 >>"$log" 2>&1; tap $? "nvme set-feature -f 0x0b enables Namespace Attribute Notices too (AEC bit 8)"
+  ro=$(blockdev --getro $dev); [ "$ro" = 0 ]; tap $? "blockdev --getro is 0 before write protection ($ro)"
+  head -c 65536 /dev/urandom > /tmp/wp
+  dd if=/tmp/wp of=$dev bs=64k seek=$(( z * zl / 16 )) count=1 oflag=direct 2>>"$log"
+  dmesg -C
+  host namespace write-protect on >/dev/null; tap $? "zns namespace write-protect on (on the host) succeeds"
+  getro_is 1; tap $? "the kernel marks the disk read-only: blockdev --getro 0 -> 1"
+  dmesg | tee -a "$log" | grep -q "rescanning namespaces"; tap $? "the kernel log shows the notice's rescan (rescanning namespaces)"
+  nvme id-ns $dev 2>&1 | tee -a "$log" | grep -q -E "^nsattr[[:space:]]*: (1|0x1)$"; tap $? "nvme id-ns shows nsattr 1 (bit 0: write protected)"
+  ! dd if=/tmp/wp of=$dev bs=64k seek=$(( z * zl / 16 + 1 )) count=1 oflag=direct 2>>"$log"; tap $? "a dd oflag=direct write fails while protected"
+  head -c 4096 /tmp/wp > /tmp/wp4k
+  nvme write $dev -s $(( z * zl + 16 )) -c 0 -z 4096 -d /tmp/wp4k 2>&1 | tee -a "$log" | grep -q -i -E "write protected|0x4020"; tap $? "a passthrough nvme write reaches the target and fails with Namespace is Write Protected (DNR, 0x4020)"
+  dd if=$dev of=/tmp/wp-back bs=64k skip=$(( z * zl / 16 )) count=1 iflag=direct 2>>"$log" && cmp -s /tmp/wp-back /tmp/wp; tap $? "reads still work and return the data written before"
+  [ "$(cond $z)" = oi ]; tap $? "blkzone report still works and shows zone $z as it was (oi)"
+  host namespace list 2>&1 | grep -q "nsid 1: .*write protected"; tap $? "zns namespace list shows the namespace write protected"
+  dmesg -C
+  host namespace write-protect off >/dev/null; tap $? "zns namespace write-protect off succeeds"
+  getro_is 0; tap $? "the kernel makes the disk writable again: blockdev --getro 1 -> 0"
+  dd if=/tmp/wp of=$dev bs=64k seek=$(( z * zl / 16 + 1 )) count=1 oflag=direct 2>>"$log" &&
+    dd if=$dev of=/tmp/wp-back bs=64k skip=$(( z * zl / 16 + 1 )) count=1 iflag=direct 2>>"$log" && cmp -s /tmp/wp-back /tmp/wp
+  tap $? "after lifting it a dd oflag=direct write works and reads back"
+}
+write_protect_checks
+
 dmesg -C
 lba=$(( 4 * zl ))
 dd if=/tmp/64k of=$dev bs=64k seek=$(( lba / 16 )) count=1 oflag=direct 2>>"$log"

@@ -3,7 +3,8 @@
 # 6.1 boots under QEMU (tests/guest/run-guest.sh), attaches over NVMe/TCP and asks the host to run `zns zone ...`
 # and `zns fault ...` at chosen moments (requests through the shared directory), then checks what the host sees:
 # I/O errors and their kernel log lines, blkzone report, nvme zns report-zones, the Changed Zone List and the
-# Zone Descriptor Changed event. The host then checks /metrics and `zns stats`. TAP lines "ok N - ...".
+# Zone Descriptor Changed event, and namespace write protection (the disk going read-only and back). The host then
+# checks /metrics and `zns stats`. TAP lines "ok N - ...".
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 here="$repo/tests/guest"

@@ -52,6 +52,8 @@ public readonly record struct NvmeStatus(ushort Value)
     public static NvmeStatus PrpOffsetInvalid => Generic(0x13);
     public static NvmeStatus SglOffsetInvalid => Generic(0x16);
     public static NvmeStatus KeepAliveTimeoutInvalid => Generic(0x1A);
+    /// <summary>Namespace is Write Protected: a command that would modify a write-protected namespace.</summary>
+    public static NvmeStatus NamespaceWriteProtected => Generic(0x20);
     public static NvmeStatus CommandInterruptedOrAbortedSqDeletion => Generic(0x08);
     public static NvmeStatus LbaOutOfRange => Generic(0x80);
     public static NvmeStatus NamespaceNotReady => Generic(0x82);

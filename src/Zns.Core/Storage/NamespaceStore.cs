@@ -129,8 +129,8 @@ internal sealed class NamespaceStore : IDisposable
     /// Captures the zone state for the next <see cref="Commit"/>. The caller holds the lock that keeps
     /// <paramref name="zones"/> still.
     /// </summary>
-    public void Capture(Guid uuid, ZoneStateMachine zones) =>
-        _stateFile?.Encode(Geometry, Backstore.Length, uuid, zones.Records, zones.Extensions);
+    public void Capture(Guid uuid, ZoneStateMachine zones, bool writeProtected) =>
+        _stateFile?.Encode(Geometry, Backstore.Length, uuid, zones.Records, zones.Extensions, writeProtected);
 
     /// <summary>
     /// Makes the data durable, then writes the captured zone state as the next commit. The state was captured

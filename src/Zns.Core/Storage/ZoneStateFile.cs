@@ -24,6 +24,7 @@ namespace Zns.Core.Storage;
 ///  24  8  backstore length          64 16  namespace UUID
 ///  32  4  logical block size        80  4  max open     84  4  max active
 ///  36  1  zoned (0/1)               88  1  cross read   89  1  auto transition   90  1  mdts   91  1  zasl
+///                                   92  1  write protected (0/1; 0 in files from before it existed)
 /// 128 16×zones  zone records: write pointer (8), state (1), attributes (1), reserved (6)
 ///     then zones × extension size bytes of descriptor extensions
 /// </code>
@@ -57,7 +58,8 @@ internal sealed partial class ZoneStateFile : IDisposable
     private static int AlignUp(int v, int a) => (v + a - 1) / a * a;
 
     /// <summary>What a loaded state file holds.</summary>
-    public sealed record Loaded(NamespaceOptions Options, long BackstoreLength, Guid Uuid, ZoneRecord[] Zones, byte[] Extensions, ulong Sequence);
+    public sealed record Loaded(NamespaceOptions Options, long BackstoreLength, Guid Uuid, ZoneRecord[] Zones, byte[] Extensions, ulong Sequence,
+        bool WriteProtected = false);
 
     /// <summary>Reads the newest valid commit, or null if the file does not exist. Throws if it exists but no slot is valid.</summary>
     public static Loaded? TryLoad(string path)
@@ -135,7 +137,7 @@ internal sealed partial class ZoneStateFile : IDisposable
         }
         byte[] extensions = body.Slice((int)zones * RecordSize, (int)zones * ext).ToArray();
         return new Loaded(options, BinaryPrimitives.ReadInt64LittleEndian(slot[24..]), new Guid(slot.Slice(64, 16)),
-            records, extensions, BinaryPrimitives.ReadUInt64LittleEndian(slot[16..]));
+            records, extensions, BinaryPrimitives.ReadUInt64LittleEndian(slot[16..]), slot[92] != 0);
     }
 
     /// <summary>Opens (creating if needed) the state file for writing commits after <paramref name="lastSequence"/>.</summary>
@@ -156,7 +158,7 @@ internal sealed partial class ZoneStateFile : IDisposable
     }
 
     /// <summary>Encodes header and zone records into the slot buffer.</summary>
-    public void Encode(ZoneGeometry g, long backstoreLength, Guid uuid, ReadOnlySpan<ZoneRecord> zones, ReadOnlySpan<byte> extensions)
+    public void Encode(ZoneGeometry g, long backstoreLength, Guid uuid, ReadOnlySpan<ZoneRecord> zones, ReadOnlySpan<byte> extensions, bool writeProtected = false)
     {
         Span<byte> s = _slot;
         s.Clear();
@@ -176,6 +178,7 @@ internal sealed partial class ZoneStateFile : IDisposable
         s[89] = g.AutoTransition ? (byte)1 : (byte)0;
         s[90] = g.Mdts;
         s[91] = g.Zasl;
+        s[92] = writeProtected ? (byte)1 : (byte)0;
         var body = s[HeaderSize..];
         for (int i = 0; i < zones.Length; i++)
         {

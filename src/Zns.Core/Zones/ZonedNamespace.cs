@@ -117,6 +117,7 @@ public sealed partial class ZonedNamespace : IDisposable
                 {
                     ns._zones.Restore(loaded.Zones, loaded.Extensions);
                 }
+                ns._writeProtected = loaded.WriteProtected;
             }
             ns.Commit(force: true);
             return ns;
@@ -944,7 +945,7 @@ public sealed partial class ZonedNamespace : IDisposable
             {
                 lock (_stateLock)
                 {
-                    _store.Capture(Uuid, _zones);
+                    _store.Capture(Uuid, _zones, WriteProtected);
                 }
             }
             _store.Commit();

@@ -178,6 +178,7 @@ public sealed class TargetMetrics : IDisposable
             : s == NvmeStatus.TooManyActiveZones ? "too_many_active_zones"
             : s == NvmeStatus.InvalidZoneStateTransition ? "invalid_zone_state_transition"
             : s == NvmeStatus.NamespaceNotReady ? "namespace_not_ready"
+            : s == NvmeStatus.NamespaceWriteProtected ? "namespace_write_protected"
             : s == NvmeStatus.AbortRequested ? "command_abort_requested"
             : s == NvmeStatus.InvalidField ? "invalid_field"
             : s == NvmeStatus.LbaOutOfRange ? "lba_out_of_range"

@@ -139,13 +139,13 @@ internal sealed class AdminCommandHandler(NvmeController controller)
                 {
                     return NvmeStatus.InvalidNamespace.WithDnr();
                 }
-                if (controller.AttachedNamespace(nsid) is null)
+                if (controller.AttachedNamespace(nsid) is not { } ns)
                 {
                     data.Clear();
                 }
                 else
                 {
-                    IdentifyIndependentNamespaceLayout.Write(data);
+                    IdentifyIndependentNamespaceLayout.Write(data, ns.WriteProtected);
                 }
                 return NvmeStatus.Success;
             }

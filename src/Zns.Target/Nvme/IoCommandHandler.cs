@@ -80,6 +80,12 @@ internal sealed partial class IoCommandHandler
             cqe.Status = NvmeStatus.InvalidOpcode.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
+        if (WriteProtection(info, in sqe) is { IsSuccess: false } protectedStatus)
+        {
+            cqe.Status = protectedStatus;
+            _metrics.Count(info.Nsid, opcode, sqe.Cdw10_11, data.Length, cqe.Status);
+            return new ValueTask<CompletionQueueEntry>(cqe);
+        }
         if (opcode is IoOpcode.Read or IoOpcode.Write or IoOpcode.ZoneAppend or IoOpcode.Compare
             && (long)ReadWriteBlocks(in sqe) << ns.Geometry.BlockShift > ns.Geometry.MaxTransferBytes)
         {

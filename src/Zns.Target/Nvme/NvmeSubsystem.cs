@@ -145,9 +145,8 @@ public sealed partial class NvmeSubsystem
     /// Namespace Attribute Notices completes an Asynchronous Event Request pointing at the Changed Namespace List.
     /// </summary>
     /// <remarks>
-    /// For an application that hosts the target in-process and changes a namespace's Identify data itself. No command
-    /// or control request of this target changes a namespace's attributes (namespaces are fixed while the target runs:
-    /// no attach, resize or format), so nothing in the target calls it.
+    /// <see cref="SetWriteProtected"/> calls it when a namespace's write protection changes; an application that hosts
+    /// the target in-process and changes a namespace's Identify data itself calls it too.
     /// </remarks>
     public void NotifyNamespaceChanged(uint nsid)
     {
@@ -279,6 +278,12 @@ internal sealed class NamespaceInfo
     public ulong Eui64 { get; }
     public int ZoneSendDataLength { get; }
 
+    /// <summary>
+    /// Write protected (Identify NSATTR bit 0): commands that would modify the namespace complete with Namespace is
+    /// Write Protected. Kept by the namespace (in its zone state file); set through <see cref="NvmeSubsystem.SetWriteProtected"/>.
+    /// </summary>
+    public bool WriteProtected => Namespace.WriteProtected;
+
     public NamespaceIdentity Identity
     {
         get
@@ -287,7 +292,7 @@ internal sealed class NamespaceInfo
             return new NamespaceIdentity(
                 g.NamespaceSizeLbas, g.BlockShift, Nguid, Namespace.IsZoned, g.ZoneSizeLbas, g.MaxActive, g.MaxOpen,
                 g.CrossRead, g.DescriptorExtensionSize, Eui64, g.Mssrl, g.Mcl, g.Msrc,
-                (ushort)g.ZrwaSizeLbas, (ushort)g.ZrwaFlushGranularityLbas, g.ZrwaResourcesReported);
+                (ushort)g.ZrwaSizeLbas, (ushort)g.ZrwaFlushGranularityLbas, g.ZrwaResourcesReported, WriteProtected);
         }
     }
 }

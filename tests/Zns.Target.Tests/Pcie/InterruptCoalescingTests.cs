@@ -75,6 +75,9 @@ public sealed class InterruptCoalescingTests
         // CD on vector 1: every completion interrupts again.
         Assert.Equal(NvmeStatus.Success, Feature(f, AdminOpcode.SetFeatures, 0x09, 1 | 1u << 16).Status);
         Assert.Equal(1UL | 1UL << 16, Feature(f, AdminOpcode.GetFeatures, 0x09, 1).Result);
+        // SEL 01b (default): coalescing enabled on vector 1 whatever was set, always disabled on the admin vector.
+        Assert.Equal(1UL, Feature(f, AdminOpcode.GetFeatures, 0x09 | 1u << 8, 1).Result);
+        Assert.Equal(1UL << 16, Feature(f, AdminOpcode.GetFeatures, 0x09 | 1u << 8, 0).Result);
         WriteOneBlock(f, page, 4);
         Eventually(() => f.Signals[1].Count == before + 3, "a vector with CD set is not coalesced");
         Assert.Equal(4UL + 1, f.Namespace.GetZone(0).WritePointer);

@@ -121,13 +121,16 @@ internal static class IdentifyControllerLayout
 internal readonly record struct NamespaceIdentity(
     ulong SizeLbas, int BlockShift, ReadOnlyMemory<byte> Nguid, bool Zoned, ulong ZoneSizeLbas, uint MaxActive,
     uint MaxOpen, bool CrossRead, int DescriptorExtensionSize, ulong Eui64, ushort Mssrl, uint Mcl, byte Msrc,
-    ushort Zrwas, ushort Zrwafg, uint NumZrwa);
+    ushort Zrwas, ushort Zrwafg, uint NumZrwa, bool WriteProtected = false);
 
 /// <summary>Identify Namespace data structure (CNS 00h, NVM command set; offsets of <c>struct nvme_id_ns</c>).</summary>
 internal static class IdentifyNamespaceLayout
 {
     public const int Nsze = 0, Ncap = 8, Nuse = 16, Nsfeat = 24, Nlbaf = 25, Flbas = 26, Nmic = 30, Dlfeat = 33,
-        Mssrl = 74, Mcl = 76, Msrc = 80, Nguid = 104, Eui64 = 120, Lbaf0 = 128;
+        Mssrl = 74, Mcl = 76, Msrc = 80, Nsattr = 99, Nguid = 104, Eui64 = 120, Lbaf0 = 128;
+
+    /// <summary>NSATTR bit 0: the namespace is currently write protected (the Linux host then sets the disk read-only).</summary>
+    public const byte NsattrWriteProtected = 1;
 
     public static void Write(Span<byte> d, in NamespaceIdentity ns)
     {
@@ -146,6 +149,7 @@ internal static class IdentifyNamespaceLayout
         BinaryPrimitives.WriteUInt16LittleEndian(d[Mssrl..], ns.Mssrl);
         BinaryPrimitives.WriteUInt32LittleEndian(d[Mcl..], ns.Mcl);
         d[Msrc] = ns.Msrc;
+        d[Nsattr] = ns.WriteProtected ? NsattrWriteProtected : (byte)0;
         ns.Nguid.Span.CopyTo(d.Slice(Nguid, 16));
         // EUI64 is big-endian on the wire (QEMU: cpu_to_be64); 0 = not reported.
         BinaryPrimitives.WriteUInt64BigEndian(d[Eui64..], ns.Eui64);
@@ -232,15 +236,20 @@ internal static class IdentifyNvmControllerLayout
 /// <summary>I/O Command Set Independent Identify Namespace (CNS 08h; NVMe Base 2.0 Figure 319).</summary>
 internal static class IdentifyIndependentNamespaceLayout
 {
-    public const int Nsfeat = 0, Nmic = 1, Nstat = 14;
+    public const int Nsfeat = 0, Nmic = 1, Nsattr = 8, Nstat = 14;
 
     /// <summary>NSTAT bit 0: namespace ready.</summary>
     public const byte Ready = 1;
 
-    public static void Write(Span<byte> d)
+    /// <summary>
+    /// NSATTR carries the same write-protected bit as CNS 00h: the Linux host reads this structure rather than CNS 00h
+    /// for a zoned namespace, so both must say it.
+    /// </summary>
+    public static void Write(Span<byte> d, bool writeProtected)
     {
         d = d[..IdentifyCns.DataSize];
         d.Clear();
+        d[Nsattr] = writeProtected ? IdentifyNamespaceLayout.NsattrWriteProtected : (byte)0;
         d[Nstat] = Ready;
     }
 }
