@@ -38,6 +38,8 @@ run_guest_suite() { [ "${ZNS_SKIP_KERNEL_TESTS:-0}" = 1 ] || run_tap_suite "$@";
 
 # The packed .NET tool and libraries, installed and used as a user would (needs the NuGet registry).
 run_tap_suite packages tests/packaging/package-tests.sh
+# The NativeAOT zns: the CLI test project and a C NVMe/TCP client against the native executable (needs clang).
+run_tap_suite aot tests/packaging/aot-tests.sh
 
 run_guest_suite kernel tests/guest/kernel-tests.sh
 run_guest_suite authentication tests/guest/auth-tests.sh

@@ -1,10 +1,11 @@
 using BenchmarkDotNet.Running;
 using Zns.Benchmarks.Core;
+using Zns.Benchmarks.Footprint;
 using Zns.Benchmarks.Pcie;
 using Zns.Benchmarks.Target;
 using Zns.Benchmarks.Timing;
 
-// `core`, `target` and `pcie` are hand-run side-by-side measurements that print one table; anything else goes to
+// `core`, `target`, `pcie` and `footprint` are hand-run side-by-side measurements that print one table; anything else goes to
 // BenchmarkDotNet (for example `--filter *Core*`).
 return args.FirstOrDefault() switch
 {
@@ -12,6 +13,7 @@ return args.FirstOrDefault() switch
     "target" => await TargetLoopback.RunAsync(args[1..]),
     "pcie" => PcieBenchmark.Run(args[1..]),
     "timing" => await TimingValidation.RunAsync(args[1..]),
+    "footprint" => await FootprintBenchmark.RunAsync(args[1..]),
     TargetLoopback.ClientMode => await TargetClient.RunAsync(args[1..]),
     _ => Run(args),
 };

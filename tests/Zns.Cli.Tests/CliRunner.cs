@@ -4,18 +4,28 @@ using System.Text.RegularExpressions;
 
 namespace Zns.Cli.Tests;
 
-/// <summary>Runs the built <c>zns</c> program as a user would.</summary>
+/// <summary>
+/// Runs the built <c>zns</c> program as a user would: <c>dotnet zns.dll</c> beside the tests, or the executable
+/// that <c>ZNS_CLI_PATH</c> names (the NativeAOT build; tests/packaging/aot-tests.sh runs this suite against it).
+/// </summary>
 internal static class CliRunner
 {
     public static string ZnsDll => Path.Combine(AppContext.BaseDirectory, "zns.dll");
 
+    /// <summary>The <c>zns</c> executable under test, or null for <c>dotnet zns.dll</c>.</summary>
+    public static string? ZnsExecutable => Environment.GetEnvironmentVariable("ZNS_CLI_PATH") is { Length: > 0 } path ? Path.GetFullPath(path) : null;
+
     public static ProcessStartInfo StartInfo(string workingDirectory, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        string? executable = ZnsExecutable;
+        var psi = new ProcessStartInfo(executable ?? "dotnet")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workingDirectory,
         };
-        psi.ArgumentList.Add(ZnsDll);
+        if (executable is null)
+        {
+            psi.ArgumentList.Add(ZnsDll);
+        }
         foreach (string a in args)
         {
             psi.ArgumentList.Add(a);
