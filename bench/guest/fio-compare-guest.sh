@@ -19,6 +19,7 @@ set -uo pipefail
 work=${1:?usage: fio-compare-guest.sh WORKDIR HOSTPORT ZNS_DLL}
 hostport=${2:?}
 zns_dll=${3:?}
+zns_cmd=(dotnet "$zns_dll"); [[ $zns_dll == *.dll ]] || zns_cmd=("$zns_dll")   # or a native executable
 runtime=${RUNTIME:-12}
 ramp=${RAMP:-2}
 targets=${TARGETS:-nvmet zguest zhost}
@@ -89,7 +90,7 @@ setup_zguest() {
     local t0=$SECONDS log=$work/zguest-serve.log
     # shellcheck disable=SC2086
     env DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 $zns_env \
-        dotnet "$zns_dll" serve "ram:4G" "${ZNS_GEOM[@]}" --listen 127.0.0.1:4421 \
+        "${zns_cmd[@]}" serve "ram:4G" "${ZNS_GEOM[@]}" --listen 127.0.0.1:4421 \
         --nqn "$nqn_zguest" >"$log" 2>&1 &
     zguest_pid=$!
     local deadline=$((SECONDS + 120))

@@ -38,6 +38,8 @@ while (($#)); do
 done
 
 [[ -f $zns_dll ]] || dotnet build "$repo/src/Zns.Cli" -c Release -nologo -v quiet >/dev/null
+# A .dll runs under dotnet; anything else is an executable (the NativeAOT build, tests/packaging/publish-aot.sh).
+zns_cmd=(dotnet "$zns_dll"); [[ $zns_dll == *.dll ]] || zns_cmd=("$zns_dll")
 work=${out:-$(mktemp -d /var/tmp/zns-fio-compare.XXXXXX)}
 mkdir -p "$work"
 port=$((20000 + RANDOM % 20000))
@@ -49,7 +51,7 @@ trap cleanup EXIT
 
 echo "host: $(nproc) CPUs, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ " $targets " == *" zhost "* ]]; then
-    dotnet "$zns_dll" serve "ram:4G" --zone-size 64M --zone-capacity 62M --max-open 16 --max-active 32 \
+    "${zns_cmd[@]}" serve "ram:4G" --zone-size 64M --zone-capacity 62M --max-open 16 --max-active 32 \
         --zasl 4 --logical-block-size 4096 --listen "127.0.0.1:$port" --nqn nqn.2026-01.io.zns.bench:host \
         >"$work/zhost-serve.log" 2>&1 &
     server_pid=$!
