@@ -355,37 +355,52 @@ setpriv --help 2>/dev/null | grep -q -- --pdeathsig && pdeath=(setpriv --pdeaths
 mkfifo "$run/stdin"
 # shellcheck disable=SC2034
 exec {stdin_fd}<>"$run/stdin"
-t_qemu=$(now)
-"${pdeath[@]}" "${qemu[@]}" <"$run/stdin" 2>"$run/qemu.log" &
-qemu_pid=$!
+# Boots the guest once; sets t_qemu, t_boot, t_end, timed_out and qemu_rc.
+boot_guest() {
+    t_qemu=$(now)
+    "${pdeath[@]}" "${qemu[@]}" <"$run/stdin" 2>"$run/qemu.log" &
+    qemu_pid=$!
 
-deadline=$(awk -v s="$t_start" -v t="$timeout" 'BEGIN { printf "%d", s + t }')
-t_boot=
-timed_out=0
-# The loop's stderr is discarded: bash would report a QEMU that died on a
-# signal ("Aborted") there. Messages go to the saved stderr.
-exec {err_fd}>&2
-while kill -0 "$qemu_pid" 2>/dev/null; do
-    if [[ -z $t_boot && -e $run/started ]]; then
-        t_boot=$(now)
-        vlog "guest script started $(elapsed "$t_qemu" "$t_boot") s after QEMU's start" 2>&"$err_fd"
-    fi
-    if (($(date +%s) >= deadline)); then
-        timed_out=1
-        echo "run-guest: timeout after ${timeout}s, killing QEMU" >&"$err_fd"
-        kill -TERM "$qemu_pid" 2>/dev/null || true
-        for _ in $(seq 20); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$qemu_pid" 2>/dev/null || true
-        break
-    fi
-    sleep 0.1
-done 2>/dev/null
-qemu_rc=0
-wait "$qemu_pid" 2>/dev/null || qemu_rc=$?
-exec {err_fd}>&-
-qemu_pid=
-t_end=$(now)
-[[ -z $t_boot && -e $run/started ]] && t_boot=$t_end
+    deadline=$(awk -v s="$t_start" -v t="$timeout" 'BEGIN { printf "%d", s + t }')
+    t_boot=
+    timed_out=0
+    # The loop's stderr is discarded: bash would report a QEMU that died on a
+    # signal ("Aborted") there. Messages go to the saved stderr.
+    exec {err_fd}>&2
+    while kill -0 "$qemu_pid" 2>/dev/null; do
+        if [[ -z $t_boot && -e $run/started ]]; then
+            t_boot=$(now)
+            vlog "guest script started $(elapsed "$t_qemu" "$t_boot") s after QEMU's start" 2>&"$err_fd"
+        fi
+        if (($(date +%s) >= deadline)); then
+            timed_out=1
+            echo "run-guest: timeout after ${timeout}s, killing QEMU" >&"$err_fd"
+            kill -TERM "$qemu_pid" 2>/dev/null || true
+            for _ in $(seq 20); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL "$qemu_pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done 2>/dev/null
+    qemu_rc=0
+    wait "$qemu_pid" 2>/dev/null || qemu_rc=$?
+    exec {err_fd}>&-
+    qemu_pid=
+    t_end=$(now)
+    if [[ -z $t_boot && -e $run/started ]]; then t_boot=$t_end; fi
+}
+
+# Under TCG a guest kernel occasionally dies while it boots (an oops in early code patching, before any device
+# is used). When that happens before the guest script started, nothing of the test has run: boot once more
+# (ZNS_GUEST_BOOT_RETRIES times, default 1), keeping the failed boot's console log.
+boot_retries=${ZNS_GUEST_BOOT_RETRIES:-1}
+boot_guest
+while ((!timed_out)) && [[ ! -e $run/started && ! -s $run/exit-status ]] && ((boot_retries-- > 0)) &&
+      grep -q -E "Kernel panic|Oops" "$run/console.log" 2>/dev/null; do
+    mv "$run/console.log" "$run/console-failed-boot.log"
+    echo "run-guest: the guest kernel died while booting, before the script started (console: $(grep -m1 -E 'Oops|Kernel panic' "$run/console-failed-boot.log")); booting again" >&2
+    boot_guest
+done
 
 if ((timed_out)); then
     rc=124
