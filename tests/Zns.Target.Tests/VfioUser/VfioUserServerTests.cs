@@ -201,13 +201,20 @@ public sealed class VfioUserServerTests : IDisposable
     {
         using VfioUserTestClient client = Connect();
         using var ram = new GuestRam(RamBase, 1 << 20);
-        int before = Directory.GetFiles("/proc/self/fd").Length;
+        // Count only the descriptors of this RAM (each one received is a new descriptor of the same memory file), so
+        // sockets that tests running in parallel open and close do not count.
+        string target = File.ResolveLinkTarget($"/proc/self/fd/{ram.Fd}", returnFinalTarget: false)!.FullName;
+        int OfThisRam() => Directory.GetFiles("/proc/self/fd").Count(fd =>
+        {
+            try { return File.ResolveLinkTarget(fd, returnFinalTarget: false)?.FullName == target; }
+            catch (IOException) { return false; } // closed while listed
+        });
+        int before = OfThisRam();
         for (int i = 0; i < 20; i++)
         {
             // Descriptors sent with a command that takes none.
             Assert.Equal(Errno.Einval, client.Call(VfioUserCommand.RegionRead, new byte[4], [ram.Fd]).Errno);
         }
-        Thread.Sleep(50);
-        Assert.True(Directory.GetFiles("/proc/self/fd").Length <= before + 2);
+        Assert.Equal(before, OfThisRam());
     }
 }
