@@ -26,6 +26,24 @@ public sealed class KeepAliveAndEventTests
         Fails(Run(io, Sqe.Create(IoOpcode.Flush, 1)), NvmeStatus.CommandSequenceError);
     }
 
+    /// <summary>
+    /// A controller with injected fatal status (stall) is hung: its own keep-alive timer destroys nothing, so the
+    /// host's Keep Alive timeout is what detects it (as a Linux host's "queue 0: timeout").
+    /// </summary>
+    [Fact]
+    public async Task StalledFatalController_DoesNotExpireItsOwnKeepAlive()
+    {
+        using var host = new TestHost();
+        var (admin, _, _, adminTransport, ioTransport) = host.ConnectAll(katoMs: 150);
+        Assert.Equal(1, host.Target.Subsystem.InjectControllerFatal(FatalBehavior.Stall));
+        ValueTask<CompletionQueueEntry> keepAlive = admin.ExecuteAsync(Sqe.Create(AdminOpcode.KeepAlive), default);
+        await Task.Delay(1000, TestContext.Current.CancellationToken);
+        Assert.False(keepAlive.IsCompleted);
+        Assert.Equal(0, adminTransport.AbortCount);
+        Assert.Equal(0, ioTransport.AbortCount);
+        Assert.Equal(1, host.Target.Subsystem.FatalControllerCount);
+    }
+
     [Fact]
     public async Task KeepAliveCommands_KeepTheControllerAlive()
     {

@@ -345,6 +345,13 @@ internal sealed partial class NvmeController
             }
             kato = _katoMs;
             TimeSpan limit = TimeSpan.FromMilliseconds(kato);
+            if (_fatal)
+            {
+                // A controller with injected fatal status is hung: it times nothing out itself, so the host's own
+                // Keep Alive timeout is what detects it (the connections it then closes end this controller).
+                _keepAliveTimer.Change(limit, Timeout.InfiniteTimeSpan);
+                return;
+            }
             if (elapsed < limit)
             {
                 // Traffic arrived since the timer was armed: sleep only for the rest of the window.
