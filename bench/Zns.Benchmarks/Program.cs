@@ -5,12 +5,13 @@ using Zns.Benchmarks.Pcie;
 using Zns.Benchmarks.Target;
 using Zns.Benchmarks.Timing;
 
-// `core`, `target`, `pcie` and `footprint` are hand-run side-by-side measurements that print one table; anything else goes to
+// `core`, `target`, `pipe`, `pcie` and `footprint` are hand-run side-by-side measurements that print one table; anything else goes to
 // BenchmarkDotNet (for example `--filter *Core*`).
 return args.FirstOrDefault() switch
 {
     "core" => CoreSideBySide.Run(args[1..]),
     "target" => await TargetLoopback.RunAsync(args[1..]),
+    "pipe" => PipeLoop.Run(args[1..]),
     "pcie" => PcieBenchmark.Run(args[1..]),
     "timing" => await TimingValidation.RunAsync(args[1..]),
     "footprint" => await FootprintBenchmark.RunAsync(args[1..]),

@@ -12,7 +12,9 @@
 # Environment: RUNTIME (s per fio job, default 12), RAMP (s, default 2), ROUNDS (default 1),
 # WARMUP (s per warm-up job, 3 jobs per target, default 8; 0 = none),
 # TARGETS (default "nvmet zguest zhost"), WORKLOADS (default: all five),
-# ZNS_ENV (extra NAME=VALUE words for the in-guest dotnet, e.g. DOTNET_TieredPGO=0).
+# ZNS_ENV (extra NAME=VALUE words for the in-guest dotnet, e.g. DOTNET_TieredPGO=0),
+# ZNS_ARGS (extra words for the in-guest zns serve, e.g. --receive-poll 20000),
+# PIPE_DLL (Zns.Benchmarks.dll: run its no-socket `pipe` loop at the end, zns's own cost per read in this guest).
 # Writes WORKDIR/results.tsv (target workload iops MiB/s clat_mean_us) and the
 # fio JSON files; prints progress on stdout.
 set -uo pipefail
@@ -25,6 +27,7 @@ ramp=${RAMP:-2}
 targets=${TARGETS:-nvmet zguest zhost}
 workloads=${WORKLOADS:-seqwrite128k randread4k-qd1 randread4k-qd16 seqwrite4k seqwrite4k-4jobs}
 zns_env=${ZNS_ENV:-}
+zns_args=${ZNS_ARGS:-}
 
 nqn_nvmet=nqn.2024-01.io.zns.bench:nvmet-nullb0
 nqn_zguest=nqn.2026-01.io.zns.bench:guest
@@ -91,7 +94,7 @@ setup_zguest() {
     # shellcheck disable=SC2086
     env DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 $zns_env \
         "${zns_cmd[@]}" serve "ram:4G" "${ZNS_GEOM[@]}" --listen 127.0.0.1:4421 \
-        --nqn "$nqn_zguest" >"$log" 2>&1 &
+        --nqn "$nqn_zguest" $zns_args >"$log" 2>&1 &
     zguest_pid=$!
     local deadline=$((SECONDS + 120))
     until grep -q "press Ctrl-C" "$log" 2>/dev/null; do
@@ -134,7 +137,7 @@ thread_cpu() {
         st=$(<"$d/stat") 2>/dev/null || continue
         name=${st#*(}; name=${name%)*}; name=${name// /_}
         read -r -a f <<<"${st##*) }"
-        echo "${d##*/} $name $((f[11] + f[12]))"
+        echo "${d##*/} $name $((f[11] + f[12])) ${f[11]} ${f[12]}"
     done
 }
 
@@ -165,8 +168,10 @@ run_fio() {
         zcpu=$(( 100 * (proc - p0) / (total - t0 > 0 ? total - t0 : 1) ))
         # CPU per thread name during this job, in % of all vCPUs.
         { echo "$before" | sed 's/^/B /'; thread_cpu | sed 's/^/A /'; } | awk -v tot=$((total - t0)) -v w="$wl" -v r="${round:-1}" '
-            $1 == "B" { b[$2] = $4 } $1 == "A" { d = $4 - b[$2]; if (d > 0) c[$3] += d }
-            END { for (n in c) printf "%s r%s %-24s %5.1f%%\n", w, r, n, 100 * c[n] / tot }' | sort -k4 -rn >>"$work/zguest-threads.txt"
+            $1 == "B" { b[$2] = $4; bu[$2] = $5; bs[$2] = $6 }
+            $1 == "A" { d = $4 - b[$2]; if (d > 0) { c[$3] += d; u[$3] += $5 - bu[$2]; s[$3] += $6 - bs[$2] } }
+            END { for (n in c) printf "%s r%s %-24s %5.1f%%  (user %.1f%%, system %.1f%%)\n", w, r, n, 100 * c[n] / tot, 100 * u[n] / tot, 100 * s[n] / tot }' \
+            | sort -k4 -rn >>"$work/zguest-threads.txt"
     fi
     jq -r --arg t "$target" --arg w "$wl" --arg g "$gbusy" --arg z "$zcpu" --arg r "${round:-1}" '.jobs[0] as $j
         | ($j.read.iops + $j.write.iops) as $iops
@@ -210,6 +215,15 @@ if ((warmup > 0)); then
     done
     log "warm-up done (${warmup} s x 3 jobs per target)"
 fi
+# The floor of a user-space target at queue depth 1 in this guest: a bare request/response loop over the loopback
+# with a 4 KiB read's byte counts (bench/guest/pingpong.c), between the targets' jobs' conditions (all attached).
+pingpong=$(mktemp /tmp/pingpong.XXXXXX)
+if gcc -O2 -pthread -o "$pingpong" "$(dirname "$0")/pingpong.c"; then
+    floor() { "$pingpong" 2000 | tee -a "$work/pingpong.txt"; }
+else
+    floor() { :; }
+fi
+floor
 for ((round = 1; round <= ${ROUNDS:-1}; round++)); do
     for wl in $workloads; do
         for t in "${active[@]}"; do
@@ -217,5 +231,9 @@ for ((round = 1; round <= ${ROUNDS:-1}; round++)); do
         done
     done
 done
+floor
+if [[ -n ${PIPE_DLL:-} ]]; then
+    DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet "$PIPE_DLL" pipe --seconds 6 --workload read | tee -a "$work/pingpong.txt"
+fi
 for t in "${active[@]}"; do "teardown_$t"; done
 log "done, load $(cut -d' ' -f1-3 /proc/loadavg)"

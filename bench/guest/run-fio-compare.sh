@@ -4,7 +4,7 @@
 # loopback) and zns serve on the host (reached at 10.0.2.2). Prints one table with the ratios.
 #
 #   sudo bench/guest/run-fio-compare.sh [-r RUNTIME] [--smp N] [--mem SIZE] [--targets "nvmet zguest zhost"]
-#                                       [--workloads "..."] [--zns-env "NAME=VALUE ..."] [--zns-dll PATH] [--rounds N] [--warmup SEC]
+#                                       [--workloads "..."] [--zns-env "NAME=VALUE ..."] [--zns-args "..."] [--zns-dll PATH] [--rounds N] [--warmup SEC]
 #                                       [-o OUTDIR]
 #
 # See bench/guest/README.md.
@@ -16,6 +16,7 @@ mem=4G
 targets="nvmet zguest zhost"
 workloads=
 zns_env=
+zns_args=
 out=
 rounds=1
 warmup=8
@@ -28,6 +29,7 @@ while (($#)); do
         --targets) targets=$2; shift 2 ;;
         --workloads) workloads=$2; shift 2 ;;
         --zns-env) zns_env=$2; shift 2 ;;
+        --zns-args) zns_args=$2; shift 2 ;;
         -o) out=$2; shift 2 ;;
         --zns-dll) zns_dll=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
@@ -67,6 +69,10 @@ t0=$SECONDS
 envs=(-e "RUNTIME=$runtime" -e "TARGETS=$targets" -e "ROUNDS=$rounds" -e "WARMUP=$warmup")
 [[ -n $workloads ]] && envs+=(-e "WORKLOADS=$workloads")
 [[ -n $zns_env ]] && envs+=(-e "ZNS_ENV=$zns_env")
+[[ -n $zns_args ]] && envs+=(-e "ZNS_ARGS=$zns_args")
+# zns's own code per 4 KiB read in the guest, with no socket, when the benchmarks are built (bench pipe).
+pipe_dll=$repo/bench/Zns.Benchmarks/bin/Release/net10.0/Zns.Benchmarks.dll
+[[ -f $pipe_dll ]] && envs+=(-e "PIPE_DLL=$pipe_dll")
 rc=0
 "$repo/tests/guest/run-guest.sh" -t 1200 --smp "$smp" --mem "$mem" --append nvme_core.multipath=N \
     -w "$work" "${envs[@]}" "$repo/bench/guest/fio-compare-guest.sh" "$work" "$port" "$zns_dll" || rc=$?
@@ -78,6 +84,7 @@ fi
 echo
 echo "fio 3.33, zonemode=zbd direct=1 libaio, ${runtime} s per job (+2 s ramp), warm-up ${warmup} s x 3 per target, TCG -smp $smp -m $mem, mq-deadline"
 [[ -n $zns_env ]] && echo "zns in the guest with: $zns_env"
+[[ -n $zns_args ]] && echo "zns in the guest serves with: $zns_args"
 awk -F'\t' '
     # Several rounds: each cell is the median over the rounds (mean of the middle two for an even count).
     { k = $1 SUBSEP $2; c = ++cnt[k]; v_iops[k, c] = $3; v_lat[k, c] = $5; v_busy[k, c] = $6; v_zcpu[k, c] = $7
@@ -112,5 +119,9 @@ awk -F'\t' '
         for (k in cnt) if (cnt[k] > rounds) rounds = cnt[k]
         printf "\n(%d round%s; each cell is the median over the rounds)\n", rounds, (rounds > 1 ? "s" : "")
     }' "$work/results.tsv"
+if [[ -s $work/pingpong.txt ]]; then
+    echo "in this guest, before and after the jobs: a bare user-space round trip (bench/guest/pingpong.c), zns's code alone (bench pipe):"
+    sed 's/^/  /' "$work/pingpong.txt"
+fi
 echo "raw results: $work/results.tsv (fio JSON next to it)"
 exit "$rc"

@@ -48,13 +48,17 @@ internal static partial class Commands
         {
             Description = $"Most NVMe/TCP connections served at once (each host uses one per queue); more are closed at once (default {new TargetTransportOptions().MaxConnections})",
         };
+        var receivePoll = new Option<string>("--receive-poll")
+        {
+            Description = "Microseconds a connection keeps polling for the host's next command before it sleeps (default 0: sleep at once); spends CPU to save wake-ups at low queue depth",
+        };
         var control = new ServeControlOptions();
         var geometry = new GeometryOptions { ExcludedKeys = ControllerOptions.Keys };
         var controller = new ControllerOptions();
         var authentication = new AuthenticationOptions();
         var cmd = new Command("serve", "Serve zoned namespaces over NVMe/TCP until Ctrl-C")
         {
-            files, listen, vfioUser, nqn, serial, model, firmware, allowHost, size, ephemeral, reformat, maxConnections, verbose,
+            files, listen, vfioUser, nqn, serial, model, firmware, allowHost, size, ephemeral, reformat, maxConnections, receivePoll, verbose,
         };
         control.AddTo(cmd);
         geometry.AddTo(cmd);
@@ -73,6 +77,10 @@ internal static partial class Commands
             if (r.GetValue(maxConnections) is { } mc)
             {
                 transport = transport with { MaxConnections = ParseMaxConnections(mc) };
+            }
+            if (r.GetValue(receivePoll) is { } rp)
+            {
+                transport = transport with { ReceivePoll = ParseReceivePoll(rp) };
             }
             if (r.GetValue(ephemeral) && r.GetValue(reformat))
             {
@@ -201,6 +209,15 @@ internal static partial class Commands
             throw new UsageException($"--max-connections: '{text}' is not a whole number ≥ 1");
         }
         return n;
+    }
+
+    private static TimeSpan ParseReceivePoll(string text)
+    {
+        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int us) || us > 1_000_000)
+        {
+            throw new UsageException($"--receive-poll: '{text}' is not a whole number of microseconds in 0..1000000");
+        }
+        return TimeSpan.FromMicroseconds(us);
     }
 
     private static async Task RunAsync(TargetOptions options, TargetTransportOptions? transport, string[] vfioPaths, List<ZonedNamespace> namespaces,

@@ -79,16 +79,19 @@ public class CliTests
     }
 
     [Theory]
-    [InlineData("0")]
-    [InlineData("-3")]
-    [InlineData("many")]
-    public async Task ServeRejectsABadMaxConnectionsWithOneLineAndExit2(string value)
+    [InlineData("--max-connections", "0")]
+    [InlineData("--max-connections", "-3")]
+    [InlineData("--max-connections", "many")]
+    [InlineData("--receive-poll", "-5")]
+    [InlineData("--receive-poll", "soon")]
+    [InlineData("--receive-poll", "1000001")]
+    public async Task ServeRejectsABadNumberWithOneLineNamingTheOption_AndExit2(string option, string value)
     {
         using var dir = new TempDir();
-        var r = await CliRunner.RunAsync(dir.Path, "serve", "ram:512M", "--listen", "127.0.0.1:0", "--max-connections", value);
+        var r = await CliRunner.RunAsync(dir.Path, "serve", "ram:512M", "--listen", "127.0.0.1:0", option, value);
         Assert.Equal(2, r.Exit);
         Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith("zns: --max-connections", r.Err);
+        Assert.StartsWith($"zns: {option}", r.Err);
         Assert.Empty(r.Out);
     }
 

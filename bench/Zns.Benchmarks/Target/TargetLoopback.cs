@@ -38,6 +38,7 @@ internal static class TargetLoopback
         string[] clients = ["c"];
         AllocationSampler? sampler = null;
         bool control = false;
+        var receivePoll = TimeSpan.Zero;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -50,8 +51,9 @@ internal static class TargetLoopback
                 case "--client": clients = args[++i] == "both" ? ["c", "net"] : [args[i]]; break;
                 case "--trace-allocations": sampler = new AllocationSampler(); break;
                 case "--control": control = true; break;
+                case "--receive-poll": receivePoll = TimeSpan.FromMicroseconds(int.Parse(args[++i], CultureInfo.InvariantCulture)); break;
                 default:
-                    Console.Error.WriteLine($"unknown option {args[i]}; usage: target [--seconds N] [--warmup N] [--backstore ram|shm] [--connections 1,4] [--only TEXT] [--client c|net|both] [--trace-allocations] [--control]");
+                    Console.Error.WriteLine($"unknown option {args[i]}; usage: target [--seconds N] [--warmup N] [--backstore ram|shm] [--connections 1,4] [--only TEXT] [--client c|net|both] [--trace-allocations] [--control] [--receive-poll MICROSECONDS]");
                     return 2;
             }
         }
@@ -85,7 +87,7 @@ internal static class TargetLoopback
                 TouchWriteZones(ns);
 
             using var target = new NvmeTarget(new TargetOptions(), [ns]);
-            await using var listener = new NvmeTcpListener(new TargetTransportOptions { ListenEndPoint = new IPEndPoint(IPAddress.Loopback, 0) }, target);
+            await using var listener = new NvmeTcpListener(new TargetTransportOptions { ListenEndPoint = new IPEndPoint(IPAddress.Loopback, 0), ReceivePoll = receivePoll }, target);
             listener.Start();
             target.SetListenerAddress(listener.LocalEndPoint);
             // --control: the management endpoint runs as under zns serve, its OpenTelemetry exporter listening to

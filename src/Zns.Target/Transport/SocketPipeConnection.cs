@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 
@@ -26,6 +27,7 @@ internal sealed class SocketPipeConnection
     private readonly Socket _socket;
     private readonly Pipe _input;
     private readonly Pipe _output;
+    private readonly long _receivePollTicks;
     private int _aborted;
     private bool _largeReceives;
 
@@ -34,6 +36,7 @@ internal sealed class SocketPipeConnection
         _socket = socket;
         // Both pumps use blocking calls: the receive thread sleeps in the kernel and no event loop is involved.
         _socket.Blocking = true;
+        _receivePollTicks = (long)(options.ReceivePoll.TotalSeconds * Stopwatch.Frequency);
         RemoteEndPoint = socket.RemoteEndPoint?.ToString() ?? "(unknown)";
         // The parser needs a whole PDU buffered before it hands it over, so the pipe must be able to hold the
         // largest legal PDU (header + padding + data + digests) or the reader would wait for bytes the paused
@@ -112,6 +115,8 @@ internal sealed class SocketPipeConnection
             while (true)
             {
                 var memory = writer.GetMemory(large ? TargetTransportOptions.ReceiveSegmentSize : TargetTransportOptions.SmallReceiveSize);
+                if (_receivePollTicks > 0)
+                    PollForData();
                 int received = _socket.Receive(memory.Span, SocketFlags.None);
                 if (received == 0)
                     break;
@@ -139,6 +144,21 @@ internal sealed class SocketPipeConnection
             error = e;
         }
         writer.Complete(error);
+    }
+
+    /// <summary>
+    /// Waits up to <see cref="TargetTransportOptions.ReceivePoll"/> for the socket to become readable, so that a host
+    /// that sends its next command within that time finds this thread awake and on its CPU: no wake-up, no context
+    /// switch. Returns early once bytes (or the end of the stream) are there; the receive that follows blocks as
+    /// usual. A zero-timeout poll does not take the socket's lock, so it does not hold up the kernel delivering the
+    /// very bytes it waits for, and between polls the thread yields its CPU to any other thread ready to run there
+    /// (the host's own threads, when host and target share CPUs).
+    /// </summary>
+    private void PollForData()
+    {
+        long deadline = Stopwatch.GetTimestamp() + _receivePollTicks;
+        while (!_socket.Poll(0, SelectMode.SelectRead) && Stopwatch.GetTimestamp() < deadline)
+            Thread.Yield();
     }
 
     private async Task SendAsync()

@@ -126,6 +126,14 @@ public sealed record TargetTransportOptions
         + (long)Math.Min(MaxOutstandingCommands ?? queueEntries, queueEntries)
           * (CommandContextMemory + (MaxInCapsuleDataLength > KeptCommandBuffer ? MaxInCapsuleDataLength : 0));
 
+    /// <summary>
+    /// How long a connection's receive thread keeps polling its socket for the host's next bytes before it sleeps
+    /// in the kernel's receive. Zero (the default): it sleeps at once. Polling spends a CPU while it lasts and saves
+    /// the wake-up and context switch of a sleeping thread, which is what a queue-depth-1 command costs most where
+    /// switches are slow (a guest under emulation).
+    /// </summary>
+    public TimeSpan ReceivePoll { get; init; }
+
     /// <summary>Listen backlog. Default 512.</summary>
     public int ListenBacklog { get; init; } = 512;
 
@@ -145,6 +153,8 @@ public sealed record TargetTransportOptions
             throw new ArgumentException("MaxOutstandingCommands must be in 1..65535 (it bounds the R2T transfer tags).");
         if (MaxBufferedDataBytes < 4096)
             throw new ArgumentException($"MaxBufferedDataBytes must be ≥ 4096 (was {MaxBufferedDataBytes}).");
+        if (ReceivePoll < TimeSpan.Zero || ReceivePoll > TimeSpan.FromSeconds(1))
+            throw new ArgumentException($"ReceivePoll must be in 0..1 s (was {ReceivePoll}).");
         if (InitializationTimeout <= TimeSpan.Zero || TerminationLinger < TimeSpan.Zero)
             throw new ArgumentException("Timeouts must be positive.");
     }

@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using Zns.Protocol;
+
+namespace Zns.Benchmarks.Target;
+
+/// <summary>
+/// `pipe`: the no-socket target path (<see cref="PipeTarget"/>) in a plain loop for a fixed time, printing the time
+/// per 4 KiB I/O. The loop has no harness around it, so a sampling profiler attached to it (perf with
+/// DOTNET_PerfMapEnabled=1) sees only the target's code.
+/// Run: <c>dotnet run -c Release --project bench/Zns.Benchmarks -- pipe [--seconds S] [--workload read|write] [--depth N]</c>.
+/// </summary>
+internal static class PipeLoop
+{
+    public static int Run(string[] args)
+    {
+        double seconds = 5;
+        string workload = "read";
+        int depth = 1;
+        for (int i = 0; i + 1 < args.Length; i += 2)
+        {
+            switch (args[i])
+            {
+                case "--seconds": seconds = double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
+                case "--workload": workload = args[i + 1]; break;
+                case "--depth": depth = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
+                default: Console.Error.WriteLine($"pipe: unknown option {args[i]}"); return 2;
+            }
+        }
+        if (workload is not ("read" or "write") || depth is < 1 or > 64)
+        {
+            Console.Error.WriteLine("pipe: --workload read|write, --depth 1..64");
+            return 2;
+        }
+        using var target = new PipeTarget();
+        bool write = workload == "write";
+        var capsules = Enumerable.Range(0, depth).Select(i => PipeTarget.IoCapsule(write ? IoOpcode.Write : IoOpcode.Read, (ushort)i,
+            (ulong)i * 97 % (ulong)Layout.ZoneBlocks, 1, Layout.BlockSize, inCapsule: write)).ToArray();
+        var starts = new int[depth];
+        for (int i = 1; i < depth; i++)
+            starts[i] = starts[i - 1] + capsules[i - 1].Length;
+        byte[] batch = [.. capsules.SelectMany(c => c)];
+        // Writes go to zone WriteZoneBase + i at its own write pointer; a full zone is reset outside the timed path.
+        var offsets = new int[depth];
+        long ios = 0;
+        var clock = Stopwatch.StartNew();
+        long end = (long)(seconds * Stopwatch.Frequency);
+        double cpu0 = Process.GetCurrentProcess().TotalProcessorTime.TotalMicroseconds;
+        long items0 = ThreadPool.CompletedWorkItemCount;
+        while (clock.ElapsedTicks < end)
+        {
+            for (int round = 0; round < 256; round++)
+            {
+                if (write)
+                {
+                    for (int i = 0; i < depth; i++)
+                    {
+                        ulong zone = (ulong)(Layout.WriteZoneBase + i) * Layout.ZoneBlocks;
+                        if (offsets[i] == Layout.ZoneBlocks)
+                        {
+                            target.Namespace.ZoneManagementSend(zone, Zns.Core.Zones.ZoneSendAction.Reset, selectAll: false);
+                            offsets[i] = 0;
+                        }
+                        PipeTarget.SetSlba(batch.AsSpan(starts[i]), zone + (ulong)offsets[i]++);
+                    }
+                }
+                if (target.Exchange(batch) != depth)
+                    throw new InvalidOperationException("missing responses");
+                ios += depth;
+            }
+        }
+        double elapsed = clock.Elapsed.TotalMicroseconds;
+        double cpu = Process.GetCurrentProcess().TotalProcessorTime.TotalMicroseconds - cpu0;
+        double items = (double)(ThreadPool.CompletedWorkItemCount - items0) / ios;
+        Console.WriteLine($"pipe {workload} 4K depth {depth}: {ios} I/Os in {elapsed / 1e6:F1} s, {elapsed * 1000 / ios:F0} ns per I/O, {cpu * 1000 / ios:F0} ns CPU per I/O, {items:F3} thread-pool work items per I/O");
+        return 0;
+    }
+}
