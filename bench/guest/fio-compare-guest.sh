@@ -13,7 +13,7 @@
 # WARMUP (s per warm-up job, 3 jobs per target, default 8; 0 = none),
 # TARGETS (default "nvmet zguest zhost"), WORKLOADS (default: all five),
 # ZNS_ENV (extra NAME=VALUE words for the in-guest dotnet, e.g. DOTNET_TieredPGO=0),
-# ZNS_ARGS (extra words for the in-guest zns serve, e.g. --receive-poll 20000),
+# ZNS_ARGS (extra words for the in-guest zns serve, e.g. --receive-poll 20000), ZNS_NICE (its nice value),
 # PIPE_DLL (Zns.Benchmarks.dll: run its no-socket `pipe` loop at the end, zns's own cost per read in this guest).
 # Writes WORKDIR/results.tsv (target workload iops MiB/s clat_mean_us) and the
 # fio JSON files; prints progress on stdout.
@@ -28,6 +28,8 @@ targets=${TARGETS:-nvmet zguest zhost}
 workloads=${WORKLOADS:-seqwrite128k randread4k-qd1 randread4k-qd16 seqwrite4k seqwrite4k-4jobs}
 zns_env=${ZNS_ENV:-}
 zns_args=${ZNS_ARGS:-}
+# ZNS_NICE: the in-guest zns's nice value. nvmet-tcp's I/O work runs in a WQ_HIGHPRI workqueue, at nice -20.
+zns_prio=(); [[ -n ${ZNS_NICE:-} ]] && zns_prio=(nice -n "$ZNS_NICE")
 
 nqn_nvmet=nqn.2024-01.io.zns.bench:nvmet-nullb0
 nqn_zguest=nqn.2026-01.io.zns.bench:guest
@@ -92,7 +94,7 @@ teardown_nvmet() {
 setup_zguest() {
     local t0=$SECONDS log=$work/zguest-serve.log
     # shellcheck disable=SC2086
-    env DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 $zns_env \
+    "${zns_prio[@]}" env DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 $zns_env \
         "${zns_cmd[@]}" serve "ram:4G" "${ZNS_GEOM[@]}" --listen 127.0.0.1:4421 \
         --nqn "$nqn_zguest" $zns_args >"$log" 2>&1 &
     zguest_pid=$!
@@ -134,7 +136,7 @@ thread_cpu() {
     local d st f name
     [[ -n $zguest_pid ]] || return 0
     for d in /proc/$zguest_pid/task/*; do
-        st=$(<"$d/stat") 2>/dev/null || continue
+        { st=$(<"$d/stat"); } 2>/dev/null || continue   # the thread may have ended
         name=${st#*(}; name=${name%)*}; name=${name// /_}
         read -r -a f <<<"${st##*) }"
         echo "${d##*/} $name $((f[11] + f[12])) ${f[11]} ${f[12]}"

@@ -4,7 +4,7 @@
 # loopback) and zns serve on the host (reached at 10.0.2.2). Prints one table with the ratios.
 #
 #   sudo bench/guest/run-fio-compare.sh [-r RUNTIME] [--smp N] [--mem SIZE] [--targets "nvmet zguest zhost"]
-#                                       [--workloads "..."] [--zns-env "NAME=VALUE ..."] [--zns-args "..."] [--zns-dll PATH] [--rounds N] [--warmup SEC]
+#                                       [--workloads "..."] [--zns-env "NAME=VALUE ..."] [--zns-args "..."] [--zns-nice N] [--zns-dll PATH] [--rounds N] [--warmup SEC]
 #                                       [-o OUTDIR]
 #
 # See bench/guest/README.md.
@@ -17,6 +17,7 @@ targets="nvmet zguest zhost"
 workloads=
 zns_env=
 zns_args=
+zns_nice=
 out=
 rounds=1
 warmup=8
@@ -30,6 +31,7 @@ while (($#)); do
         --workloads) workloads=$2; shift 2 ;;
         --zns-env) zns_env=$2; shift 2 ;;
         --zns-args) zns_args=$2; shift 2 ;;
+        --zns-nice) zns_nice=$2; shift 2 ;;
         -o) out=$2; shift 2 ;;
         --zns-dll) zns_dll=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
@@ -70,6 +72,7 @@ envs=(-e "RUNTIME=$runtime" -e "TARGETS=$targets" -e "ROUNDS=$rounds" -e "WARMUP
 [[ -n $workloads ]] && envs+=(-e "WORKLOADS=$workloads")
 [[ -n $zns_env ]] && envs+=(-e "ZNS_ENV=$zns_env")
 [[ -n $zns_args ]] && envs+=(-e "ZNS_ARGS=$zns_args")
+[[ -n $zns_nice ]] && envs+=(-e "ZNS_NICE=$zns_nice")
 # zns's own code per 4 KiB read in the guest, with no socket, when the benchmarks are built (bench pipe).
 pipe_dll=$repo/bench/Zns.Benchmarks/bin/Release/net10.0/Zns.Benchmarks.dll
 [[ -f $pipe_dll ]] && envs+=(-e "PIPE_DLL=$pipe_dll")
@@ -85,6 +88,7 @@ echo
 echo "fio 3.33, zonemode=zbd direct=1 libaio, ${runtime} s per job (+2 s ramp), warm-up ${warmup} s x 3 per target, TCG -smp $smp -m $mem, mq-deadline"
 [[ -n $zns_env ]] && echo "zns in the guest with: $zns_env"
 [[ -n $zns_args ]] && echo "zns in the guest serves with: $zns_args"
+[[ -n $zns_nice ]] && echo "zns in the guest runs at nice $zns_nice"
 awk -F'\t' '
     # Several rounds: each cell is the median over the rounds (mean of the middle two for an even count).
     { k = $1 SUBSEP $2; c = ++cnt[k]; v_iops[k, c] = $3; v_lat[k, c] = $5; v_busy[k, c] = $6; v_zcpu[k, c] = $7
