@@ -14,7 +14,8 @@
 # TARGETS (default "nvmet zguest zhost"), WORKLOADS (default: all five),
 # ZNS_ENV (extra NAME=VALUE words for the in-guest dotnet, e.g. DOTNET_TieredPGO=0),
 # ZNS_ARGS (extra words for the in-guest zns serve, e.g. --receive-poll 20000), ZNS_NICE (its nice value),
-# PIPE_DLL (Zns.Benchmarks.dll: run its no-socket `pipe` loop at the end, zns's own cost per read in this guest).
+# PIPE_DLL (Zns.Benchmarks.dll: run its no-socket `pipe` loop at the end, zns's own cost per read in this guest,
+# alone and after a process switch).
 # Writes WORKDIR/results.tsv (target workload iops MiB/s clat_mean_us) and the
 # fio JSON files; prints progress on stdout.
 set -uo pipefail
@@ -235,7 +236,12 @@ for ((round = 1; round <= ${ROUNDS:-1}; round++)); do
 done
 floor
 if [[ -n ${PIPE_DLL:-} ]]; then
-    DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet "$PIPE_DLL" pipe --seconds 6 --workload read | tee -a "$work/pingpong.txt"
+    # The code alone; a bounce through a child process alone (two process switches); both per I/O, which is
+    # what a target behind a socket pays: its code runs right after a switch.
+    for mode in "--workload read" "--workload none --bounce" "--workload read --bounce"; do
+        # shellcheck disable=SC2086
+        DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet "$PIPE_DLL" pipe --seconds 6 $mode | tee -a "$work/pingpong.txt"
+    done
 fi
 for t in "${active[@]}"; do "teardown_$t"; done
 log "done, load $(cut -d' ' -f1-3 /proc/loadavg)"

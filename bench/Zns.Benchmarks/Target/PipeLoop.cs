@@ -7,7 +7,7 @@ namespace Zns.Benchmarks.Target;
 /// `pipe`: the no-socket target path (<see cref="PipeTarget"/>) in a plain loop for a fixed time, printing the time
 /// per 4 KiB I/O. The loop has no harness around it, so a sampling profiler attached to it (perf with
 /// DOTNET_PerfMapEnabled=1) sees only the target's code.
-/// Run: <c>dotnet run -c Release --project bench/Zns.Benchmarks -- pipe [--seconds S] [--workload read|write] [--depth N]</c>.
+/// Run: <c>dotnet run -c Release --project bench/Zns.Benchmarks -- pipe [--seconds S] [--workload read|write|none] [--depth N] [--bounce]</c>.
 /// </summary>
 internal static class PipeLoop
 {
@@ -16,8 +16,20 @@ internal static class PipeLoop
         double seconds = 5;
         string workload = "read";
         int depth = 1;
-        for (int i = 0; i + 1 < args.Length; i += 2)
+        bool bounce = false;
+        for (int i = 0; i < args.Length; i += 2)
         {
+            if (args[i] == "--bounce")
+            {
+                bounce = true;
+                i--;
+                continue;
+            }
+            if (i + 1 >= args.Length)
+            {
+                Console.Error.WriteLine($"pipe: {args[i]} needs a value");
+                return 2;
+            }
             switch (args[i])
             {
                 case "--seconds": seconds = double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
@@ -26,11 +38,19 @@ internal static class PipeLoop
                 default: Console.Error.WriteLine($"pipe: unknown option {args[i]}"); return 2;
             }
         }
-        if (workload is not ("read" or "write") || depth is < 1 or > 64)
+        if (workload is not ("read" or "write" or "none") || depth is < 1 or > 64)
         {
-            Console.Error.WriteLine("pipe: --workload read|write, --depth 1..64");
+            Console.Error.WriteLine("pipe: --workload read|write|none, --depth 1..64");
             return 2;
         }
+        // --bounce: every batch also sends one byte through a child process (cat) and waits for it back, so each I/O
+        // pays two process switches, as a target behind a socket does; --workload none measures the bounce alone.
+        using var child = bounce ? System.Diagnostics.Process.Start(new ProcessStartInfo("cat")
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false,
+        }) : null;
+        var toChild = child?.StandardInput.BaseStream;
+        var fromChild = child?.StandardOutput.BaseStream;
         using var target = new PipeTarget();
         bool write = workload == "write";
         var capsules = Enumerable.Range(0, depth).Select(i => PipeTarget.IoCapsule(write ? IoOpcode.Write : IoOpcode.Read, (ushort)i,
@@ -63,7 +83,14 @@ internal static class PipeLoop
                         PipeTarget.SetSlba(batch.AsSpan(starts[i]), zone + (ulong)offsets[i]++);
                     }
                 }
-                if (target.Exchange(batch) != depth)
+                if (toChild is not null)
+                {
+                    toChild.WriteByte(1);
+                    toChild.Flush();
+                    if (fromChild!.ReadByte() != 1)
+                        throw new InvalidOperationException("the bounce process ended");
+                }
+                if (workload != "none" && target.Exchange(batch) != depth)
                     throw new InvalidOperationException("missing responses");
                 ios += depth;
             }
@@ -71,7 +98,9 @@ internal static class PipeLoop
         double elapsed = clock.Elapsed.TotalMicroseconds;
         double cpu = Process.GetCurrentProcess().TotalProcessorTime.TotalMicroseconds - cpu0;
         double items = (double)(ThreadPool.CompletedWorkItemCount - items0) / ios;
-        Console.WriteLine($"pipe {workload} 4K depth {depth}: {ios} I/Os in {elapsed / 1e6:F1} s, {elapsed * 1000 / ios:F0} ns per I/O, {cpu * 1000 / ios:F0} ns CPU per I/O, {items:F3} thread-pool work items per I/O");
+        child?.StandardInput.Close();
+        child?.WaitForExit();
+        Console.WriteLine($"pipe {workload} 4K depth {depth}{(bounce ? " with a process bounce" : "")}: {ios} I/Os in {elapsed / 1e6:F1} s, {elapsed * 1000 / ios:F0} ns per I/O, {cpu * 1000 / ios:F0} ns CPU per I/O, {items:F3} thread-pool work items per I/O");
         return 0;
     }
 }
