@@ -124,7 +124,7 @@ awk -F'\t' '
         printf "\n(%d round%s; each cell is the median over the rounds)\n", rounds, (rounds > 1 ? "s" : "")
     }' "$work/results.tsv"
 if [[ -s $work/pingpong.txt ]]; then
-    echo "in this guest, before and after the jobs: a bare user-space round trip (bench/guest/pingpong.c), zns's code alone (bench pipe):"
+    echo "in this guest, before and after the jobs: a bare user-space round trip (bench/guest/pingpong.c); zns's code alone, a process bounce alone, both (bench pipe):"
     sed 's/^/  /' "$work/pingpong.txt"
 fi
 echo "raw results: $work/results.tsv (fio JSON next to it)"
