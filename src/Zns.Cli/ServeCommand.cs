@@ -202,22 +202,20 @@ internal static partial class Commands
         throw new UsageException($"--listen: '{text}' is not ADDRESS:PORT (e.g. 127.0.0.1:4420 or 0.0.0.0:4420)");
     }
 
-    private static int ParseMaxConnections(string text)
+    private static int ParseMaxConnections(string text) =>
+        ParseWholeNumber("--max-connections", text, 1, int.MaxValue, $"'{text}' is not a whole number ≥ 1");
+
+    private static TimeSpan ParseReceivePoll(string text) => TimeSpan.FromMicroseconds(
+        ParseWholeNumber("--receive-poll", text, 0, 1_000_000, $"'{text}' is not a whole number of microseconds in 0..1000000"));
+
+    /// <summary>A decimal whole number in [min, max], or a usage error naming the option.</summary>
+    private static int ParseWholeNumber(string option, string text, int min, int max, string problem)
     {
-        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) || n < 1)
+        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) || n < min || n > max)
         {
-            throw new UsageException($"--max-connections: '{text}' is not a whole number ≥ 1");
+            throw new UsageException($"{option}: {problem}");
         }
         return n;
-    }
-
-    private static TimeSpan ParseReceivePoll(string text)
-    {
-        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int us) || us > 1_000_000)
-        {
-            throw new UsageException($"--receive-poll: '{text}' is not a whole number of microseconds in 0..1000000");
-        }
-        return TimeSpan.FromMicroseconds(us);
     }
 
     private static async Task RunAsync(TargetOptions options, TargetTransportOptions? transport, string[] vfioPaths, List<ZonedNamespace> namespaces,
