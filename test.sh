@@ -41,6 +41,8 @@ run_tap_suite packages tests/packaging/package-tests.sh
 # The NativeAOT zns: the CLI test project and a C NVMe/TCP client against the native executable (needs clang).
 run_tap_suite aot tests/packaging/aot-tests.sh
 
+# The guest harness itself: booting, exit status, the hard timeout, the retry of a hung boot.
+run_guest_suite harness tests/guest/selftest.sh
 run_guest_suite kernel tests/guest/kernel-tests.sh
 run_guest_suite authentication tests/guest/auth-tests.sh
 # The same kernel checks with zns as a PCIe NVMe controller over vfio-user (needs Debian 13's QEMU; skipped without).

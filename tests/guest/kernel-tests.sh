@@ -38,13 +38,18 @@ stop_server() {
 mkdir -p "$work/target" "$work/share"
 start_server || exit 1
 
+# A guest that did not finish (timeout, a boot that hung or died each time: run-guest.sh exits 124 or 125) is a
+# failure of its own, so that a phase which ran no checks cannot pass unseen.
 run_guest() {
   "$here/run-guest.sh" -t 600 -w "$work/share" "$@"
+  local rc=$?
+  [ "$rc" -ge 124 ] && echo "not ok - $(basename "$1"): the guest did not finish (run-guest.sh exit $rc)"
+  return 0
 }
 
 # Phase 1: attach, check identity and geometry, zone actions, errors, fio, then write known data.
-run_guest "$here/kernel-phase1.sh" "$port" "$nqn" "$work/share"
-n=$(grep -c -E '^(ok|not ok) ' "$work/share/phase1.tap" 2>/dev/null || echo 0)
+run_guest "$here/kernel-phase1.sh" "$port" "$nqn" "$work/share" | tee "$work/phase1.tap"
+n=$(grep -c -E '^(ok|not ok) ' "$work/phase1.tap")
 
 if stop_server; then echo "ok $((n+1)) - zns serve stops cleanly on SIGTERM"; else echo "not ok $((n+1)) - zns serve exit status on SIGTERM"; fi
 # Restart with a second, conventional namespace next to the first.

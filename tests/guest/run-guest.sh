@@ -26,7 +26,11 @@ The guest sees the host's / read-only (writes go to a tmpfs overlay); host
 
 options:
   -w DIR          read-write work dir, mounted at the same path in the guest
-  -t SECONDS      hard timeout; QEMU is killed after it (default ${ZNS_GUEST_TIMEOUT:-600})
+  -t SECONDS      hard timeout of one boot; QEMU is killed after it (default ${ZNS_GUEST_TIMEOUT:-600})
+  --boot-timeout SECONDS
+                  a guest whose script has not started this long after QEMU's
+                  start is taken as a hung boot: QEMU is killed and the guest
+                  booted again (default ${ZNS_GUEST_BOOT_TIMEOUT:-180}; a boot takes 5-15 s)
   -v              verbose: harness progress and the kernel console log
   -c COMMANDS     run 'bash -c COMMANDS' instead of a script
   -e NAME=VALUE   export a variable to the script (repeatable)
@@ -50,9 +54,10 @@ options:
   -h, --help      this help
 
 exit status: the script's; 124 on timeout; 125 if the guest ended without
-reporting one (kernel panic, boot failure) or on a harness error.
+reporting one (kernel panic, boot failure, a boot that hung each time) or on
+a harness error.
 environment: ZNS_GUEST_CACHE (cache dir, default \$REPO/.cache/guest),
-ZNS_GUEST_TIMEOUT, ZNS_GUEST_MEM, ZNS_GUEST_SMP, ZNS_GUEST_ACCEL (default tcg),
+ZNS_GUEST_TIMEOUT, ZNS_GUEST_BOOT_TIMEOUT, ZNS_GUEST_BOOT_RETRIES (default 2), ZNS_GUEST_MEM, ZNS_GUEST_SMP, ZNS_GUEST_ACCEL (default tcg),
 ZNS_GUEST_KERNEL (a path, or a SPEC as for --kernel-version), ZNS_GUEST_QEMU,
 ZNS_GUEST_KERNEL_VERSION (SPEC), ZNS_KERNEL_CACHE (fetched kernels, default
 /var/cache/zns-guest/kernels), ZNS_GUEST_PVH=0 (boot the compressed bzImage instead of the
@@ -64,6 +69,7 @@ die() { echo "run-guest: $*" >&2; exit 125; }
 
 workdir=
 timeout=${ZNS_GUEST_TIMEOUT:-600}
+boot_timeout=${ZNS_GUEST_BOOT_TIMEOUT:-180}
 verbose=0
 command=
 append=
@@ -82,6 +88,7 @@ while (($#)); do
     case $1 in
         -w) workdir=${2:?-w needs a directory}; shift 2 ;;
         -t) timeout=${2:?-t needs seconds}; shift 2 ;;
+        --boot-timeout) boot_timeout=${2:?--boot-timeout needs seconds}; shift 2 ;;
         -v) verbose=1; shift ;;
         -c) command=${2?-c needs commands}; shift 2 ;;
         -e) [[ ${2:-} == [A-Za-z_]*=* ]] || die "-e needs NAME=VALUE"; envs+=("$2"); shift 2 ;;
@@ -103,6 +110,7 @@ while (($#)); do
     esac
 done
 [[ $timeout =~ ^[0-9]+$ ]] && ((timeout > 0)) || die "bad timeout: $timeout"
+[[ $boot_timeout =~ ^[0-9]+$ ]] && ((boot_timeout > 0)) || die "bad boot timeout: $boot_timeout"
 
 vlog() { ((verbose)) && echo "run-guest: $*" >&2 || true; }
 now() { date +%s.%N; }
@@ -242,6 +250,7 @@ cleanup() {
         kill -KILL "$qemu_pid" 2>/dev/null || true
         wait "$qemu_pid" 2>/dev/null || true
     fi
+    rm -f "$run.monitor"
     if ((keep)); then
         echo "run-guest: run dir kept: $run" >&2
     else
@@ -339,7 +348,8 @@ qemu+=(-kernel "$boot_kernel" -initrd "$initrd" -append "$cmdline"
        -device virtio-serial-pci,id=vser0 -device virtserialport,chardev=out0,bus=vser0.0,name=zns.out
        -virtfs local,path=/,mount_tag=zgroot,security_model=none,readonly=on,multidevs=remap
        -virtfs "local,path=$run,mount_tag=zgrun,security_model=none,multidevs=remap"
-       -netdev user,id=net0 -device virtio-net-pci,netdev=net0,romfile=)
+       -netdev user,id=net0 -device virtio-net-pci,netdev=net0,romfile=
+       -monitor "unix:$run.monitor,server=on,wait=off")
 [[ -n $workdir ]] &&
     qemu+=(-virtfs "local,path=$workdir,mount_tag=zgwork,security_model=none,multidevs=remap")
 ((${#qemu_extra[@]})) && qemu+=("${qemu_extra[@]}")
@@ -355,15 +365,38 @@ setpriv --help 2>/dev/null | grep -q -- --pdeathsig && pdeath=(setpriv --pdeaths
 mkfifo "$run/stdin"
 # shellcheck disable=SC2034
 exec {stdin_fd}<>"$run/stdin"
-# Boots the guest once; sets t_qemu, t_boot, t_end, timed_out and qemu_rc.
+# Where the vCPUs of a hung boot are: QEMU's monitor answers "info registers -a"; the instruction pointers go to
+# stderr (python3 speaks to the monitor's Unix socket; without it nothing is printed).
+dump_vcpus() {
+    command -v python3 >/dev/null || return 0
+    python3 - "$run.monitor" <<'PY' 2>/dev/null | sed 's/^/run-guest:   /' >&2 || true
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+s.sendall(b"info registers -a\n"); out = b""
+try:
+    while True:
+        chunk = s.recv(65536)
+        if not chunk: break
+        out += chunk
+        s.settimeout(1)  # the answer has begun: it is whole once the monitor is silent for a second
+except socket.timeout:
+    pass
+for line in out.decode(errors="replace").splitlines():
+    if line.startswith(("CPU#", "RIP=", "EIP=")) or " RIP=" in line: print(line.strip()[:100])
+PY
+}
+
+# Boots the guest once; sets t_qemu, t_boot, t_end, timed_out, boot_hung and qemu_rc.
 boot_guest() {
     t_qemu=$(now)
     "${pdeath[@]}" "${qemu[@]}" <"$run/stdin" 2>"$run/qemu.log" &
     qemu_pid=$!
 
-    deadline=$(awk -v s="$t_start" -v t="$timeout" 'BEGIN { printf "%d", s + t }')
+    deadline=$(awk -v s="$t_qemu" -v t="$timeout" 'BEGIN { printf "%d", s + t }')
+    boot_deadline=$(awk -v s="$t_qemu" -v t="$boot_timeout" 'BEGIN { printf "%d", s + t }')
     t_boot=
     timed_out=0
+    boot_hung=0
     # The loop's stderr is discarded: bash would report a QEMU that died on a
     # signal ("Aborted") there. Messages go to the saved stderr.
     exec {err_fd}>&2
@@ -375,6 +408,12 @@ boot_guest() {
         if (($(date +%s) >= deadline)); then
             timed_out=1
             echo "run-guest: timeout after ${timeout}s, killing QEMU" >&"$err_fd"
+        elif [[ -z $t_boot ]] && (($(date +%s) >= boot_deadline)); then
+            boot_hung=1
+            echo "run-guest: the guest's script had not started ${boot_timeout}s after QEMU's start; the vCPUs:" >&"$err_fd"
+            dump_vcpus 2>&"$err_fd"
+        fi
+        if ((timed_out || boot_hung)); then
             kill -TERM "$qemu_pid" 2>/dev/null || true
             for _ in $(seq 20); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.1; done
             kill -KILL "$qemu_pid" 2>/dev/null || true
@@ -391,14 +430,19 @@ boot_guest() {
 }
 
 # Under TCG a guest kernel occasionally dies while it boots (an oops in early code patching, before any device
-# is used). When that happens before the guest script started, nothing of the test has run: boot once more
-# (ZNS_GUEST_BOOT_RETRIES times, default 1), keeping the failed boot's console log.
-boot_retries=${ZNS_GUEST_BOOT_RETRIES:-1}
+# is used), or hangs before it prints anything. When that happens before the guest script started, nothing of the
+# test has run: boot again (ZNS_GUEST_BOOT_RETRIES times, default 2), keeping the failed boot's console log.
+boot_retries=${ZNS_GUEST_BOOT_RETRIES:-2}
 boot_guest
 while ((!timed_out)) && [[ ! -e $run/started && ! -s $run/exit-status ]] && ((boot_retries-- > 0)) &&
-      grep -q -E "Kernel panic|Oops" "$run/console.log" 2>/dev/null; do
+      { ((boot_hung)) || grep -q -E "Kernel panic|Oops" "$run/console.log" 2>/dev/null; }; do
     mv "$run/console.log" "$run/console-failed-boot.log"
-    echo "run-guest: the guest kernel died while booting, before the script started (console: $(grep -m1 -E 'Oops|Kernel panic' "$run/console-failed-boot.log")); booting again" >&2
+    if ((boot_hung)); then
+        echo "run-guest: the guest hung while booting ($(wc -l <"$run/console-failed-boot.log") console lines); booting again" >&2
+    else
+        echo "run-guest: the guest kernel died while booting, before the script started (console: $(grep -m1 -E 'Oops|Kernel panic' "$run/console-failed-boot.log")); booting again" >&2
+    fi
+    rm -f "$run.monitor"
     boot_guest
 done
 
@@ -406,6 +450,9 @@ if ((timed_out)); then
     rc=124
 elif [[ -s $run/exit-status ]]; then
     rc=$(<"$run/exit-status")
+elif ((boot_hung)); then
+    echo "run-guest: the guest hung while booting on every try" >&2
+    rc=125
 else
     echo "run-guest: guest ended without an exit status (QEMU exit $qemu_rc)" >&2
     rc=125

@@ -50,5 +50,7 @@ echo "# differential against $("$guest/qemu-trixie" --version | head -1), seed $
 rc=$?
 if ! grep -qE '^(ok|not ok) ' "$work/diff.tap" 2>/dev/null; then
   echo "not ok - differential: the guest reported nothing (run-guest exit $rc)"; sed 's/^/# /' "$work/guest.err" | tail -20
+elif [ "$rc" -ge 124 ]; then
+  echo "not ok - differential: the guest did not finish (run-guest exit $rc)"; sed 's/^/# /' "$work/guest.err" | tail -20
 fi
 exit 0
