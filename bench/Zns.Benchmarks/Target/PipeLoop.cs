@@ -7,13 +7,16 @@ namespace Zns.Benchmarks.Target;
 /// `pipe`: the no-socket target path (<see cref="PipeTarget"/>) in a plain loop for a fixed time, printing the time
 /// per 4 KiB I/O. The loop has no harness around it, so a sampling profiler attached to it (perf with
 /// DOTNET_PerfMapEnabled=1) sees only the target's code.
-/// Run: <c>dotnet run -c Release --project bench/Zns.Benchmarks -- pipe [--seconds S] [--workload read|write|none] [--depth N] [--bounce]</c>.
+/// <c>--warmup S</c> runs the same loop untimed first, so that the JIT's tiering has ended before the timed part: in a
+/// TCG guest, where the JIT itself runs emulated, that takes tens of seconds.
+/// Run: <c>dotnet run -c Release --project bench/Zns.Benchmarks -- pipe [--seconds S] [--warmup S] [--workload read|write|none] [--depth N] [--bounce]</c>.
 /// </summary>
 internal static class PipeLoop
 {
     public static int Run(string[] args)
     {
         double seconds = 5;
+        double warmup = 0;
         string workload = "read";
         int depth = 1;
         bool bounce = false;
@@ -33,6 +36,7 @@ internal static class PipeLoop
             switch (args[i])
             {
                 case "--seconds": seconds = double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
+                case "--warmup": warmup = double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
                 case "--workload": workload = args[i + 1]; break;
                 case "--depth": depth = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
                 default: Console.Error.WriteLine($"pipe: unknown option {args[i]}"); return 2;
@@ -61,46 +65,55 @@ internal static class PipeLoop
         byte[] batch = [.. capsules.SelectMany(c => c)];
         // Writes go to zone WriteZoneBase + i at its own write pointer; a full zone is reset outside the timed path.
         var offsets = new int[depth];
-        long ios = 0;
+        long Loop(double loopSeconds)
+        {
+            long done = 0;
+            var loopClock = Stopwatch.StartNew();
+            long loopEnd = (long)(loopSeconds * Stopwatch.Frequency);
+            while (loopClock.ElapsedTicks < loopEnd)
+            {
+                for (int round = 0; round < 256; round++)
+                {
+                    if (write)
+                    {
+                        for (int i = 0; i < depth; i++)
+                        {
+                            ulong zone = (ulong)(Layout.WriteZoneBase + i) * Layout.ZoneBlocks;
+                            if (offsets[i] == Layout.ZoneBlocks)
+                            {
+                                target.Namespace.ZoneManagementSend(zone, Zns.Core.Zones.ZoneSendAction.Reset, selectAll: false);
+                                offsets[i] = 0;
+                            }
+                            PipeTarget.SetSlba(batch.AsSpan(starts[i]), zone + (ulong)offsets[i]++);
+                        }
+                    }
+                    if (toChild is not null)
+                    {
+                        toChild.WriteByte(1);
+                        toChild.Flush();
+                        if (fromChild!.ReadByte() != 1)
+                            throw new InvalidOperationException("the bounce process ended");
+                    }
+                    if (workload != "none" && target.Exchange(batch) != depth)
+                        throw new InvalidOperationException("missing responses");
+                    done += depth;
+                }
+            }
+            return done;
+        }
+
+        if (warmup > 0)
+            Loop(warmup);
         var clock = Stopwatch.StartNew();
-        long end = (long)(seconds * Stopwatch.Frequency);
         double cpu0 = Process.GetCurrentProcess().TotalProcessorTime.TotalMicroseconds;
         long items0 = ThreadPool.CompletedWorkItemCount;
-        while (clock.ElapsedTicks < end)
-        {
-            for (int round = 0; round < 256; round++)
-            {
-                if (write)
-                {
-                    for (int i = 0; i < depth; i++)
-                    {
-                        ulong zone = (ulong)(Layout.WriteZoneBase + i) * Layout.ZoneBlocks;
-                        if (offsets[i] == Layout.ZoneBlocks)
-                        {
-                            target.Namespace.ZoneManagementSend(zone, Zns.Core.Zones.ZoneSendAction.Reset, selectAll: false);
-                            offsets[i] = 0;
-                        }
-                        PipeTarget.SetSlba(batch.AsSpan(starts[i]), zone + (ulong)offsets[i]++);
-                    }
-                }
-                if (toChild is not null)
-                {
-                    toChild.WriteByte(1);
-                    toChild.Flush();
-                    if (fromChild!.ReadByte() != 1)
-                        throw new InvalidOperationException("the bounce process ended");
-                }
-                if (workload != "none" && target.Exchange(batch) != depth)
-                    throw new InvalidOperationException("missing responses");
-                ios += depth;
-            }
-        }
+        long ios = Loop(seconds);
         double elapsed = clock.Elapsed.TotalMicroseconds;
         double cpu = Process.GetCurrentProcess().TotalProcessorTime.TotalMicroseconds - cpu0;
         double items = (double)(ThreadPool.CompletedWorkItemCount - items0) / ios;
         child?.StandardInput.Close();
         child?.WaitForExit();
-        Console.WriteLine($"pipe {workload} 4K depth {depth}{(bounce ? " with a process bounce" : "")}: {ios} I/Os in {elapsed / 1e6:F1} s, {elapsed * 1000 / ios:F0} ns per I/O, {cpu * 1000 / ios:F0} ns CPU per I/O, {items:F3} thread-pool work items per I/O");
+        Console.WriteLine($"pipe {workload} 4K depth {depth}{(bounce ? " with a process bounce" : "")}{(warmup > 0 ? $" after {warmup:G} s of warm-up" : "")}: {ios} I/Os in {elapsed / 1e6:F1} s, {elapsed * 1000 / ios:F0} ns per I/O, {cpu * 1000 / ios:F0} ns CPU per I/O, {items:F3} thread-pool work items per I/O");
         return 0;
     }
 }
