@@ -220,14 +220,17 @@ if ((warmup > 0)); then
     # The in-guest zns is warm once its JIT has stopped tiering up: more random-read warm-up jobs while its
     # ".NET Tiered Compilation" thread used more than 1% of the vCPUs during the last one (at most 10 more).
     if [[ -n ${devs[zguest]:-} && -n $zguest_pid ]]; then
-        jit_jiffies() { thread_cpu | awk '$2 ~ /^\.NET_Tiered/ { j += $3 } END { print j + 0 }'; }
+        # The tier-up thread ends when it has nothing to do and a new one starts later: count per thread id, a new
+        # thread from zero.
+        jit_jiffies() { { echo "$1" | sed 's/^/B /'; thread_cpu | sed 's/^/A /'; } | awk '
+            $1 == "B" { b[$2] = $4 } $1 == "A" && $3 ~ /^\.NET_Tiered/ { j += $4 - b[$2] } END { print j + 0 }'; }
         for ((extra = 1; extra <= 10; extra++)); do
-            cpu_snapshot; t0=$total; j0=$(jit_jiffies)
+            cpu_snapshot; t0=$total; before=$(thread_cpu)
             fio --name=warmup --filename="${devs[zguest]}" --direct=1 --ioengine=libaio --zonemode=zbd --time_based \
                 --runtime="$warmup" --offset=$((32 * (64 << 20))) --size=$((8 * (64 << 20))) --rw=randread --bs=4k \
                 --iodepth=8 --output=/dev/null
-            cpu_snapshot; j1=$(jit_jiffies)
-            jit=$(( 1000 * (j1 - j0) / (total - t0 > 0 ? total - t0 : 1) ))
+            cpu_snapshot; j=$(jit_jiffies "$before")
+            jit=$(( 1000 * j / (total - t0 > 0 ? total - t0 : 1) ))
             log "zguest: extra warm-up job $extra: JIT tier-up thread at $((jit / 10)).$((jit % 10))% of the vCPUs"
             ((jit <= 10)) && break
         done
