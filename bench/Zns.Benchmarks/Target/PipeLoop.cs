@@ -57,14 +57,8 @@ internal static class PipeLoop
         var fromChild = child?.StandardOutput.BaseStream;
         using var target = new PipeTarget();
         bool write = workload == "write";
-        var capsules = Enumerable.Range(0, depth).Select(i => PipeTarget.IoCapsule(write ? IoOpcode.Write : IoOpcode.Read, (ushort)i,
-            (ulong)i * 97 % (ulong)Layout.ZoneBlocks, 1, Layout.BlockSize, inCapsule: write)).ToArray();
-        var starts = new int[depth];
-        for (int i = 1; i < depth; i++)
-            starts[i] = starts[i - 1] + capsules[i - 1].Length;
-        byte[] batch = [.. capsules.SelectMany(c => c)];
-        // Writes go to zone WriteZoneBase + i at its own write pointer; a full zone is reset outside the timed path.
-        var offsets = new int[depth];
+        var batch = PipeBatch.Of(depth, i => PipeTarget.IoCapsule(write ? IoOpcode.Write : IoOpcode.Read, (ushort)i,
+            (ulong)i * 97 % (ulong)Layout.ZoneBlocks, 1, Layout.BlockSize, inCapsule: write));
         long Loop(double loopSeconds)
         {
             long done = 0;
@@ -75,18 +69,7 @@ internal static class PipeLoop
                 for (int round = 0; round < 256; round++)
                 {
                     if (write)
-                    {
-                        for (int i = 0; i < depth; i++)
-                        {
-                            ulong zone = (ulong)(Layout.WriteZoneBase + i) * Layout.ZoneBlocks;
-                            if (offsets[i] == Layout.ZoneBlocks)
-                            {
-                                target.Namespace.ZoneManagementSend(zone, Zns.Core.Zones.ZoneSendAction.Reset, selectAll: false);
-                                offsets[i] = 0;
-                            }
-                            PipeTarget.SetSlba(batch.AsSpan(starts[i]), zone + (ulong)offsets[i]++);
-                        }
-                    }
+                        batch.AimWrites(target.Namespace, Layout.WriteZoneBase);
                     if (toChild is not null)
                     {
                         toChild.WriteByte(1);
@@ -94,7 +77,7 @@ internal static class PipeLoop
                         if (fromChild!.ReadByte() != 1)
                             throw new InvalidOperationException("the bounce process ended");
                     }
-                    if (workload != "none" && target.Exchange(batch) != depth)
+                    if (workload != "none" && target.Exchange(batch.Bytes) != depth)
                         throw new InvalidOperationException("missing responses");
                     done += depth;
                 }
