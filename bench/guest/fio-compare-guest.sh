@@ -144,6 +144,16 @@ thread_cpu() {
     done
 }
 
+# CPU jiffies per thread name since BEFORE (an earlier thread_cpu): "name total user system" lines. Counted per
+# thread id; a thread that started since counts from zero (the JIT's tier-up thread ends when idle and a new one
+# starts later).
+thread_delta() {
+    { echo "$1" | sed 's/^/B /'; thread_cpu | sed 's/^/A /'; } | awk '
+        $1 == "B" { b[$2] = $4; bu[$2] = $5; bs[$2] = $6 }
+        $1 == "A" { d = $4 - b[$2]; if (d > 0) { c[$3] += d; u[$3] += $5 - bu[$2]; s[$3] += $6 - bs[$2] } }
+        END { for (n in c) print n, c[n], u[n], s[n] }'
+}
+
 # One fio job; appends "target workload iops MiB/s clat_mean_us guest_busy_% zns_cpu_% round" to results.tsv
 # (CPU percentages of all guest CPUs together, 100% = all vCPUs busy).
 run_fio() {
@@ -170,10 +180,8 @@ run_fio() {
     if [[ $target == zguest ]]; then
         zcpu=$(( 100 * (proc - p0) / (total - t0 > 0 ? total - t0 : 1) ))
         # CPU per thread name during this job, in % of all vCPUs.
-        { echo "$before" | sed 's/^/B /'; thread_cpu | sed 's/^/A /'; } | awk -v tot=$((total - t0)) -v w="$wl" -v r="${round:-1}" '
-            $1 == "B" { b[$2] = $4; bu[$2] = $5; bs[$2] = $6 }
-            $1 == "A" { d = $4 - b[$2]; if (d > 0) { c[$3] += d; u[$3] += $5 - bu[$2]; s[$3] += $6 - bs[$2] } }
-            END { for (n in c) printf "%s r%s %-24s %5.1f%%  (user %.1f%%, system %.1f%%)\n", w, r, n, 100 * c[n] / tot, 100 * u[n] / tot, 100 * s[n] / tot }' \
+        thread_delta "$before" | awk -v tot=$((total - t0)) -v w="$wl" -v r="${round:-1}" '
+            { printf "%s r%s %-24s %5.1f%%  (user %.1f%%, system %.1f%%)\n", w, r, $1, 100 * $2 / tot, 100 * $3 / tot, 100 * $4 / tot }' \
             | sort -k4 -rn >>"$work/zguest-threads.txt"
     fi
     jq -r --arg t "$target" --arg w "$wl" --arg g "$gbusy" --arg z "$zcpu" --arg r "${round:-1}" '.jobs[0] as $j
@@ -220,16 +228,12 @@ if ((warmup > 0)); then
     # The in-guest zns is warm once its JIT has stopped tiering up: more random-read warm-up jobs while its
     # ".NET Tiered Compilation" thread used more than 1% of the vCPUs during the last one (at most 10 more).
     if [[ -n ${devs[zguest]:-} && -n $zguest_pid ]]; then
-        # The tier-up thread ends when it has nothing to do and a new one starts later: count per thread id, a new
-        # thread from zero.
-        jit_jiffies() { { echo "$1" | sed 's/^/B /'; thread_cpu | sed 's/^/A /'; } | awk '
-            $1 == "B" { b[$2] = $4 } $1 == "A" && $3 ~ /^\.NET_Tiered/ { j += $4 - b[$2] } END { print j + 0 }'; }
         for ((extra = 1; extra <= 10; extra++)); do
             cpu_snapshot; t0=$total; before=$(thread_cpu)
             fio --name=warmup --filename="${devs[zguest]}" --direct=1 --ioengine=libaio --zonemode=zbd --time_based \
                 --runtime="$warmup" --offset=$((32 * (64 << 20))) --size=$((8 * (64 << 20))) --rw=randread --bs=4k \
                 --iodepth=8 --output=/dev/null
-            cpu_snapshot; j=$(jit_jiffies "$before")
+            cpu_snapshot; j=$(thread_delta "$before" | awk '$1 ~ /^\.NET_Tiered/ { j += $2 } END { print j + 0 }')
             jit=$(( 1000 * j / (total - t0 > 0 ? total - t0 : 1) ))
             log "zguest: extra warm-up job $extra: JIT tier-up thread at $((jit / 10)).$((jit % 10))% of the vCPUs"
             ((jit <= 10)) && break
@@ -257,9 +261,9 @@ if [[ -n ${PIPE_DLL:-} ]]; then
     # The code alone; a bounce through a child process alone (two process switches); both per I/O, which is
     # what a target behind a socket pays: its code runs right after a switch.
     for mode in "--workload read" "--workload none --bounce" "--workload read --bounce"; do
-        # shellcheck disable=SC2086
         # Each after a warm-up: in a fresh process under TCG the JIT needs about 40 s to finish tiering up (in 6 s
         # of a cold process a read measured 1.1-2.5 ms, after 40 s 70-80 us).
+        # shellcheck disable=SC2086
         DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet "$PIPE_DLL" pipe --seconds 6 --warmup 45 $mode | tee -a "$work/pingpong.txt"
     done
 fi

@@ -106,6 +106,14 @@ awk -F'\t' '
         if (!has(t, w) || !has("nvmet", w) || iops("nvmet", w) == 0) return "-"
         return sprintf("%.2fx", iops(t, w) / iops("nvmet", w))
     }
+    # Of the ratios to nvmet over the workloads that both targets ran.
+    function geomean(t,    i, w, k, l) {
+        for (i = 1; i <= n; i++) {
+            w = name[i]
+            if (has(t, w) && has("nvmet", w) && iops("nvmet", w) > 0 && iops(t, w) > 0) { l += log(iops(t, w) / iops("nvmet", w)); k++ }
+        }
+        return k ? sprintf("%.2fx", exp(l / k)) : "-"
+    }
     END {
         printf "%-17s %14s %14s %14s %10s %10s\n", "workload", "nvmet IOPS", "zns-guest IOPS", "zns-host IOPS", "guest/nvmet", "host/nvmet"
         printf "%-17s %14s %14s %14s\n", "", "(clat us)", "(clat us)", "(clat us)"
@@ -113,6 +121,7 @@ awk -F'\t' '
             w = name[i]
             printf "%-17s %14s %14s %14s %10s %10s\n", w, cell("nvmet", w), cell("zguest", w), cell("zhost", w), ratio("zguest", w), ratio("zhost", w)
         }
+        printf "%-17s %14s %14s %14s %10s %10s\n", "geometric mean", "", "", "", geomean("zguest"), geomean("zhost")
         printf "\nguest CPU busy during each job (%% of all vCPUs; zns-guest: whole guest / the zns process)\n"
         printf "%-17s %10s %16s %10s\n", "workload", "nvmet", "zns-guest", "zns-host"
         for (i = 1; i <= n; i++) {

@@ -77,8 +77,8 @@ browser_done() {
 ) &
 agent_pid=$!
 
-{ "$here/run-guest.sh" -t 900 -w "$work/share" "$here/control-guest.sh" "$port" "$nqn" "$work/share"
-  rc=$?; [ "$rc" -ge 124 ] && echo "not ok - control: the guest did not finish (run-guest.sh exit $rc)"; } | tee "$work/guest.tap"
+"$here/run-guest.sh" -t 900 -w "$work/share" --tap-name control "$here/control-guest.sh" "$port" "$nqn" "$work/share" \
+  | tee "$work/guest.tap"
 n=$(grep -c -E '^(ok|not ok) ' "$work/guest.tap")
 if [ -f "$work/browser.tap" ] && grep -q -E '^(ok|not ok) - ' "$work/browser.tap"; then
   while read -r line; do

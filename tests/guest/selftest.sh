@@ -9,9 +9,10 @@
 # given with --append reaches the early-loaded nvme_core; a zoned null_blk
 # device can be created and reported with blkzone; a TCP listener on the
 # host's 127.0.0.1 is reachable at 10.0.2.2; the rw work dir is shared. On the
-# host it checks exit-status propagation, the hard timeout, the hung-boot retry and the cleanup.
+# host it checks exit-status propagation, the hard timeout, the hung-boot retry, --tap-name, a bad
+# --boot-timeout and the cleanup.
 # --with-nvmet also runs nvmet-reference.sh (zoned NVMe/TCP end to end).
-# Ends with a "N passed, N failed" line; exits non-zero on any failure.
+# Ends with a "selftest: N passed, N failed" line; exits non-zero on any failure.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -119,14 +120,24 @@ fi
 
 # 4. A boot that does not reach the script in time is killed and booted again; once every try hung: 125.
 # (A one-second boot timeout: no boot is that fast under TCG.)
-ZNS_GUEST_BOOT_RETRIES=1 "$run_guest" --boot-timeout 1 -c 'echo should-not-run' >"$work/hung.out" 2>&1
+# --tap-name puts one failing TAP line for it on stdout.
+ZNS_GUEST_BOOT_RETRIES=1 "$run_guest" --boot-timeout 1 --tap-name hung -c 'echo should-not-run' \
+    >"$work/hung.out" 2>"$work/hung.err"
 rc=$?
-hung=$(grep -c "had not started 1s after QEMU's start" "$work/hung.out")
-if ((rc == 125 && hung == 2)) && grep -q "booting again" "$work/hung.out" && ! grep -q should-not-run "$work/hung.out"; then
+hung=$(grep -c "had not started 1s after QEMU's start" "$work/hung.err")
+if ((rc == 125 && hung == 2)) && grep -q "booting again" "$work/hung.err" && ! grep -q should-not-run "$work/hung.out"; then
     ok "a hung boot is killed and retried once, then exits 125"
 else
-    notok "hung boot: exit $rc, $hung watchdog messages"; cat "$work/hung.out"
+    notok "hung boot: exit $rc, $hung watchdog messages"; cat "$work/hung.out" "$work/hung.err"
 fi
+want="not ok - hung: the guest did not finish (run-guest.sh exit 125)"
+[[ $(<"$work/hung.out") == "$want" ]] && ok "--tap-name prints one failing line for a guest that did not finish" ||
+    { notok "--tap-name: stdout was '$(<"$work/hung.out")'"; }
+# A bad --boot-timeout is refused before anything boots.
+"$run_guest" --boot-timeout 0 -c true >"$work/badboot.out" 2>&1
+rc=$?
+((rc == 125)) && grep -q "bad boot timeout: 0" "$work/badboot.out" && ok "--boot-timeout 0 is refused, naming it" ||
+    { notok "--boot-timeout 0: exit $rc"; cat "$work/badboot.out"; }
 
 # 5. Optional: the zoned NVMe/TCP path end to end against the kernel's nvmet.
 if [[ ${1:-} == --with-nvmet ]]; then

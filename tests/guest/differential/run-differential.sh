@@ -38,7 +38,7 @@ for _ in $(seq 1 100); do grep -q "press Ctrl-C" "$work/serve.log" 2>/dev/null &
 grep -q "press Ctrl-C" "$work/serve.log" || { echo "not ok - differential: zns serve did not start"; cat "$work/serve.log" | sed 's/^/# /'; exit 0; }
 
 echo "# differential against $("$guest/qemu-trixie" --version | head -1), seed $seed, $count generated commands"
-"$guest/run-guest.sh" -t "${ZNS_DIFF_TIMEOUT:-900}" -w "$work" -m nvme --qemu "$guest/qemu-trixie" \
+"$guest/run-guest.sh" -t "${ZNS_DIFF_TIMEOUT:-900}" -w "$work" -m nvme --qemu "$guest/qemu-trixie" --tap-name differential \
   --qemu-arg -drive --qemu-arg "file=$work/qemu-zns.raw,if=none,id=zdiff0,format=raw,discard=unmap" \
   --qemu-arg -drive --qemu-arg "file=$work/qemu-ns2.raw,if=none,id=zdiff1,format=raw,discard=unmap" \
   --qemu-arg -drive --qemu-arg "file=$work/qemu-ns3.raw,if=none,id=zdiff2,format=raw,discard=unmap" \
@@ -48,9 +48,9 @@ echo "# differential against $("$guest/qemu-trixie" --version | head -1), seed $
   --qemu-arg -device --qemu-arg "nvme-ns,drive=zdiff2,bus=qnvme0,nsid=3,logical_block_size=512,physical_block_size=512" \
   "$here/guest-differential.sh" "$port" "$work" "$seed" "$count" 2>"$work/guest.err"
 rc=$?
-if ! grep -qE '^(ok|not ok) ' "$work/diff.tap" 2>/dev/null; then
+if [ "$rc" -ge 124 ]; then
+  sed 's/^/# /' "$work/guest.err" | tail -20   # run-guest.sh printed the failing line (--tap-name)
+elif ! grep -qE '^(ok|not ok) ' "$work/diff.tap" 2>/dev/null; then
   echo "not ok - differential: the guest reported nothing (run-guest exit $rc)"; sed 's/^/# /' "$work/guest.err" | tail -20
-elif [ "$rc" -ge 124 ]; then
-  echo "not ok - differential: the guest did not finish (run-guest exit $rc)"; sed 's/^/# /' "$work/guest.err" | tail -20
 fi
 exit 0
