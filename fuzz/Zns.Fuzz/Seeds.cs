@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Zones;
 using Zns.Protocol;
 
@@ -246,7 +246,7 @@ public static class Seeds
         static byte[] Negotiate(byte group)
         {
             byte[] n = new byte[72];
-            Zns.Target.Nvme.Auth.NegotiateMessage.Write(n, 3, 0, [1, 2, 3], [group]);
+            Zns.Target.Fabrics.Auth.NegotiateMessage.Write(n, 3, 0, [1, 2, 3], [group]);
             return n;
         }
         byte[] receive = Record(1, [], 4096);

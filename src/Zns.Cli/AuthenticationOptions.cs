@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
-using Zns.Target.Nvme.Auth;
+using Zns.Target.Fabrics.Auth;
 
 namespace Zns.Cli;
 

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
-using Zns.Target.Nvme;
-using Zns.Target.Transport;
+using Zns.Target.Controller;
+using Zns.Target.Tcp;
 
 namespace Zns.Cli;
 

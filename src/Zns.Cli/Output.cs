@@ -1,5 +1,5 @@
 using Spectre.Console;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Zones;
 
 namespace Zns.Cli;

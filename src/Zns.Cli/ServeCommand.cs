@@ -4,9 +4,9 @@ using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Zns.Core.Storage;
 using Zns.Core.Zones;
-using Zns.Target.Nvme;
+using Zns.Target.Controller;
 using Zns.Target.VfioUser;
-using Zns.Target.Transport;
+using Zns.Target.Tcp;
 
 namespace Zns.Cli;
 

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Zns.Control;
-using Zns.Target.Nvme;
+using Zns.Target.Controller;
 
 namespace Zns.Cli;
 

@@ -249,7 +249,7 @@ internal static class ZoneCommands
         }
     }
 
-    private static void Check(Zns.Core.Nvme.NvmeStatus status, string action, string what)
+    private static void Check(Zns.Nvme.NvmeStatus status, string action, string what)
     {
         if (!status.IsSuccess)
         {

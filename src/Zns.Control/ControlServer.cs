@@ -10,7 +10,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 using Zns.Target.Metrics;
-using Zns.Target.Nvme;
+using Zns.Target.Controller;
 
 namespace Zns.Control;
 

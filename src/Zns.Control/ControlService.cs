@@ -1,10 +1,10 @@
 using System.Globalization;
 using Zns.Core.Faults;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Zones;
 using Zns.Target.Metrics;
-using Zns.Target.Nvme;
+using Zns.Target.Controller;
 
 namespace Zns.Control;
 

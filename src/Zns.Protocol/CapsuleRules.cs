@@ -1,19 +1,6 @@
-using Zns.Core.Nvme;
+using Zns.Nvme;
 
 namespace Zns.Protocol;
-
-/// <summary>Which way a command's data moves (NVMe Base, opcode bits 1:0).</summary>
-public enum DataDirection : byte
-{
-    /// <summary>No data.</summary>
-    None = 0,
-    /// <summary>Host to controller (writes).</summary>
-    HostToController = 1,
-    /// <summary>Controller to host (reads).</summary>
-    ControllerToHost = 2,
-    /// <summary>Both ways; no command this target implements.</summary>
-    Bidirectional = 3,
-}
 
 /// <summary>
 /// The rules a command capsule's SQE must meet before its data is received or buffered: data direction and the SGL

@@ -2,6 +2,8 @@ using System.Buffers;
 using System.Buffers.Binary;
 using Zns.Core;
 
+using Zns.Nvme;
+
 namespace Zns.Protocol;
 
 /// <summary>

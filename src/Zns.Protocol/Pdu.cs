@@ -1,3 +1,5 @@
+using Zns.Nvme;
+
 namespace Zns.Protocol;
 
 /// <summary>

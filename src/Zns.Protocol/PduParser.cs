@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Buffers.Binary;
 
+using Zns.Nvme;
+
 namespace Zns.Protocol;
 
 /// <summary>

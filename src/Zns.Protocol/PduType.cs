@@ -1,3 +1,5 @@
+using Zns.Nvme;
+
 namespace Zns.Protocol;
 
 /// <summary>NVMe/TCP PDU types (common header byte 0).</summary>

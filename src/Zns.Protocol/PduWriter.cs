@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 
+using Zns.Nvme;
+
 namespace Zns.Protocol;
 
 /// <summary>

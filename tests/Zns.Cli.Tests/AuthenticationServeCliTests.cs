@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using Zns.Core.Nvme;
-using Zns.Target.Nvme.Auth;
+using Zns.Nvme;
+using Zns.Target.Fabrics.Auth;
 using Zns.TestKit;
 
 namespace Zns.Cli.Tests;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.RegularExpressions;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.TestKit;
 
 namespace Zns.Cli.Tests;

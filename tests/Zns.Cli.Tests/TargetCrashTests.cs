@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
 using System.Text.RegularExpressions;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.TestKit;
 

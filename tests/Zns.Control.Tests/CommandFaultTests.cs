@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using static Zns.Control.Tests.ControlFixture;
 
 namespace Zns.Control.Tests;
@@ -198,7 +198,7 @@ public sealed class CommandFaultTests
     [Fact]
     public async Task Token_IsRequiredBeyondLoopback_AndEnforcedWhenSet()
     {
-        var target = new Zns.Target.Nvme.NvmeTarget(new Zns.Target.Nvme.TargetOptions(), []);
+        var target = new Zns.Target.Controller.NvmeTarget(new Zns.Target.Controller.TargetOptions(), []);
         await Assert.ThrowsAsync<ArgumentException>(() => ControlServer.StartAsync(
             new ControlAddress(new IPEndPoint(IPAddress.Any, 0), null), null, new ControlService(target)));
 

@@ -2,10 +2,11 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Zones;
-using Zns.Target.Nvme;
-using Zns.Target.Transport;
+using Zns.Target.Controller;
+using Zns.Target.Tcp;
 using Zns.TestKit;
 
 namespace Zns.Control.Tests;

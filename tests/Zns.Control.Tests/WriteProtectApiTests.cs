@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Text.Json;
+using Zns.Nvme;
 using Zns.Protocol;
 using static Zns.Control.Tests.ControlFixture;
 

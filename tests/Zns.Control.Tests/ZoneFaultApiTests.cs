@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text.Json;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Zones;
 using static Zns.Control.Tests.ControlFixture;
 

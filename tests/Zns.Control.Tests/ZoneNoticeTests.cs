@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Zones;
 using static Zns.Control.Tests.ControlFixture;

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Storage;
 using Zns.Core.Zones;
 

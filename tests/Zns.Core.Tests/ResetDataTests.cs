@@ -1,4 +1,4 @@
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Storage;
 using Zns.Core.Zones;
 using static Zns.Core.Tests.TestNamespaces;

@@ -1,4 +1,4 @@
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using static Zns.Core.Tests.TestNamespaces;
 
 namespace Zns.Core.Tests;

@@ -1,5 +1,5 @@
 using CsCheck;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Zones;
 
 namespace Zns.Core.Tests;

@@ -2,6 +2,7 @@ using Zns.Core;
 using System.Buffers;
 using System.Text;
 using Xunit;
+using Zns.Nvme;
 using Zns.Protocol;
 
 namespace Zns.Protocol.Tests;

@@ -1,6 +1,6 @@
 using Zns.Core;
 using Xunit;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
 
 namespace Zns.Protocol.Tests;

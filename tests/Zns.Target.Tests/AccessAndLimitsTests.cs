@@ -2,11 +2,11 @@
 #pragma warning disable xUnit1051
 
 using System.Net.Sockets;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
-using Zns.Target.Nvme;
-using Zns.Target.Nvme.Wire;
-using Zns.Target.Transport;
+using Zns.Target.Controller;
+using Zns.Nvme.Layouts;
+using Zns.Target.Tcp;
 using Zns.TestKit;
 using static Zns.Target.Tests.ZnsLoopback;
 

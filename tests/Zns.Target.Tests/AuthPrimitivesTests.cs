@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using Zns.Target.Nvme.Auth;
+using Zns.Target.Fabrics.Auth;
 
 namespace Zns.Target.Tests;
 

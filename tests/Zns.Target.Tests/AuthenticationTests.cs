@@ -1,10 +1,10 @@
 // Every wait in these tests is bounded by an explicit timeout, so test cancellation tokens add nothing.
 #pragma warning disable xUnit1051
 
-using Zns.Core.Nvme;
-using Zns.Target.Nvme;
-using Zns.Target.Nvme.Auth;
-using Zns.Target.Nvme.Wire;
+using Zns.Nvme;
+using Zns.Target.Controller;
+using Zns.Target.Fabrics.Auth;
+using Zns.Nvme.Layouts;
 using Zns.TestKit;
 using static Zns.Target.Tests.ZnsLoopback;
 

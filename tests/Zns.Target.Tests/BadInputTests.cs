@@ -2,10 +2,10 @@
 #pragma warning disable xUnit1051
 
 using System.Buffers.Binary;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Zones;
 using Zns.Protocol;
-using Zns.Target.Nvme.Wire;
+using Zns.Nvme.Layouts;
 using Zns.TestKit;
 using static Zns.Target.Tests.ZnsLoopback;
 

@@ -2,9 +2,9 @@
 #pragma warning disable xUnit1051
 
 using System.Net.Sockets;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
-using Zns.Target.Transport;
+using Zns.Target.Tcp;
 using Zns.TestKit;
 using static Zns.Target.Tests.ZnsLoopback;
 

@@ -1,7 +1,7 @@
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
-using Zns.Target.Nvme;
-using Zns.Target.Nvme.Wire;
+using Zns.Target.Controller;
+using Zns.Nvme.Layouts;
 using static Zns.Target.Tests.TestHost;
 
 namespace Zns.Target.Tests;

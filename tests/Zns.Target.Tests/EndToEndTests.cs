@@ -1,11 +1,11 @@
 using System.Buffers.Binary;
 using System.Net;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Zones;
-using Zns.Target.Nvme;
-using Zns.Target.Nvme.Wire;
-using Zns.Target.Transport;
+using Zns.Target.Controller;
+using Zns.Nvme.Layouts;
+using Zns.Target.Tcp;
 using Zns.TestKit;
 
 namespace Zns.Target.Tests;

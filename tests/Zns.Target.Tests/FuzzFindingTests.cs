@@ -1,5 +1,6 @@
+using Zns.Nvme;
 using Zns.Protocol;
-using Zns.Target.Nvme;
+using Zns.Target.Controller;
 using static Zns.Target.Tests.TestHost;
 
 namespace Zns.Target.Tests;

@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
-using Zns.Target.Nvme.Wire;
-using Zns.Target.Transport;
+using Zns.Nvme.Layouts;
+using Zns.Target.Tcp;
 using Zns.TestKit;
 using static Zns.Target.Tests.ZnsLoopback;
 

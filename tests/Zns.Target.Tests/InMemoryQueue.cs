@@ -1,9 +1,11 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using Microsoft.Extensions.Logging.Abstractions;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
-using Zns.Target.Transport;
+using Zns.Target.Tcp;
+using Zns.Target.Controller;
+using Zns.Nvme.Layouts;
 
 namespace Zns.Target.Tests;
 

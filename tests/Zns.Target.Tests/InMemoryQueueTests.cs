@@ -1,4 +1,4 @@
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
 using static Zns.Target.Tests.ZnsLoopback;
 

@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Zones;
-using Zns.Target.Nvme;
+using Zns.Target.Controller;
 using static Zns.Target.Tests.TestHost;
 
 namespace Zns.Target.Tests;

@@ -1,11 +1,11 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Timing;
 using Zns.Core.Zones;
 using Zns.Target.Metrics;
-using Zns.Target.Nvme;
+using Zns.Target.Controller;
 using Zns.Target.Tests.Pcie;
 
 namespace Zns.Target.Tests;

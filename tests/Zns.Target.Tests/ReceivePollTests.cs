@@ -1,7 +1,7 @@
 // Every wait in these tests is bounded by an explicit timeout, so test cancellation tokens add nothing.
 #pragma warning disable xUnit1051
 
-using Zns.Target.Transport;
+using Zns.Target.Tcp;
 using static Zns.Target.Tests.ZnsLoopback;
 
 namespace Zns.Target.Tests;

@@ -48,7 +48,7 @@ public class TimingTests
         // A write off the write pointer fails at once with the ZNS status, not after 2 s.
         var sw = Stopwatch.StartNew();
         var cqe = await host.Io.WriteAsync(1, 5, 1, new byte[ZnsLoopback.BlockSize], Ct);
-        Assert.Equal(Zns.Core.Nvme.NvmeStatus.ZoneInvalidWrite.WithDnr(), cqe.Status);
+        Assert.Equal(Zns.Nvme.NvmeStatus.ZoneInvalidWrite.WithDnr(), cqe.Status);
         Assert.True(sw.ElapsedMilliseconds < 1500, $"took {sw.ElapsedMilliseconds} ms");
     }
 

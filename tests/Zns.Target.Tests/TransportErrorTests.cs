@@ -3,9 +3,9 @@
 
 using System.Buffers.Binary;
 using Xunit;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
-using Zns.Target.Transport;
+using Zns.Target.Tcp;
 using Zns.TestKit;
 
 namespace Zns.Target.Tests;

@@ -1,11 +1,13 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Target;
-using Zns.Target.Transport;
+using Zns.Target.Tcp;
 using Zns.TestKit;
+using Zns.Target.Controller;
+using Zns.Nvme.Layouts;
 
 namespace Zns.Target.Tests;
 

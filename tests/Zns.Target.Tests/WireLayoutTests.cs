@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using Zns.Target.Nvme.Wire;
+using Zns.Nvme.Layouts;
 
 namespace Zns.Target.Tests;
 

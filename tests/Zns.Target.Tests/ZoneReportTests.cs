@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Zones;
-using Zns.Target.Nvme.Wire;
+using Zns.Nvme.Layouts;
 
 namespace Zns.Target.Tests;
 

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Numerics;
 using System.Security.Cryptography;
 using System.Text;
+using Zns.Nvme;
 using Zns.Protocol;
 
 namespace Zns.TestKit;

@@ -4,7 +4,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
 
 namespace Zns.TestKit;

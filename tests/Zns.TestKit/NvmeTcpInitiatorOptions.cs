@@ -1,3 +1,4 @@
+using Zns.Nvme;
 using Zns.Protocol;
 
 namespace Zns.TestKit;

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Zns.Nvme;
 using Zns.Protocol;
 
 namespace Zns.TestKit;

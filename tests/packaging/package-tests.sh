@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The packages as a user gets them: `dotnet pack` the CLI (a .NET tool) and the in-process API (Zns.Core,
-# Zns.Protocol, Zns.Target), install the tool from the packed files and run it, and build and run a small program
+# The packages as a user gets them: `dotnet pack` the CLI (a .NET tool) and the in-process API (Zns.Nvme,
+# Zns.Core, Zns.Protocol, Zns.Target), install the tool from the packed files and run it, and build and run a small program
 # that references Zns.Target from the packed files and serves a namespace on 127.0.0.1:0. TAP lines on stdout.
 # Needs the NuGet registry for the packages' own dependencies.
 set -uo pipefail
@@ -13,11 +13,11 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 NUGET_PACKAGES="$work/nuget
 feed=$work/feed
 
 ok=0
-for p in Zns.Core Zns.Protocol Zns.Target Zns.Cli; do
+for p in Zns.Nvme Zns.Core Zns.Protocol Zns.Target Zns.Cli; do
     dotnet pack "$repo/src/$p/$p.csproj" -c Release -o "$feed" -nologo -v quiet >"$work/pack-$p.log" 2>&1 || { ok=1; tail -5 "$work/pack-$p.log" | sed 's/^/#   /'; }
 done
-tap $ok "dotnet pack makes zns (tool), Zns.Core, Zns.Protocol, Zns.Target"
-for pkg in Zns.Core Zns.Protocol Zns.Target; do
+tap $ok "dotnet pack makes zns (tool), Zns.Nvme, Zns.Core, Zns.Protocol, Zns.Target"
+for pkg in Zns.Nvme Zns.Core Zns.Protocol Zns.Target; do
     f=$feed/$pkg.0.1.0.nupkg
     python3 -c 'import sys, zipfile; n = zipfile.ZipFile(sys.argv[1]).namelist(); sys.exit(0 if "README.md" in n and f"lib/net10.0/{sys.argv[2]}.xml" in n else 1)' "$f" "$pkg"
     tap $? "$pkg package carries its README and XML docs"
@@ -41,8 +41,8 @@ cat >"$work/app/Program.cs" <<'CS'
 using System.Net;
 using System.Net.Sockets;
 using Zns.Core.Zones;
-using Zns.Target.Nvme;
-using Zns.Target.Transport;
+using Zns.Target.Controller;
+using Zns.Target.Tcp;
 
 using var ns = ZonedNamespace.CreateInMemory(64L << 20, new NamespaceOptions { ZoneSize = 16L << 20 });
 var data = new byte[4096];

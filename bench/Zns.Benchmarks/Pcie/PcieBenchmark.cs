@@ -1,10 +1,11 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Timing;
 using Zns.Core.Zones;
-using Zns.Target.Nvme;
+using Zns.Target.Controller;
 using Zns.Target.Pcie;
 using Zns.Target.VfioUser;
 

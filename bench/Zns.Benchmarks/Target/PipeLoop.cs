@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Zns.Nvme;
 using Zns.Protocol;
 
 namespace Zns.Benchmarks.Target;

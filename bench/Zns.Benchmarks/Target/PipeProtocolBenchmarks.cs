@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Zones;
 

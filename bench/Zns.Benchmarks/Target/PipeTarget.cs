@@ -2,11 +2,11 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
 using Microsoft.Extensions.Logging.Abstractions;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Zones;
 using Zns.Protocol;
-using Zns.Target.Nvme;
-using Zns.Target.Transport;
+using Zns.Target.Controller;
+using Zns.Target.Tcp;
 using Zns.TestKit;
 
 namespace Zns.Benchmarks.Target;

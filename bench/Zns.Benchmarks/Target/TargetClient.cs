@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.TestKit;
 

@@ -3,8 +3,8 @@ using System.Globalization;
 using System.Net;
 using Zns.Core.Zones;
 using Zns.Target;
-using Zns.Target.Nvme;
-using Zns.Target.Transport;
+using Zns.Target.Controller;
+using Zns.Target.Tcp;
 
 namespace Zns.Benchmarks.Target;
 

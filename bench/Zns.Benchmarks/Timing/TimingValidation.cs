@@ -4,8 +4,8 @@ using System.Net;
 using Zns.Core.Timing;
 using Zns.Core.Zones;
 using Zns.Target;
-using Zns.Target.Nvme;
-using Zns.Target.Transport;
+using Zns.Target.Controller;
+using Zns.Target.Tcp;
 using Zns.TestKit;
 
 namespace Zns.Benchmarks.Timing;

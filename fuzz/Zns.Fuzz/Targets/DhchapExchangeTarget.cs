@@ -1,9 +1,10 @@
 using System.Buffers.Binary;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Zones;
 using Zns.Target;
-using Zns.Target.Nvme;
-using Zns.Target.Nvme.Auth;
+using Zns.Target.Controller;
+using Zns.Target.Fabrics.Auth;
 using static Zns.Fuzz.FuzzFailureException;
 
 namespace Zns.Fuzz;

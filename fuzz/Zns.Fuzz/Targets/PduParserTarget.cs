@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using Zns.Nvme;
 using Zns.Protocol;
 using static Zns.Fuzz.FuzzFailureException;
 

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using Zns.Core.Zones;
-using Zns.Target.Nvme;
+using Zns.Target.Controller;
 using Zns.Target.Pcie;
 using Zns.Target.VfioUser;
 using static Zns.Fuzz.FuzzFailureException;

@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 
 namespace Zns.Core.Zones;
 

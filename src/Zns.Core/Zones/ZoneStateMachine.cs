@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 
 namespace Zns.Core.Zones;
 

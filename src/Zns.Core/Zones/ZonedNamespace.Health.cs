@@ -1,4 +1,4 @@
-using Zns.Core.Nvme;
+using Zns.Nvme;
 
 namespace Zns.Core.Zones;
 

@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Storage;
 
 namespace Zns.Core.Zones;

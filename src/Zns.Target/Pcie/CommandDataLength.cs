@@ -1,7 +1,8 @@
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Zones;
-using Zns.Target.Nvme;
-using Zns.Target.Nvme.Wire;
+using Zns.Target.Controller;
+using Zns.Nvme.Layouts;
 
 namespace Zns.Target.Pcie;
 

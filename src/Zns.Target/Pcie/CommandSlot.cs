@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
 
 namespace Zns.Target.Pcie;

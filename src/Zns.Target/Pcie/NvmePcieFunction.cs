@@ -1,7 +1,9 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
-using Zns.Target.Nvme;
-using static Zns.Target.Nvme.Wire.ControllerProperties;
+using Zns.Target.Controller;
+using static Zns.Nvme.Layouts.ControllerProperties;
+using Zns.Nvme;
+using Zns.Nvme.Layouts;
 
 namespace Zns.Target.Pcie;
 
@@ -162,7 +164,7 @@ public sealed partial class NvmePcieFunction : IDisposable
             {
                 Cap => (uint)cap,
                 Cap + 4 => (uint)(cap >> 32),
-                Vs => Nvme.Wire.ControllerProperties.Version,
+                Vs => Zns.Nvme.Layouts.ControllerProperties.Version,
                 Cc => _cc,
                 Csts => CstsLocked(),
                 Aqa => _aqa,

@@ -1,9 +1,9 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
-using Zns.Target.Nvme;
-using Zns.Target.Nvme.Wire;
+using Zns.Target.Controller;
+using Zns.Nvme.Layouts;
 
 namespace Zns.Target.Pcie;
 

@@ -1,5 +1,5 @@
 using System.Buffers;
-using Zns.Target.Nvme;
+using Zns.Target.Controller;
 
 namespace Zns.Target.Pcie;
 

@@ -2,7 +2,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Zns.Target.Nvme;
+using Zns.Target.Controller;
 using Zns.Target.Pcie;
 
 namespace Zns.Target.VfioUser;

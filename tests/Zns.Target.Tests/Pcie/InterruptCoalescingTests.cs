@@ -1,4 +1,4 @@
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
 
 namespace Zns.Target.Tests.Pcie;

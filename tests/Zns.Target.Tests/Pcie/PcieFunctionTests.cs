@@ -1,9 +1,9 @@
 using System.Buffers.Binary;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Zones;
-using Zns.Target.Nvme;
-using Zns.Target.Nvme.Wire;
+using Zns.Target.Controller;
+using Zns.Nvme.Layouts;
 using Zns.Target.Pcie;
 using Zns.Target.VfioUser;
 

@@ -1,5 +1,5 @@
-using Zns.Core.Nvme;
-using Zns.Target.Nvme;
+using Zns.Nvme;
+using Zns.Target.Controller;
 
 namespace Zns.Target.Tests.Pcie;
 

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Protocol;
-using Zns.Target.Nvme.Wire;
+using Zns.Nvme.Layouts;
 using Zns.Target.Pcie;
 
 namespace Zns.Target.Tests.Pcie;

@@ -1,7 +1,8 @@
 using System.Buffers.Binary;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Zones;
-using Zns.Target.Nvme;
+using Zns.Target.Controller;
 using Zns.Target.Pcie;
 using Zns.Target.Tests.Pcie;
 using Zns.Target.VfioUser;

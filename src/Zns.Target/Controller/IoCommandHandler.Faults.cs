@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using Zns.Core.Faults;
+using Zns.Nvme;
+using Zns.Protocol;
+using Zns.Core.Zones;
+
+namespace Zns.Target.Controller;
+
+/// <summary>
+/// I/O dispatch while faults are armed: transient failures and media errors complete the command at once, without
+/// touching the zone core; injected latency delays it. Delayed commands other than reads stay in arrival order
+/// (the host may rely on the controller not reordering writes), so each waits for the one before it as well as for
+/// its own deadline.
+/// </summary>
+internal sealed partial class IoCommandHandler
+{
+    private Task _orderedTail = Task.CompletedTask;
+
+    public ValueTask<CompletionQueueEntry> ExecuteWithFaults(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe)
+    {
+        long arrival = Stopwatch.GetTimestamp();
+        FaultPlan plan = _subsystem.Target.Faults;
+        byte opcode = sqe.Opcode;
+        uint nsid = sqe.NamespaceId;
+        if (IsKnownIoOpcode(opcode) && _subsystem.GetNamespace(nsid) is { } info)
+        {
+            bool fails = plan.TryTransient(nsid, opcode, out NvmeStatus status);
+            if (!fails && MediaRange(in sqe, info.Namespace, out bool write, out ulong slba, out ulong nlb))
+            {
+                fails = plan.TryMediaError(nsid, write, slba, nlb, out status);
+            }
+            if (fails)
+            {
+                cqe.Status = status;
+                _metrics.Complete(nsid, opcode, sqe.Cdw10_11, 0, status, arrival);
+                return new ValueTask<CompletionQueueEntry>(cqe);
+            }
+        }
+        TimeSpan delay = plan.Latency(opcode);
+        bool ordered = opcode != IoOpcode.Read;
+        if (delay <= TimeSpan.Zero && (!ordered || _orderedTail.IsCompleted))
+        {
+            return Execute(in sqe, data, cqe, arrival);
+        }
+        return Delayed(sqe, data, cqe, arrival, delay, ordered);
+    }
+
+    private async ValueTask<CompletionQueueEntry> Delayed(SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe, long arrival, TimeSpan delay, bool ordered)
+    {
+        Task previous = Task.CompletedTask;
+        TaskCompletionSource? done = null;
+        if (ordered)
+        {
+            previous = _orderedTail;
+            done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _orderedTail = done.Task;
+        }
+        try
+        {
+            await previous.ConfigureAwait(false);
+            TimeSpan left = delay - Stopwatch.GetElapsedTime(arrival);
+            if (left > TimeSpan.Zero)
+            {
+                await Task.Delay(left).ConfigureAwait(false);
+            }
+            return await Execute(in sqe, data, cqe, arrival).ConfigureAwait(false);
+        }
+        finally
+        {
+            done?.TrySetResult();
+        }
+    }
+
+    /// <summary>The LBAs a data command touches: reads, writes and Write Zeroes at SLBA; an append at its zone's write pointer.</summary>
+    private static bool MediaRange(in SubmissionQueueEntry sqe, ZonedNamespace ns, out bool write, out ulong slba, out ulong nlb)
+    {
+        slba = sqe.Cdw10_11;
+        nlb = ReadWriteBlocks(in sqe);
+        switch (sqe.Opcode)
+        {
+            case IoOpcode.Read:
+                write = false;
+                return true;
+            case IoOpcode.Write:
+            case IoOpcode.WriteZeroes:
+                write = true;
+                return true;
+            case IoOpcode.ZoneAppend when ns.IsZoned && slba < ns.Geometry.NamespaceSizeLbas:
+                write = true;
+                slba = ns.GetZone(ns.Geometry.ZoneOf(slba)).WritePointer;
+                return true;
+            default:
+                write = false;
+                return false;
+        }
+    }
+}
