@@ -6,6 +6,10 @@ public static class FeatureId
     public const byte TemperatureThreshold = 0x04;
     public const byte VolatileWriteCache = 0x06;
     public const byte NumberOfQueues = 0x07;
+    /// <summary>Interrupt Coalescing: a memory-based (PCIe) controller only.</summary>
+    public const byte InterruptCoalescing = 0x08;
+    /// <summary>Interrupt Vector Configuration: a memory-based (PCIe) controller only.</summary>
+    public const byte InterruptVectorConfiguration = 0x09;
     public const byte AsyncEventConfiguration = 0x0B;
     public const byte Timestamp = 0x0E;
     public const byte KeepAliveTimer = 0x0F;

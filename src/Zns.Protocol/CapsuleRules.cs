@@ -9,13 +9,6 @@ namespace Zns.Protocol;
 /// </summary>
 public static class CapsuleRules
 {
-    /// <summary>Opcode bits 1:0 give the data direction; Fabrics commands encode it in FCTYPE bits 1:0 instead.</summary>
-    public static DataDirection DirectionOf(in SubmissionQueueEntry sqe)
-    {
-        int bits = sqe.Opcode == AdminOpcode.Fabrics ? sqe.FabricsCommandType & 3 : sqe.Opcode & 3;
-        return (DataDirection)bits;
-    }
-
     /// <summary>Data bytes the command moves: the SGL1 length, or 0 when it moves none.</summary>
     public static int DataLength(in SubmissionQueueEntry sqe, DataDirection direction) =>
         direction == DataDirection.None ? 0 : (int)sqe.SglLength;
@@ -25,7 +18,7 @@ public static class CapsuleRules
     /// command may proceed.
     /// </summary>
     /// <param name="sqe">The command.</param>
-    /// <param name="direction">Its <see cref="DirectionOf"/>.</param>
+    /// <param name="direction">Its direction, from the command data table (<see cref="CommandData"/>).</param>
     /// <param name="inCapsule">In-capsule data bytes that came with the capsule.</param>
     /// <param name="maxDataLength">Largest transfer allowed on the queue right now.</param>
     public static NvmeStatus? ValidateSgl(in SubmissionQueueEntry sqe, DataDirection direction, int inCapsule, int maxDataLength)

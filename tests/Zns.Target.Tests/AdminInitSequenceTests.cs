@@ -20,7 +20,7 @@ public sealed class AdminInitSequenceTests
 
         // 2. Connect QID 0, SQSIZE 31, KATO 5000, CNTLID FFFFh.
         var (admin, _) = host.Open();
-        Assert.Equal(QueueHandler.PreConnectMaxDataLength, admin.MaxDataLength);
+        Assert.Equal(Zns.Target.Fabrics.FabricsQueue.PreConnectMaxDataLength, admin.MaxDataLength);
         CompletionQueueEntry connect = Run(admin, Sqe.Connect(0, 31, 5000), Sqe.ConnectData(host.Target.Subsystem.Nqn, HostNqn));
         Ok(connect);
         ushort cntlid = (ushort)connect.Result;

@@ -14,7 +14,7 @@ internal sealed class FakeTransport(string remote = "127.0.0.1:50000") : IQueueT
     public string RemoteEndPoint { get; } = remote;
 
     /// <summary>As the NVMe/TCP transport accepts by default.</summary>
-    public int InCapsuleDataLength => 8192;
+    public TransportTraits Traits { get; } = TransportTraits.Fabric(8192);
 
     public string? AbortReason { get; private set; }
     public int AbortCount => Volatile.Read(ref _aborts);
@@ -243,4 +243,11 @@ internal sealed class TestHost : IDisposable
             ns.Dispose();
         }
     }
+}
+
+/// <summary>Commands with data the test owns until they complete, as a transport's own buffer.</summary>
+internal static class QueueHandlerExtensions
+{
+    public static ValueTask<CompletionQueueEntry> ExecuteAsync(this IQueueHandler queue, SubmissionQueueEntry command, Memory<byte> data) =>
+        queue.ExecuteAsync(in command, Zns.Target.Execution.HostData.Owned(data));
 }

@@ -8,6 +8,7 @@ using Zns.Target.Tcp;
 using Zns.TestKit;
 using Zns.Target.Controller;
 using Zns.Nvme.Layouts;
+using Zns.Target.Execution;
 
 namespace Zns.Target.Tests;
 
@@ -40,12 +41,21 @@ internal sealed class LoopbackHandlerFactory : IQueueHandlerFactory
     {
         private ushort _queueId;
 
+        public ushort QueueId => _queueId;
+
         public int MaxDataLength => owner.MaxDataLength;
 
         public int QueueDepth => owner.QueueDepth;
 
-        public ValueTask<CompletionQueueEntry> ExecuteAsync(SubmissionQueueEntry command, Memory<byte> data)
+        public DataTransfer TransferOf(in SubmissionQueueEntry command) =>
+            command.Opcode == AdminOpcode.Fabrics ? CommandData.Admin(in command, memoryBased: false) : new DataTransfer((DataDirection)(command.Opcode & 3), 0, LengthRule.Any);
+
+        public CompletionQueueEntry Refuse(in SubmissionQueueEntry command, NvmeStatus status) =>
+            new() { CommandId = command.CommandId, SqId = _queueId, Status = status };
+
+        public ValueTask<CompletionQueueEntry> ExecuteAsync(in SubmissionQueueEntry command, HostData hostData)
         {
+            Memory<byte> data = hostData.Memory;
             owner.ExecutionOrder.Enqueue(command.CommandId);
             var cqe = new CompletionQueueEntry { CommandId = command.CommandId, SqId = _queueId };
             switch (command.Opcode)

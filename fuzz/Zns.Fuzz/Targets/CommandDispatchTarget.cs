@@ -184,7 +184,7 @@ public sealed class CommandDispatchTarget : IFuzzTarget
             input = input[SubmissionQueueEntry.Size..];
         }
 
-        var direction = CapsuleRules.DirectionOf(sqe);
+        var direction = (ioQueue ? CommandData.Io(in sqe, null) : CommandData.Admin(in sqe, memoryBased: false)).Direction;
         if (direction is DataDirection.None or DataDirection.Bidirectional)
             return true; // no data moves (bidirectional commands are refused by the transport before the handler)
         long length = mode switch
@@ -290,8 +290,17 @@ public sealed class CommandDispatchTarget : IFuzzTarget
     {
         public string RemoteEndPoint => name;
 
+        public TransportTraits Traits { get; } = TransportTraits.Fabric(8192);
+
         public void Abort(string reason)
         {
         }
     }
+}
+
+/// <summary>Commands with data the fuzzer owns until they complete, as a transport's own buffer.</summary>
+internal static class QueueHandlerExtensions
+{
+    public static ValueTask<CompletionQueueEntry> ExecuteAsync(this IQueueHandler queue, SubmissionQueueEntry command, Memory<byte> data) =>
+        queue.ExecuteAsync(in command, Zns.Target.Execution.HostData.Owned(data));
 }

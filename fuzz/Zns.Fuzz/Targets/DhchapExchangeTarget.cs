@@ -187,6 +187,7 @@ public sealed class DhchapExchangeTarget : IFuzzTarget
     {
         public bool Aborted { get; private set; }
         public string RemoteEndPoint => "127.0.0.1:9";
+        public TransportTraits Traits { get; } = TransportTraits.Fabric(8192);
         public void Abort(string reason) => Aborted = true;
     }
 }

@@ -30,7 +30,7 @@ public static class Csi
 public readonly record struct ControllerIdentity(
     string Serial, string Model, string Firmware, ushort Cntlid, byte Mdts, ushort MaxCommands, uint NamespaceCount,
     string SubNqn, uint IoCommandCapsuleUnits, bool IsDiscovery, ushort OptionalNvmCommands, byte AsyncEventRequestLimit = 3,
-    ushort CopyFormats = 0);
+    ushort CopyFormats = 0, uint Sgls = IdentifyControllerLayout.FabricSgls, ushort OptionalAdminCommands = 0, bool IsMemoryBased = false);
 
 /// <summary>Identify Controller data structure (CNS 01h; NVMe Base 2.0 Figure 275, offsets of <c>struct nvme_id_ctrl</c>).</summary>
 public static class IdentifyControllerLayout
@@ -40,6 +40,9 @@ public static class IdentifyControllerLayout
         Elpe = 262, Npss = 263, Apsta = 265, Wctemp = 266, Cctemp = 268, Kas = 320, Sqes = 512, Cqes = 513, Maxcmd = 514,
         Nn = 516, Oncs = 520, Fuses = 522, Vwc = 525, Ocfs = 534, Sgls = 536, Subnqn = 768, Ioccsz = 1792, Iorcsz = 1796,
         Icdoff = 1800, Fcatt = 1802, Msdbd = 1803, Ofcs = 1804, Psd0 = 2048;
+
+    /// <summary>SGLS of a fabric: bit 0 SGLs supported (the Linux host refuses otherwise), bit 20 offset addressing for in-capsule data.</summary>
+    public const uint FabricSgls = 0x0010_0001;
 
     /// <summary>OAES bit 8: Namespace Attribute Notices (the only asynchronous event this target raises).</summary>
     public const uint OaesNamespaceAttribute = 1u << 8;
@@ -82,13 +85,16 @@ public static class IdentifyControllerLayout
         // LPA bit 2 (extended data: NUMDU/LPO) for everyone; the discovery controller has no SMART/effects logs.
         d[Lpa] = id.IsDiscovery ? (byte)0x04 : (byte)0x07;
         d[Elpe] = ErrorLogEntries;
-        // SGLS bit 0: SGLs supported (the Linux host refuses otherwise); bit 20: offset addressing for in-capsule data.
-        BinaryPrimitives.WriteUInt32LittleEndian(d[Sgls..], 0x0010_0001);
+        BinaryPrimitives.WriteUInt32LittleEndian(d[Sgls..], id.Sgls);
         BinaryPrimitives.WriteUInt16LittleEndian(d[Maxcmd..], id.MaxCommands);
         WireText.WriteNulTerminated(d.Slice(Subnqn, 256), id.SubNqn);
         // KAS: 100 ms units. Fabrics hosts require a non-zero value, discovery controllers included.
         BinaryPrimitives.WriteUInt16LittleEndian(d[Kas..], 10);
-        d[Msdbd] = 1;
+        if (!id.IsMemoryBased)
+        {
+            // MSDBD: one SGL data block descriptor per command; reserved on a memory-based controller.
+            d[Msdbd] = 1;
+        }
         if (id.IsDiscovery)
         {
             return;
@@ -103,12 +109,17 @@ public static class IdentifyControllerLayout
         d[Sqes] = 0x66;
         d[Cqes] = 0x44;
         BinaryPrimitives.WriteUInt32LittleEndian(d[Nn..], id.NamespaceCount);
+        BinaryPrimitives.WriteUInt16LittleEndian(d[Oacs..], id.OptionalAdminCommands);
         BinaryPrimitives.WriteUInt16LittleEndian(d[Oncs..], id.OptionalNvmCommands);
         BinaryPrimitives.WriteUInt16LittleEndian(d[Ocfs..], id.CopyFormats);
         // VWC: bit 0 present (the host then sends Flush and FUA); bits 2:1 = 11b Flush with NSID FFFFFFFFh supported.
         d[Vwc] = 0x07;
-        BinaryPrimitives.WriteUInt32LittleEndian(d[Ioccsz..], id.IoCommandCapsuleUnits);
-        BinaryPrimitives.WriteUInt32LittleEndian(d[Iorcsz..], 1);
+        if (!id.IsMemoryBased)
+        {
+            // Capsule sizes exist on a fabric only.
+            BinaryPrimitives.WriteUInt32LittleEndian(d[Ioccsz..], id.IoCommandCapsuleUnits);
+            BinaryPrimitives.WriteUInt32LittleEndian(d[Iorcsz..], 1);
+        }
         // ICDOFF 0 (Linux refuses anything else), FCATT 0 = dynamic controller model, OFCS 0 = no Disconnect advertised.
         // PSD0: one power state so tools show something sensible (max power 25 W in 0.01 W units, QEMU-like latencies).
         BinaryPrimitives.WriteUInt16LittleEndian(d[Psd0..], 0x09C4);

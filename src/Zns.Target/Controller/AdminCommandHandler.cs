@@ -1,6 +1,7 @@
 using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Nvme.Layouts;
+using Zns.Target.Execution;
 
 namespace Zns.Target.Controller;
 
@@ -14,15 +15,16 @@ internal sealed class AdminCommandHandler(NvmeController controller)
 
     private NvmeSubsystem Subsystem => controller.Subsystem;
 
-    public ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe)
+    public ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, HostData data, CompletionQueueEntry cqe)
     {
+        // The one length check, against the command data table every transport uses too.
+        if (!CommandData.Admin(in sqe, controller.Traits.IsMemoryBased).Accepts(data.Length))
+        {
+            cqe.Status = NvmeStatus.DataSglLengthInvalid.WithDnr();
+            return new ValueTask<CompletionQueueEntry>(cqe);
+        }
         if (sqe.Opcode == AdminOpcode.AsyncEventRequest)
         {
-            if (!data.IsEmpty)
-            {
-                cqe.Status = NvmeStatus.DataSglLengthInvalid.WithDnr();
-                return new ValueTask<CompletionQueueEntry>(cqe);
-            }
             return controller.QueueAsyncEventRequest(in cqe);
         }
         cqe.Status = Subsystem.IsDiscovery
@@ -37,8 +39,8 @@ internal sealed class AdminCommandHandler(NvmeController controller)
         AdminOpcode.GetLogPage => GetLogPage(in sqe, data),
         AdminOpcode.SetFeatures => SetFeatures(in sqe, data, ref result),
         AdminOpcode.GetFeatures => GetFeatures(in sqe, data, ref result),
-        AdminOpcode.KeepAlive => NoData(data, controller.KeepAlive()),
-        AdminOpcode.Abort => Abort(data, ref result),
+        AdminOpcode.KeepAlive => controller.KeepAlive(),
+        AdminOpcode.Abort => Abort(ref result),
         _ => NvmeStatus.InvalidOpcode.WithDnr(),
     };
 
@@ -53,7 +55,7 @@ internal sealed class AdminCommandHandler(NvmeController controller)
             case AdminOpcode.Identify:
                 return (byte)sqe.Cdw10 == IdentifyCns.Controller ? Identify(in sqe, data) : NvmeStatus.InvalidField.WithDnr();
             case AdminOpcode.GetLogPage:
-                return CheckLogPageTransfer(in sqe, data, out NvmeStatus bad)
+                return CheckLogPageTransfer(in sqe, out NvmeStatus bad)
                     ? GetDiscoveryLogPage(in sqe, data) : bad;
             case AdminOpcode.SetFeatures:
             case AdminOpcode.GetFeatures:
@@ -64,22 +66,15 @@ internal sealed class AdminCommandHandler(NvmeController controller)
                 }
                 return sqe.Opcode == AdminOpcode.SetFeatures ? SetFeatures(in sqe, data, ref result) : GetFeatures(in sqe, data, ref result);
             case AdminOpcode.KeepAlive:
-                return NoData(data, controller.KeepAlive());
+                return controller.KeepAlive();
             default:
                 return NvmeStatus.InvalidOpcode.WithDnr();
         }
     }
 
-    private static NvmeStatus NoData(Span<byte> data, NvmeStatus status) =>
-        data.IsEmpty ? status : NvmeStatus.DataSglLengthInvalid.WithDnr();
-
     /// <summary>Abort is best effort (NVMe Base §5.1): nothing is aborted, DW0 bit 0 = 1 says so.</summary>
-    private static NvmeStatus Abort(Span<byte> data, ref ulong result)
+    private static NvmeStatus Abort(ref ulong result)
     {
-        if (!data.IsEmpty)
-        {
-            return NvmeStatus.DataSglLengthInvalid.WithDnr();
-        }
         result = 1;
         return NvmeStatus.Success;
     }
@@ -88,11 +83,6 @@ internal sealed class AdminCommandHandler(NvmeController controller)
 
     private NvmeStatus Identify(in SubmissionQueueEntry sqe, Span<byte> data)
     {
-        // Every Identify structure is exactly 4096 bytes; nvmet insists on the exact transfer length too.
-        if (data.Length != IdentifyCns.DataSize)
-        {
-            return NvmeStatus.DataSglLengthInvalid.WithDnr();
-        }
         byte cns = (byte)sqe.Cdw10;
         byte csi = (byte)(sqe.Cdw11 >> 24);
         uint nsid = sqe.NamespaceId;
@@ -241,20 +231,16 @@ internal sealed class AdminCommandHandler(NvmeController controller)
             o.SerialNumber, o.ModelNumber, o.FirmwareRevision, controller.Cntlid,
             Subsystem.IsDiscovery ? (byte)0 : Subsystem.Mdts, (ushort)Math.Min(o.MaxQueueEntries, ushort.MaxValue),
             Subsystem.IsDiscovery ? 0 : NvmeSubsystem.MaxNamespaces,
-            Subsystem.Nqn, (uint)((SubmissionQueueEntry.Size + controller.AdminQueue.InCapsuleDataLength) / 16), Subsystem.IsDiscovery,
-            IdentifyControllerLayout.OptionalNvmCommands, o.AsyncEventRequestLimit, Zns.Core.Zones.ZonedNamespace.CopyFormatsSupported);
+            Subsystem.Nqn, (uint)((SubmissionQueueEntry.Size + controller.Traits.InCapsuleDataLength) / 16), Subsystem.IsDiscovery,
+            IdentifyControllerLayout.OptionalNvmCommands, o.AsyncEventRequestLimit, Zns.Core.Zones.ZonedNamespace.CopyFormatsSupported,
+            controller.Traits.Sgls, controller.Traits.OptionalAdminCommands, controller.Traits.IsMemoryBased);
     }
 
     // ---- Get Log Page ----------------------------------------------------------------------------------------
 
-    /// <summary>Transfer length must equal NUMD; LPO must be dword aligned (NVMe Base §5.16).</summary>
-    private static bool CheckLogPageTransfer(in SubmissionQueueEntry sqe, Span<byte> data, out NvmeStatus status)
+    /// <summary>LPO must be dword aligned (NVMe Base §5.16).</summary>
+    private static bool CheckLogPageTransfer(in SubmissionQueueEntry sqe, out NvmeStatus status)
     {
-        if (GetLogPageCommandLayout.Length(in sqe) != data.Length)
-        {
-            status = NvmeStatus.DataSglLengthInvalid.WithDnr();
-            return false;
-        }
         if ((GetLogPageCommandLayout.Offset(in sqe) & 3) != 0)
         {
             status = NvmeStatus.InvalidField.WithDnr();
@@ -276,7 +262,7 @@ internal sealed class AdminCommandHandler(NvmeController controller)
 
     private NvmeStatus GetLogPage(in SubmissionQueueEntry sqe, Span<byte> data)
     {
-        if (!CheckLogPageTransfer(in sqe, data, out NvmeStatus bad))
+        if (!CheckLogPageTransfer(in sqe, out NvmeStatus bad))
         {
             return bad;
         }
@@ -374,16 +360,6 @@ internal sealed class AdminCommandHandler(NvmeController controller)
         }
     }
 
-    /// <summary>The Timestamp feature's data: 8 bytes.</summary>
-    private const int TimestampSize = 8;
-
-    private static int FeatureDataLength(byte fid) => fid switch
-    {
-        FeatureId.Timestamp => TimestampSize,
-        FeatureId.HostBehaviorSupport => HostBehaviorLayout.Size,
-        _ => 0,
-    };
-
     private NvmeStatus SetFeatures(in SubmissionQueueEntry sqe, Span<byte> data, ref ulong result)
     {
         byte fid = (byte)sqe.Cdw10;
@@ -394,11 +370,6 @@ internal sealed class AdminCommandHandler(NvmeController controller)
             or FeatureId.Timestamp or FeatureId.HostBehaviorSupport))
         {
             return NvmeStatus.InvalidField.WithDnr();
-        }
-        // Timestamp carries 8 bytes, Host Behavior Support 512; every other feature here none.
-        if (data.Length != FeatureDataLength(fid))
-        {
-            return NvmeStatus.DataSglLengthInvalid.WithDnr();
         }
         if (save)
         {
@@ -474,10 +445,6 @@ internal sealed class AdminCommandHandler(NvmeController controller)
         uint sel = (sqe.Cdw10 >> 8) & 0x7;
         if (fid == FeatureId.Timestamp)
         {
-            if (data.Length != TimestampSize)
-            {
-                return NvmeStatus.DataSglLengthInvalid.WithDnr();
-            }
             if (sel > 3)
             {
                 return NvmeStatus.InvalidField.WithDnr();
@@ -499,11 +466,7 @@ internal sealed class AdminCommandHandler(NvmeController controller)
             }
             // Current: the 512-byte structure as the host last set it. Default and saved (nothing is saveable) and
             // capabilities (changeable, bit 2, in DW0) transfer no structure in QEMU, so any buffer is taken and
-            // reads as zeros.
-            if (sel == 0 && data.Length != HostBehaviorLayout.Size)
-            {
-                return NvmeStatus.DataSglLengthInvalid.WithDnr();
-            }
+            // reads as zeros (the command data table's rule).
             data.Clear();
             if (sel == 0)
             {
@@ -511,11 +474,6 @@ internal sealed class AdminCommandHandler(NvmeController controller)
             }
             result = sel == 3 ? 0x4UL : 0UL;
             return NvmeStatus.Success;
-        }
-        if (!data.IsEmpty && fid is FeatureId.NumberOfQueues or FeatureId.AsyncEventConfiguration or FeatureId.KeepAliveTimer
-            or FeatureId.VolatileWriteCache or FeatureId.IoCommandSetProfile or FeatureId.TemperatureThreshold)
-        {
-            return NvmeStatus.DataSglLengthInvalid.WithDnr();
         }
         if (sel > 3)
         {

@@ -3,6 +3,7 @@ using Zns.Core.Faults;
 using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Zones;
+using Zns.Target.Execution;
 
 namespace Zns.Target.Controller;
 
@@ -16,7 +17,7 @@ internal sealed partial class IoCommandHandler
 {
     private Task _orderedTail = Task.CompletedTask;
 
-    public ValueTask<CompletionQueueEntry> ExecuteWithFaults(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe)
+    public ValueTask<CompletionQueueEntry> ExecuteWithFaults(in SubmissionQueueEntry sqe, HostData data, CompletionQueueEntry cqe)
     {
         long arrival = Stopwatch.GetTimestamp();
         FaultPlan plan = _subsystem.Target.Faults;
@@ -40,12 +41,14 @@ internal sealed partial class IoCommandHandler
         bool ordered = opcode != IoOpcode.Read;
         if (delay <= TimeSpan.Zero && (!ordered || _orderedTail.IsCompleted))
         {
-            return Execute(in sqe, data, cqe, arrival);
+            return Execute(in sqe, data.Memory, cqe, arrival);
         }
-        return Delayed(sqe, data, cqe, arrival, delay, ordered);
+        // The command completes after the handler returned: data lent by the transport (an NVMe/TCP receive buffer)
+        // moves on to the next command then, so the delayed command keeps its own copy.
+        return Delayed(sqe, data.Detach(), cqe, arrival, delay, ordered);
     }
 
-    private async ValueTask<CompletionQueueEntry> Delayed(SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe, long arrival, TimeSpan delay, bool ordered)
+    private async ValueTask<CompletionQueueEntry> Delayed(SubmissionQueueEntry sqe, DetachedHostData data, CompletionQueueEntry cqe, long arrival, TimeSpan delay, bool ordered)
     {
         Task previous = Task.CompletedTask;
         TaskCompletionSource? done = null;
@@ -58,16 +61,17 @@ internal sealed partial class IoCommandHandler
         try
         {
             await previous.ConfigureAwait(false);
-            TimeSpan left = delay - Stopwatch.GetElapsedTime(arrival);
-            if (left > TimeSpan.Zero)
+            // Timers may fire a little early; the injected latency is a minimum.
+            for (TimeSpan left = delay - Stopwatch.GetElapsedTime(arrival); left > TimeSpan.Zero; left = delay - Stopwatch.GetElapsedTime(arrival))
             {
-                await Task.Delay(left).ConfigureAwait(false);
+                await Task.Delay(left < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : left).ConfigureAwait(false);
             }
-            return await Execute(in sqe, data, cqe, arrival).ConfigureAwait(false);
+            return await Execute(in sqe, data.Memory, cqe, arrival).ConfigureAwait(false);
         }
         finally
         {
             done?.TrySetResult();
+            data.Dispose();
         }
     }
 

@@ -4,6 +4,7 @@ using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Core.Timing;
 using Zns.Core.Zones;
+using Zns.Target.Execution;
 using Zns.Nvme.Layouts;
 
 namespace Zns.Target.Controller;
@@ -46,8 +47,8 @@ internal sealed partial class IoCommandHandler
     private static bool IsZonedOpcode(byte opcode) =>
         opcode is IoOpcode.ZoneManagementSend or IoOpcode.ZoneManagementReceive or IoOpcode.ZoneAppend;
 
-    public ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe) =>
-        Execute(in sqe, data, cqe, System.Diagnostics.Stopwatch.GetTimestamp());
+    public ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, HostData data, CompletionQueueEntry cqe) =>
+        Execute(in sqe, data.Memory, cqe, System.Diagnostics.Stopwatch.GetTimestamp());
 
     /// <summary>Executes a command that arrived at <paramref name="arrival"/> (a <see cref="System.Diagnostics.Stopwatch"/> timestamp; the latency metric counts from it).</summary>
     private ValueTask<CompletionQueueEntry> Execute(in SubmissionQueueEntry sqe, Memory<byte> data, CompletionQueueEntry cqe, long arrival)
@@ -64,7 +65,7 @@ internal sealed partial class IoCommandHandler
         if (opcode == IoOpcode.Flush && nsid == uint.MaxValue)
         {
             // VWC bits 2:1 = 11b advertise a broadcast Flush.
-            cqe.Status = data.IsEmpty ? Guard(opcode, static (s, _) => s.FlushAll(), this) : NvmeStatus.DataSglLengthInvalid.WithDnr();
+            cqe.Status = CommandData.Io(in sqe, null).Accepts(data.Length) ? Guard(opcode, static (s, _) => s.FlushAll(), this) : NvmeStatus.DataSglLengthInvalid.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
         if (_controller.AttachedNamespace(nsid) is not { } info)
@@ -94,13 +95,12 @@ internal sealed partial class IoCommandHandler
             cqe.Status = NvmeStatus.InvalidField.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
-        if (opcode == IoOpcode.Read)
+        // The one length check, against the command data table every transport uses too. Copy's range list is the
+        // core's to judge, after its format and range-count checks (QEMU's order).
+        if (opcode != IoOpcode.Copy && !CommandData.Io(in sqe, info.DataFormat).Accepts(data.Length))
         {
-            if ((long)ReadWriteBlocks(in sqe) << ns.Geometry.BlockShift != data.Length)
-            {
-                cqe.Status = NvmeStatus.DataSglLengthInvalid.WithDnr();
-                return new ValueTask<CompletionQueueEntry>(cqe);
-            }
+            cqe.Status = NvmeStatus.DataSglLengthInvalid.WithDnr();
+            return new ValueTask<CompletionQueueEntry>(cqe);
         }
         TimingModel? timing = info.Timing;
         long submitted = timing is null ? 0 : CompletionScheduler.Now;
@@ -143,17 +143,12 @@ internal sealed partial class IoCommandHandler
 
     private NvmeStatus ExecuteSynchronous(in SubmissionQueueEntry sqe, ZonedNamespace ns, NamespaceInfo info, Span<byte> data, ref ulong result)
     {
-        int shift = ns.Geometry.BlockShift;
         // CDW12 bit 30: Force Unit Access. With the volatile write cache disabled every write is durable anyway.
         bool fua = (sqe.Cdw12 & (1u << 30)) != 0 || !_controller.VolatileWriteCacheEnabled;
         switch (sqe.Opcode)
         {
             case IoOpcode.Write:
             {
-                if ((long)ReadWriteBlocks(in sqe) << shift != data.Length)
-                {
-                    return NvmeStatus.DataSglLengthInvalid.WithDnr();
-                }
                 NvmeStatus status = ns.Write(sqe.Cdw10_11, data, fua);
                 if (status.IsSuccess)
                 {
@@ -164,10 +159,6 @@ internal sealed partial class IoCommandHandler
 
             case IoOpcode.ZoneAppend:
             {
-                if ((long)ReadWriteBlocks(in sqe) << shift != data.Length)
-                {
-                    return NvmeStatus.DataSglLengthInvalid.WithDnr();
-                }
                 NvmeStatus status = ns.Append(sqe.Cdw10_11, data, out ulong alba, fua);
                 // ALBA goes back in DW0 (low) and DW1 (high). As in QEMU it is there also when the zone write
                 // checks fail after it was assigned (0 for failures before that).
@@ -180,24 +171,21 @@ internal sealed partial class IoCommandHandler
             }
 
             case IoOpcode.Flush:
-                return data.IsEmpty ? ns.Flush() : NvmeStatus.DataSglLengthInvalid.WithDnr();
+                return ns.Flush();
 
             case IoOpcode.WriteZeroes:
                 // No data moves; CDW12 bit 25 (DEAC) needs no action because zeroed and deallocated blocks read
                 // the same (DLFEAT = 001b).
-                return data.IsEmpty ? ns.WriteZeroes(sqe.Cdw10_11, ReadWriteBlocks(in sqe), fua) : NvmeStatus.DataSglLengthInvalid.WithDnr();
+                return ns.WriteZeroes(sqe.Cdw10_11, ReadWriteBlocks(in sqe), fua);
 
             case IoOpcode.DatasetManagement:
                 return DatasetManagement(in sqe, ns, data);
 
             case IoOpcode.Compare:
-                // The data to compare comes from the host: exactly NLB blocks.
-                return (long)ReadWriteBlocks(in sqe) << shift != data.Length
-                    ? NvmeStatus.DataSglLengthInvalid.WithDnr()
-                    : ns.Compare(sqe.Cdw10_11, data);
+                return ns.Compare(sqe.Cdw10_11, data);
 
             case IoOpcode.Verify:
-                return data.IsEmpty ? ns.Verify(sqe.Cdw10_11, ReadWriteBlocks(in sqe)) : NvmeStatus.DataSglLengthInvalid.WithDnr();
+                return ns.Verify(sqe.Cdw10_11, ReadWriteBlocks(in sqe));
 
             case IoOpcode.Copy:
             {
@@ -222,25 +210,12 @@ internal sealed partial class IoCommandHandler
                 byte zsa = (byte)cdw13;
                 bool selectAll = (cdw13 & (1u << 8)) != 0;
                 bool zsaso = (cdw13 & (1u << 9)) != 0;
-                // Only Set Zone Descriptor Extension carries data: exactly ZDES × 64 bytes. With ZDES = 0 the core
-                // answers Invalid Field, so the length is not judged then.
-                bool lengthOk = zsa == (byte)ZoneSendAction.SetDescriptorExtension
-                    ? info.ZoneSendDataLength == 0 || data.Length == info.ZoneSendDataLength
-                    : data.IsEmpty;
-                if (!lengthOk)
-                {
-                    return NvmeStatus.DataSglLengthInvalid.WithDnr();
-                }
                 return ns.ZoneManagementSend(sqe.Cdw10_11, (ZoneSendAction)zsa, selectAll, data, zsaso);
             }
 
             case IoOpcode.ZoneManagementReceive:
             {
-                // CDW12: NUMD, 0's based dwords. CDW13: ZRA 7:0, ZRASF 15:8, Partial Report bit 16.
-                if (((long)sqe.Cdw12 + 1) * 4 != data.Length)
-                {
-                    return NvmeStatus.DataSglLengthInvalid.WithDnr();
-                }
+                // CDW13: ZRA 7:0, ZRASF 15:8, Partial Report bit 16.
                 uint cdw13 = sqe.Cdw13;
                 return ns.ZoneManagementReceive(sqe.Cdw10_11, (byte)cdw13, (byte)(cdw13 >> 8), (cdw13 & (1u << 16)) != 0, data);
             }
@@ -266,10 +241,6 @@ internal sealed partial class IoCommandHandler
     private static NvmeStatus DatasetManagement(in SubmissionQueueEntry sqe, ZonedNamespace ns, ReadOnlySpan<byte> data)
     {
         int ranges = (int)(sqe.Cdw10 & 0xFF) + 1;
-        if (data.Length < ranges * DsmRangeBytes)
-        {
-            return NvmeStatus.DataSglLengthInvalid.WithDnr();
-        }
         if ((sqe.Cdw11 & (1u << 2)) == 0)
         {
             return NvmeStatus.Success;
@@ -277,7 +248,7 @@ internal sealed partial class IoCommandHandler
         ulong nsze = ns.Geometry.NamespaceSizeLbas;
         for (int i = 0; i < ranges; i++)
         {
-            ReadOnlySpan<byte> range = data.Slice(i * DsmRangeBytes, DsmRangeBytes);
+            ReadOnlySpan<byte> range = data.Slice(i * CommandData.DsmRangeBytes, CommandData.DsmRangeBytes);
             uint blocks = BinaryPrimitives.ReadUInt32LittleEndian(range[4..]);
             ulong slba = BinaryPrimitives.ReadUInt64LittleEndian(range[8..]);
             if (blocks == 0 || slba >= nsze || nsze - slba < blocks)
@@ -292,9 +263,6 @@ internal sealed partial class IoCommandHandler
         }
         return NvmeStatus.Success;
     }
-
-    /// <summary>Size of one Dataset Management range: context attributes, NLB, SLBA.</summary>
-    private const int DsmRangeBytes = 16;
 
     private NvmeStatus FlushAll()
     {

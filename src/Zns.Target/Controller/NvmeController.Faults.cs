@@ -85,7 +85,7 @@ internal sealed partial class NvmeController
     /// <summary>Sets CSTS.CFS and stalls or drops everything this controller is doing.</summary>
     public void InjectFatal(FatalBehavior behavior)
     {
-        List<QueueHandler>? drop = null;
+        List<SubmissionQueue>? drop = null;
         lock (_lock)
         {
             if (_destroyed || _fatal)
@@ -99,10 +99,13 @@ internal sealed partial class NvmeController
             if (behavior == FatalBehavior.Drop)
             {
                 drop = DetachIoQueuesLocked();
-                drop.Add(AdminQueue);
             }
         }
         AbortAll(drop, "injected controller fatal status");
+        if (drop is not null)
+        {
+            AdminTransport.Abort("injected controller fatal status");
+        }
     }
 
     /// <summary>A command that arrives while fatal: held until the controller goes away, then completed as aborted.</summary>
@@ -121,20 +124,20 @@ internal sealed partial class NvmeController
     /// <summary>Drops the connections of this controller's queues (I/O only, or the admin queue too).</summary>
     public void DropConnections(bool includeAdmin)
     {
-        List<QueueHandler> queues;
+        List<SubmissionQueue> queues;
         lock (_lock)
         {
             if (_destroyed)
             {
                 return;
             }
-            queues = [.. _ioQueues.OfType<QueueHandler>()];
-        }
-        if (includeAdmin)
-        {
-            queues.Add(AdminQueue);
+            queues = [.. _ioQueues.OfType<SubmissionQueue>()];
         }
         AbortAll(queues, "injected connection drop");
+        if (includeAdmin)
+        {
+            AdminTransport.Abort("injected connection drop");
+        }
     }
 
     /// <summary>Releases what a fatal injection holds (called when the controller is destroyed).</summary>

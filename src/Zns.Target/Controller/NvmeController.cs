@@ -26,7 +26,7 @@ internal sealed partial class NvmeController
     private readonly Lock _lock = new();
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly QueueHandler?[] _ioQueues;
+    private readonly SubmissionQueue?[] _ioQueues;
     private readonly Queue<PendingAer> _pendingAers = new();
     private readonly Queue<uint> _pendingEvents = new();
     private readonly SortedSet<uint> _changedNamespaces = [];
@@ -42,18 +42,18 @@ internal sealed partial class NvmeController
     private ITimer? _keepAliveTimer;
     private long _lastActivity;
 
-    public NvmeController(NvmeSubsystem subsystem, ushort cntlid, string hostNqn, Guid hostId, uint katoMs, QueueHandler adminQueue)
+    public NvmeController(NvmeSubsystem subsystem, ushort cntlid, string hostNqn, Guid hostId, uint katoMs, IQueueTransport adminTransport)
     {
         Subsystem = subsystem;
         Cntlid = cntlid;
         HostNqn = hostNqn;
         HostId = hostId;
-        AdminQueue = adminQueue;
+        AdminTransport = adminTransport;
         _katoMs = katoMs;
         _logger = subsystem.Target.Logger;
         _time = subsystem.Target.Options.TimeProvider;
         MaxIoQueues = subsystem.IsDiscovery ? 0 : subsystem.Target.Options.MaxIoQueues;
-        _ioQueues = new QueueHandler?[MaxIoQueues];
+        _ioQueues = new SubmissionQueue?[MaxIoQueues];
         ResetFeatures();
         _timestampSetAt = _time.GetTimestamp();
     }
@@ -62,7 +62,10 @@ internal sealed partial class NvmeController
     public ushort Cntlid { get; }
     public string HostNqn { get; }
     public Guid HostId { get; }
-    public QueueHandler AdminQueue { get; }
+    /// <summary>The transport of the admin queue: what the controller is reached through (its traits, its memory queues).</summary>
+    public IQueueTransport AdminTransport { get; }
+
+    public TransportTraits Traits => AdminTransport.Traits;
     public TargetOptions Options => Subsystem.Target.Options;
     public int MaxIoQueues { get; }
 
@@ -74,7 +77,7 @@ internal sealed partial class NvmeController
         get { lock (_lock) { return _destroyed; } }
     }
 
-    public ulong CapValue => BuildCap((ushort)(Options.MaxQueueEntries - 1));
+    public ulong CapValue => BuildCap((ushort)(Options.MaxQueueEntries - 1)) | Traits.CapabilityBits;
 
     // Feature values (Set/Get Features), reset with the controller.
     public uint AsyncEventConfig { get; private set; }
@@ -123,7 +126,7 @@ internal sealed partial class NvmeController
 
     private void WriteCc(uint value)
     {
-        List<QueueHandler>? abort = null;
+        List<SubmissionQueue>? abort = null;
         bool shutdown = false;
         lock (_lock)
         {
@@ -201,7 +204,7 @@ internal sealed partial class NvmeController
     // ---- Queues ----------------------------------------------------------------------------------------------
 
     /// <summary>Registers an I/O queue. Command Sequence Error if the QID is already connected.</summary>
-    public NvmeStatus AttachIoQueue(ushort qid, QueueHandler queue)
+    public NvmeStatus AttachIoQueue(ushort qid, SubmissionQueue queue)
     {
         lock (_lock)
         {
@@ -224,7 +227,7 @@ internal sealed partial class NvmeController
         }
     }
 
-    public void DetachIoQueue(ushort qid, QueueHandler queue)
+    public void DetachIoQueue(ushort qid, SubmissionQueue queue)
     {
         lock (_lock)
         {
@@ -235,9 +238,9 @@ internal sealed partial class NvmeController
         }
     }
 
-    private List<QueueHandler> DetachIoQueuesLocked()
+    private List<SubmissionQueue> DetachIoQueuesLocked()
     {
-        var list = new List<QueueHandler>();
+        var list = new List<SubmissionQueue>();
         for (int i = 0; i < _ioQueues.Length; i++)
         {
             if (_ioQueues[i] is { } q)
@@ -249,15 +252,15 @@ internal sealed partial class NvmeController
         return list;
     }
 
-    private static void AbortAll(List<QueueHandler>? queues, string reason)
+    private static void AbortAll(List<SubmissionQueue>? queues, string reason)
     {
         if (queues is null)
         {
             return;
         }
-        foreach (QueueHandler q in queues)
+        foreach (SubmissionQueue q in queues)
         {
-            q.AbortConnection(reason);
+            q.Abort(reason);
         }
     }
 
@@ -267,7 +270,7 @@ internal sealed partial class NvmeController
     /// </summary>
     public void Destroy(string reason)
     {
-        List<QueueHandler> queues;
+        List<SubmissionQueue> queues;
         PendingAer[] aers;
         lock (_lock)
         {
@@ -292,8 +295,8 @@ internal sealed partial class NvmeController
         {
             aer.Completion.TrySetResult(aer.Complete(NvmeStatus.CommandInterruptedOrAbortedSqDeletion, 0));
         }
-        queues.Add(AdminQueue);
         AbortAll(queues, reason);
+        AdminTransport.Abort(reason);
     }
 
     // ---- Keep alive ------------------------------------------------------------------------------------------
@@ -395,6 +398,9 @@ internal sealed partial class NvmeController
     /// </summary>
     internal NamespaceInfo? AttachedNamespace(uint nsid) =>
         Subsystem.GetNamespace(nsid) is { } ns && (ns.Csi != Csi.Zoned || !NvmOnly) ? ns : null;
+
+    /// <summary>What the data length of an I/O command depends on in namespace <paramref name="nsid"/>; null when none is attached.</summary>
+    internal NamespaceDataFormat? DataFormat(uint nsid) => AttachedNamespace(nsid)?.DataFormat;
 
     /// <summary>CC.CSS selected the NVM command set only.</summary>
     internal bool NvmOnly

@@ -260,6 +260,7 @@ internal sealed class NamespaceInfo
         Nguid = ns.Options.Nguid is { } nguid ? nguid.ToArray() : Uuid;
         Eui64 = ns.Options.Eui64;
         ZoneSendDataLength = ns.Geometry.DescriptorExtensionSize;
+        DataFormat = new NamespaceDataFormat(ns.Geometry.BlockShift, ZoneSendDataLength);
         SetTiming(ns.Options.Timing);
     }
 
@@ -278,6 +279,9 @@ internal sealed class NamespaceInfo
     public byte[] Nguid { get; }
     public ulong Eui64 { get; }
     public int ZoneSendDataLength { get; }
+
+    /// <summary>What command data lengths depend on in this namespace (<see cref="CommandData.Io"/>).</summary>
+    public NamespaceDataFormat DataFormat { get; }
 
     /// <summary>
     /// Write protected (Identify NSATTR bit 0): commands that would modify the namespace complete with Namespace is

@@ -94,7 +94,7 @@ public sealed class NvmeTarget : IQueueHandlerFactory, IDisposable
     public IQueueHandler CreateQueueHandler(IQueueTransport transport)
     {
         ArgumentNullException.ThrowIfNull(transport);
-        return new QueueHandler(this, transport);
+        return new Fabrics.FabricsQueue(this, transport);
     }
 
     /// <summary>Destroys every controller (their connections are aborted). The namespaces are not disposed.</summary>

@@ -38,4 +38,8 @@ internal static partial class TargetLog
 
     [LoggerMessage(EventId = 109, Level = LogLevel.Error, Message = "Controller {Cntlid}: saving namespace {Nsid} at shutdown failed")]
     public static partial void NamespaceShutdownFailed(this ILogger logger, Exception exception, ushort cntlid, uint nsid);
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Error,
+        Message = "{Name}: command {Opcode:x2} (CID {CommandId}) on queue {Qid} threw; answered Internal Error")]
+    public static partial void CommandException(this ILogger logger, Exception exception, string name, byte opcode, ushort commandId, ushort qid);
 }

@@ -1,7 +1,7 @@
 using System.Buffers;
-using System.Runtime.CompilerServices;
 using Zns.Nvme;
 using Zns.Protocol;
+using Zns.Target.Execution;
 
 namespace Zns.Target.Pcie;
 
@@ -10,23 +10,19 @@ namespace Zns.Target.Pcie;
 /// memory and, when the data is not contiguous in this process, a pooled bounce buffer. A contiguous buffer is passed
 /// to the command handler directly (no copy).
 /// </summary>
-internal sealed unsafe class CommandSlot
+internal sealed unsafe class CommandSlot : ExecutingCommand
 {
     private readonly GuestSegment[] _segments;
     private readonly GuestBufferManager _direct = new();
     private byte[]? _bounce;
-    private ConfiguredValueTaskAwaitable<CompletionQueueEntry>.ConfiguredValueTaskAwaiter _awaiter;
-    private readonly Action _onCompleted;
 
     public CommandSlot(PcieSubmissionQueue sq, int maxDataLength)
     {
         Queue = sq;
         _segments = new GuestSegment[PrpWalker.MaxSegments(maxDataLength)];
-        _onCompleted = OnAsyncCompleted;
     }
 
     public PcieSubmissionQueue Queue { get; }
-    public SubmissionQueueEntry Sqe;
     public int SegmentCount;
     public int Length;
     public bool ControllerToHost;
@@ -71,26 +67,9 @@ internal sealed unsafe class CommandSlot
         _direct.Set(null, 0);
     }
 
-    public void AwaitCompletion(ValueTask<CompletionQueueEntry> pending)
-    {
-        _awaiter = pending.ConfigureAwait(false).GetAwaiter();
-        _awaiter.UnsafeOnCompleted(_onCompleted);
-    }
-
-    private void OnAsyncCompleted()
-    {
-        CompletionQueueEntry cqe;
-        try
-        {
-            cqe = _awaiter.GetResult();
-        }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
-        {
-            cqe = new CompletionQueueEntry { CommandId = Sqe.CommandId, SqId = Queue.Id, Status = NvmeStatus.InternalError };
-        }
-        _awaiter = default;
-        Owner!.Complete(this, cqe, fromPoller: false);
-    }
+    /// <inheritdoc/>
+    protected internal override void Complete(in CompletionQueueEntry cqe, bool synchronously) =>
+        Owner!.Complete(this, cqe, fromPoller: synchronously);
 
     /// <summary>A <see cref="Memory{T}"/> over guest memory that this slot retargets for every command.</summary>
     private sealed class GuestBufferManager : MemoryManager<byte>

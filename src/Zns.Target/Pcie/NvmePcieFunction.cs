@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Zns.Target.Controller;
+using Zns.Target.Execution;
 using static Zns.Nvme.Layouts.ControllerProperties;
 using Zns.Nvme;
 using Zns.Nvme.Layouts;
@@ -10,7 +11,7 @@ namespace Zns.Target.Pcie;
 /// <summary>
 /// A PCIe NVMe controller function of the target's NVM subsystem: configuration space, BAR0 (controller registers
 /// and doorbells), BAR4 (MSI-X table and PBA), and queues in guest memory. The NVMe command logic is the shared one
-/// (<see cref="NvmeController"/>, <see cref="QueueHandler"/>, admin and I/O handlers); this class is the memory-based
+/// (<see cref="NvmeController"/>, <see cref="SubmissionQueue"/>, admin and I/O handlers); this class is the memory-based
 /// transport around it: registers instead of Property Get/Set, Create/Delete I/O Queue commands instead of Fabrics
 /// Connect, PRPs in guest memory instead of SGLs and in-capsule data.
 /// </summary>
@@ -53,6 +54,7 @@ public sealed partial class NvmePcieFunction : IDisposable
         Name = name;
         _logger = target.Logger;
         _ = loggerFactory;
+        _executor = new CommandExecutor(_logger, name);
         MaxIoQueues = target.Options.MaxIoQueues;
         _msix = new MsixInterrupts(MaxIoQueues + 1);
         _coalescing = new InterruptCoalescing(_msix.VectorCount);
@@ -74,6 +76,18 @@ public sealed partial class NvmePcieFunction : IDisposable
 
     /// <summary>CAP: the shared value (MQES, TO, CSS with the I/O command set bit, MPS) plus CQR, DSTRD = 0.</summary>
     public ulong Capabilities => BuildCap((ushort)(_target.Options.MaxQueueEntries - 1)) | CapContiguousQueuesRequired;
+
+    /// <summary>
+    /// A memory-based controller: byte-aligned SGLs with bit buckets as well as PRPs, Doorbell Buffer Config, queues
+    /// that must be physically contiguous.
+    /// </summary>
+    internal static readonly TransportTraits PcieTraits = new()
+    {
+        IsMemoryBased = true,
+        Sgls = SglWalker.SupportedSgls,
+        OptionalAdminCommands = OacsDoorbellBufferConfig,
+        CapabilityBits = CapContiguousQueuesRequired,
+    };
 
     /// <summary>Controller Fatal Status is set (until the next reset).</summary>
     public bool IsFatal
@@ -255,10 +269,10 @@ public sealed partial class NvmePcieFunction : IDisposable
             SetFatalLocked($"admin queue sizes ASQS {asqs} / ACQS {acqs} outside 2..{maxEntries}");
             return;
         }
-        var adminQueue = new QueueHandler(_target, new PcieQueueTransport(this, 0));
+        var adminTransport = new PcieQueueTransport(this, 0);
         NvmeSubsystem subsystem = _target.Subsystem;
         NvmeController? controller = subsystem.CreateController(id =>
-            new NvmeController(subsystem, id, HostNqn, Guid.Empty, 0, adminQueue));
+            new NvmeController(subsystem, id, HostNqn, Guid.Empty, 0, adminTransport));
         if (controller is null)
         {
             SetFatalLocked("no free controller ID");
@@ -272,7 +286,7 @@ public sealed partial class NvmePcieFunction : IDisposable
             return;
         }
         _controller = controller;
-        adminQueue.BindToController(controller, 0, asqs);
+        var adminQueue = new SubmissionQueue(controller, 0, asqs, adminTransport);
         var acq = new PcieCompletionQueue(0, _acq, acqs, interruptsEnabled: true, vector: 0) { SubmissionQueues = 1 };
         _ioCq[0] = acq;
         _ioSq[0] = new PcieSubmissionQueue(0, _asq, asqs, acq, adminQueue, _target.Options.MaxAdminDataLength);
@@ -342,6 +356,8 @@ public sealed partial class NvmePcieFunction : IDisposable
     private sealed class PcieQueueTransport(NvmePcieFunction function, ushort qid) : IQueueTransport
     {
         public string RemoteEndPoint => $"{function.Name} queue {qid}";
+
+        public TransportTraits Traits => PcieTraits;
 
         /// <summary>Controller teardown or shutdown: stop fetching from the queue (a reset deletes it later).</summary>
         public void Abort(string reason) => function.StopQueue(qid);

@@ -20,6 +20,6 @@ internal static partial class PcieLog
     [LoggerMessage(EventId = 304, Level = LogLevel.Debug, Message = "{Name}: {What} queue {Qid} created ({Entries} entries)")]
     public static partial void QueueCreated(this ILogger logger, string name, string what, ushort qid, int entries);
 
-    [LoggerMessage(EventId = 305, Level = LogLevel.Error, Message = "{Name}: command {Opcode:x2} on queue {Qid} failed with an exception")]
-    public static partial void CommandException(this ILogger logger, Exception exception, string name, byte opcode, ushort qid);
+    [LoggerMessage(EventId = 305, Level = LogLevel.Error, Message = "{Name}: the queue poller failed; controller fatal status set")]
+    public static partial void PollerFailed(this ILogger logger, Exception exception, string name);
 }

@@ -15,7 +15,7 @@ namespace Zns.Target.Pcie;
 public sealed partial class NvmePcieFunction
 {
     /// <summary>OACS bit 8: Doorbell Buffer Config supported.</summary>
-    private const ushort OacsDoorbellBufferConfig = 1 << 8;
+    internal const ushort OacsDoorbellBufferConfig = 1 << 8;
 
     /// <summary>Runs a queue-management command; false when the opcode is not one (the shared handler takes it).</summary>
     private bool TryExecuteQueueAdmin(in SubmissionQueueEntry sqe, ref CompletionQueueEntry cqe)
@@ -44,20 +44,6 @@ public sealed partial class NvmePcieFunction
             default:
                 return false;
         }
-    }
-
-    /// <summary>Identify Controller as a PCIe controller reports it.</summary>
-    private static void AdjustAdminData(in SubmissionQueueEntry sqe, Span<byte> data)
-    {
-        if (sqe.Opcode != AdminOpcode.Identify || (byte)sqe.Cdw10 != IdentifyCns.Controller || data.Length < IdentifyCns.DataSize)
-        {
-            return;
-        }
-        ushort oacs = BinaryPrimitives.ReadUInt16LittleEndian(data[IdentifyControllerLayout.Oacs..]);
-        BinaryPrimitives.WriteUInt16LittleEndian(data[IdentifyControllerLayout.Oacs..], (ushort)(oacs | OacsDoorbellBufferConfig));
-        BinaryPrimitives.WriteUInt32LittleEndian(data[IdentifyControllerLayout.Sgls..], SglWalker.SupportedSgls);
-        // Fabrics-only fields: capsule sizes, ICDOFF, FCATT, MSDBD are reserved for a PCIe controller.
-        data.Slice(IdentifyControllerLayout.Ioccsz, IdentifyControllerLayout.Psd0 - IdentifyControllerLayout.Ioccsz).Clear();
     }
 
     private int MaxQueueEntries => _target.Options.MaxQueueEntries;
@@ -186,13 +172,12 @@ public sealed partial class NvmePcieFunction
             return memory;
         }
         NvmeController controller = _controller!;
-        var handler = new QueueHandler(_target, new PcieQueueTransport(this, qid));
+        var handler = new SubmissionQueue(controller, qid, entries, new PcieQueueTransport(this, qid));
         NvmeStatus attached = controller.AttachIoQueue(qid, handler);
         if (!attached.IsSuccess)
         {
             return attached;
         }
-        handler.BindToController(controller, qid, entries);
         PcieCompletionQueue cq = _ioCq[cqid]!;
         lock (cq.Lock)
         {

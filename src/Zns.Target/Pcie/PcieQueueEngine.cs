@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Zns.Nvme;
 using Zns.Protocol;
+using Zns.Target.Execution;
 using Zns.Target.Controller;
 using Zns.Nvme.Layouts;
 
@@ -25,6 +26,7 @@ public sealed partial class NvmePcieFunction
     private readonly PcieCompletionQueue?[] _ioCq;
     private readonly Thread _poller;
     private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
+    private readonly CommandExecutor _executor;
     private volatile bool _stopping;
     private bool _dbbufEnabled;
     private ulong _shadowBase, _eventIdxBase;
@@ -109,7 +111,7 @@ public sealed partial class NvmePcieFunction
             bool worked;
             lock (_stateLock)
             {
-                worked = PollOnceLocked();
+                worked = PollOnceGuardedLocked();
             }
             if (worked)
             {
@@ -128,7 +130,7 @@ public sealed partial class NvmePcieFunction
                 // Arm the event indexes, then look once more: a submission that raced with arming is seen here,
                 // any later one rings the doorbell and sets _wake.
                 armed = ArmEventIndexesLocked();
-                worked = PollOnceLocked();
+                worked = PollOnceGuardedLocked();
                 coalescing = AnyCoalescedLocked();
             }
             if (!worked && armed && !coalescing)
@@ -141,6 +143,25 @@ public sealed partial class NvmePcieFunction
                 Thread.Yield();
             }
             idle = worked ? 0 : SpinPasses;
+        }
+    }
+
+    /// <summary>
+    /// A poll pass that survives a defect: command exceptions are the executor's (Internal Error for that command);
+    /// anything else thrown while fetching or posting makes this controller fatal (CSTS.CFS, as a device that hit an
+    /// internal error), logged once, and the process and the other functions go on.
+    /// </summary>
+    private bool PollOnceGuardedLocked()
+    {
+        try
+        {
+            return PollOnceLocked();
+        }
+        catch (Exception e)
+        {
+            _logger.PollerFailed(e, Name);
+            SetFatalLocked($"internal error in the queue poller: {e.GetType().Name}");
+            return false;
         }
     }
 
@@ -236,9 +257,10 @@ public sealed partial class NvmePcieFunction
         if (tail >= (uint)sq.Entries)
         {
             // Invalid Doorbell Write Value: the write is ignored, the queue stays where it was.
+            int head = sq.Handler.Head;
             _logger.BadDoorbell(Name, 2 * sq.Id, tail, $"SQ tail past the queue size {sq.Entries}");
-            Volatile.Write(ref _doorbells[2 * sq.Id], (uint)sq.Head);
-            return sq.Head;
+            Volatile.Write(ref _doorbells[2 * sq.Id], (uint)head);
+            return head;
         }
         return (int)tail;
     }
@@ -261,7 +283,9 @@ public sealed partial class NvmePcieFunction
         int tail = ReadTail(sq);
         bool worked = false;
         PcieCompletionQueue cq = sq.Cq;
-        while (sq.Head != tail && !sq.Deleted && !_fatal)
+        // The controller's submission queue keeps the one SQ head: every fetched entry is consumed there, executed or
+        // refused, before the next one is fetched.
+        while (sq.Handler.Head != tail && !sq.Deleted && !_fatal)
         {
             lock (cq.Lock)
             {
@@ -281,70 +305,70 @@ public sealed partial class NvmePcieFunction
                 }
                 break;
             }
-            if (!Memory.Read(sq.Base + (ulong)sq.Head * SubmissionQueueEntry.Size, slot.Sqe.Bytes))
+            int head = sq.Handler.Head;
+            if (!Memory.Read(sq.Base + (ulong)head * SubmissionQueueEntry.Size, slot.Command.Bytes))
             {
                 lock (cq.Lock)
                 {
                     cq.Reserved--;
                 }
                 sq.ReturnSlot(slot);
-                SetFatalLocked($"submission queue {sq.Id} entry {sq.Head} is outside guest memory");
+                SetFatalLocked($"submission queue {sq.Id} entry {head} is outside guest memory");
                 return worked;
             }
-            sq.Head = (sq.Head + 1) % sq.Entries;
             worked = true;
             Dispatch(sq, slot);
         }
         return worked;
     }
 
+    /// <summary>
+    /// Maps one command's data (the command data table gives its direction and length; PRPs or an SGL say where it
+    /// is) and has the executor run it. A command whose data cannot be mapped is refused with the mapping's status.
+    /// </summary>
     private void Dispatch(PcieSubmissionQueue sq, CommandSlot slot)
     {
-        ref SubmissionQueueEntry sqe = ref slot.Sqe;
+        ref SubmissionQueueEntry sqe = ref slot.Command;
         slot.Owner = this;
         slot.Length = 0;
         slot.SegmentCount = 0;
         slot.Pin = -1;
-        var cqe = new CompletionQueueEntry { CommandId = sqe.CommandId, SqId = sq.Id };
-        if (sq.Id == 0 && TryExecuteQueueAdmin(in sqe, ref cqe))
+        SubmissionQueue queue = sq.Handler;
+        if (sq.Id == 0)
         {
-            Complete(slot, cqe, fromPoller: true);
-            return;
-        }
-        if (sqe.Opcode == AdminOpcode.Fabrics)
-        {
-            // Fabrics commands do not exist on a memory-based controller.
-            cqe.Status = NvmeStatus.InvalidOpcode.WithDnr();
-            Complete(slot, cqe, fromPoller: true);
-            return;
+            var adminCqe = default(CompletionQueueEntry);
+            if (TryExecuteQueueAdmin(in sqe, ref adminCqe))
+            {
+                CompletionQueueEntry done = queue.Refuse(in sqe, adminCqe.Status);
+                done.Result = adminCqe.Result;
+                Complete(slot, done, fromPoller: true);
+                return;
+            }
         }
         // PSDT: 00b PRPs, 01b an SGL for the data (MPTR a metadata buffer), 10b SGLs for both; this namespace has no
         // metadata, so 01b and 10b read the same data SGL. Admin commands use PRPs (as Linux sends them).
         int psdt = sqe.Flags >> 6;
         if (psdt == 3 || (psdt != 0 && sq.Id == 0))
         {
-            cqe.Status = NvmeStatus.InvalidField.WithDnr();
-            Complete(slot, cqe, fromPoller: true);
+            CommandExecutor.Refuse(queue, slot, NvmeStatus.InvalidField.WithDnr());
             return;
         }
-        long length = sq.Id == 0 ? CommandDataLength.Admin(in sqe) : CommandDataLength.Io(in sqe, _target.Subsystem);
-        if (length > sq.Handler.MaxDataLength)
+        DataTransfer transfer = queue.TransferOf(in sqe);
+        if (transfer.Direction == DataDirection.Bidirectional)
         {
-            cqe.Status = NvmeStatus.InvalidField.WithDnr();
-            Complete(slot, cqe, fromPoller: true);
+            // No command this controller implements moves data both ways.
+            CommandExecutor.Refuse(queue, slot, NvmeStatus.InvalidOpcode.WithDnr());
             return;
         }
-        slot.Length = (int)length;
-        slot.ControllerToHost = CommandDataLength.IsControllerToHost(sqe.Opcode);
-        if (length > 0)
+        if (transfer.Length > queue.MaxDataLength)
         {
-            bool hostToController = CommandDataLength.IsHostToController(sqe.Opcode);
-            if (!hostToController && !slot.ControllerToHost)
-            {
-                cqe.Status = NvmeStatus.InvalidOpcode.WithDnr();
-                Complete(slot, cqe, fromPoller: true);
-                return;
-            }
+            CommandExecutor.Refuse(queue, slot, NvmeStatus.InvalidField.WithDnr());
+            return;
+        }
+        slot.Length = (int)transfer.Length;
+        slot.ControllerToHost = transfer.Direction == DataDirection.ControllerToHost;
+        if (slot.Length > 0)
+        {
             slot.Pin = Memory.Enter();
             NvmeStatus walked = psdt == 0
                 ? PrpWalker.Walk(Memory, Prp1(in sqe), Prp2(in sqe), slot.Length, deviceWrites: slot.ControllerToHost,
@@ -353,36 +377,12 @@ public sealed partial class NvmePcieFunction
                     slot.Segments, out slot.SegmentCount);
             if (!walked.IsSuccess)
             {
-                cqe.Status = walked;
-                Complete(slot, cqe, fromPoller: true);
+                CommandExecutor.Refuse(queue, slot, walked);
                 return;
             }
         }
-        ValueTask<CompletionQueueEntry> pending;
-        Memory<byte> data;
-        try
-        {
-            data = slot.PrepareData(gather: !slot.ControllerToHost);
-            pending = sq.Handler.ExecuteAsync(sqe, data);
-        }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
-        {
-            _logger.CommandException(ex, Name, sqe.Opcode, sq.Id);
-            cqe.Status = NvmeStatus.InternalError;
-            Complete(slot, cqe, fromPoller: true);
-            return;
-        }
-        if (pending.IsCompleted)
-        {
-            CompletionQueueEntry done = pending.Result;
-            if (sq.Id == 0 && done.Status.IsSuccess)
-            {
-                AdjustAdminData(in sqe, data.Span);
-            }
-            Complete(slot, done, fromPoller: true);
-            return;
-        }
-        slot.AwaitCompletion(pending);
+        Memory<byte> data = slot.PrepareData(gather: !slot.ControllerToHost);
+        _executor.Execute(queue, slot, HostData.Owned(data));
     }
 
     private static ulong Prp1(in SubmissionQueueEntry sqe) => sqe.SglAddress;
@@ -404,8 +404,6 @@ public sealed partial class NvmePcieFunction
             Memory.Exit(slot.Pin);
             slot.Pin = -1;
         }
-        cqe.SqId = sq.Id;
-        cqe.SqHead = (ushort)Volatile.Read(ref sq.Head);
         bool raise = false, wakePoller = false;
         int pin = Memory.Enter();
         try

@@ -42,7 +42,7 @@ internal sealed class PcieSubmissionQueue
     private int _freeCount;
     private readonly Lock _slotLock = new();
 
-    public PcieSubmissionQueue(ushort id, ulong baseAddress, int entries, PcieCompletionQueue cq, QueueHandler handler, int maxDataLength)
+    public PcieSubmissionQueue(ushort id, ulong baseAddress, int entries, PcieCompletionQueue cq, SubmissionQueue handler, int maxDataLength)
     {
         Id = id;
         Base = baseAddress;
@@ -64,12 +64,11 @@ internal sealed class PcieSubmissionQueue
     public ulong Base { get; }
     public int Entries { get; }
     public PcieCompletionQueue Cq { get; }
-    public QueueHandler Handler { get; }
+    /// <summary>The controller's side of this queue: it executes the commands and keeps the SQ head.</summary>
+    public SubmissionQueue Handler { get; }
     /// <summary>Bounce buffers for data that is not contiguous in this process (bounded by the queue's entries in use).</summary>
     public ArrayPool<byte> BouncePool { get; }
 
-    /// <summary>Next entry the controller fetches (SQHD).</summary>
-    public int Head;
     /// <summary>Set when the queue is deleted or its controller reset: nothing more is fetched, late completions are dropped.</summary>
     public volatile bool Deleted;
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using Zns.Nvme;
 using Zns.Protocol;
+using Zns.Target.Execution;
 
 namespace Zns.Target.Tcp;
 
@@ -15,7 +16,7 @@ internal enum CommandState : byte
 }
 
 /// <summary>State of one outstanding command; pooled per queue by <see cref="CommandSlots"/>, its index is the R2T TTAG.</summary>
-internal sealed class CommandContext
+internal sealed class CommandContext : ExecutingCommand
 {
     // Small data buffers stay with the context between commands: ArrayPool.Shared keeps only a few dozen
     // arrays per size per core, so at 100+ outstanding 4 KiB commands most rents missed and allocated.
@@ -24,15 +25,15 @@ internal sealed class CommandContext
     private byte[]? _buffer;
     private byte[]? _kept;
 
-    public CommandContext(int index, Action<CommandContext> executionCompleted)
+    private readonly Action<CommandContext, bool> _completed;
+
+    public CommandContext(int index, Action<CommandContext, bool> completed)
     {
         Index = index;
-        // Cached once so awaiting an asynchronous completion allocates no delegate.
-        ExecutionCompletedCallback = () => executionCompleted(this);
+        _completed = completed;
     }
 
     public int Index { get; }
-    public SubmissionQueueEntry Command;
     public CompletionQueueEntry Response;
     public DataDirection Direction;
     public volatile CommandState State;
@@ -40,9 +41,7 @@ internal sealed class CommandContext
     public int Received;
     public long BudgetedBytes;
     public NvmeStatus? TransportStatus;
-    public ValueTask<CompletionQueueEntry> Pending;
     public Memory<byte> Data;
-    public readonly Action ExecutionCompletedCallback;
 
     /// <summary>True while <see cref="Data"/> points into the receive buffer instead of a buffer of this context.</summary>
     public bool BorrowsReceiveBuffer { get; private set; }
@@ -109,7 +108,23 @@ internal sealed class CommandContext
         ReturnBuffer();
         State = CommandState.Free;
         TransportStatus = null;
-        Pending = default;
         BudgetedBytes = 0;
+    }
+
+    /// <inheritdoc/>
+    protected internal override void Complete(in CompletionQueueEntry cqe, bool synchronously)
+    {
+        Response = cqe;
+        _completed(this, synchronously);
+    }
+
+    /// <inheritdoc/>
+    protected internal override void HostDataReleased()
+    {
+        if (BorrowsReceiveBuffer)
+        {
+            // The handler consumed or detached the in-capsule data; the receive buffer moves on after this.
+            ReturnBuffer();
+        }
     }
 }

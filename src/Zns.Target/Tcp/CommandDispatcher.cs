@@ -1,17 +1,16 @@
 using Microsoft.Extensions.Logging;
 using Zns.Nvme;
-using Zns.Protocol;
 using Zns.Target.Controller;
-using Zns.Nvme.Layouts;
+using Zns.Target.Execution;
 
 namespace Zns.Target.Tcp;
 
 /// <summary>
-/// Executes a queue's commands on its <see cref="IQueueHandler"/> strictly in capsule arrival order, once their
+/// Runs a queue's commands through the <see cref="CommandExecutor"/> strictly in capsule arrival order, once their
 /// data is complete, and hands each completion to the response path on the queue's loop.
 /// </summary>
 /// <remarks>
-/// A command the handler completes synchronously (reads and writes on RAM or file backstores, zone management,
+/// A command the controller completes synchronously (reads and writes on RAM or file backstores, zone management,
 /// admin) is answered within the same call, on the thread that received it. One that completes later (an
 /// Asynchronous Event Request, a delayed completion) is queued here by whichever thread completes it, and the
 /// queue's loop is woken to write its response, so the output keeps a single writer.
@@ -19,16 +18,14 @@ namespace Zns.Target.Tcp;
 internal sealed class CommandDispatcher(
     Action<CommandContext> respond, Action wakeLoop, Func<bool> mayExecute, ILogger logger, string remoteEndPoint)
 {
+    private readonly CommandExecutor _executor = new(logger, remoteEndPoint);
     private readonly Queue<CommandContext> _arrivalOrder = new();
     private readonly Queue<CommandContext> _completedLater = new();
     private readonly Lock _completedLock = new();
     private bool _closed;
 
-    /// <summary>The NVMe side, from ICReq on.</summary>
+    /// <summary>The controller side, from ICReq on.</summary>
     public IQueueHandler? Handler { get; set; }
-
-    /// <summary>SQID for completions the transport makes itself, known once the controller connected the queue.</summary>
-    public ushort QueueId { get; set; }
 
     /// <summary>No command is waiting to execute: one arriving now with its data runs at once.</summary>
     public bool IsIdle => _arrivalOrder.Count == 0 && mayExecute();
@@ -50,10 +47,32 @@ internal sealed class CommandDispatcher(
     }
 
     /// <summary>Answers a command with a status of the transport's own (SGL errors, digest errors). Loop only.</summary>
-    public void RespondWithStatus(CommandContext ctx, NvmeStatus status)
+    public void RespondWithStatus(CommandContext ctx, NvmeStatus status) => CommandExecutor.Refuse(Handler!, ctx, status);
+
+    /// <summary>A command's completion, from <see cref="CommandContext.Complete"/>.</summary>
+    public void OnCompleted(CommandContext ctx, bool synchronously)
     {
-        ctx.Response = new CompletionQueueEntry { CommandId = ctx.Command.CommandId, SqId = QueueId, Status = status };
-        respond(ctx);
+        if (synchronously)
+        {
+            // On the loop, inside Execute or RespondWithStatus.
+            respond(ctx);
+            return;
+        }
+        bool queued;
+        lock (_completedLock)
+        {
+            queued = !_closed;
+            if (queued)
+                _completedLater.Enqueue(ctx);
+        }
+        if (queued)
+        {
+            wakeLoop();
+            return;
+        }
+        // The connection is gone and nobody can be told; the buffer was not returned at close because the handler
+        // could still write to it.
+        ctx.ReturnBuffer();
     }
 
     /// <summary>Writes the responses of commands completed on other threads. Returns how many. Loop only.</summary>
@@ -68,9 +87,7 @@ internal sealed class CommandDispatcher(
                 if (!_completedLater.TryDequeue(out ctx))
                     return drained;
             }
-            var pending = ctx.Pending;
-            ctx.Pending = default;
-            Complete(ctx, pending);
+            respond(ctx);
             drained++;
         }
     }
@@ -86,8 +103,6 @@ internal sealed class CommandDispatcher(
             _closed = true;
             var unanswered = new List<CommandContext>(_completedLater);
             _completedLater.Clear();
-            foreach (var ctx in unanswered)
-                Consume(ctx);
             return unanswered;
         }
     }
@@ -100,79 +115,8 @@ internal sealed class CommandDispatcher(
             return;
         }
         ctx.State = CommandState.Executing;
-        ValueTask<CompletionQueueEntry> pending;
-        try
-        {
-            pending = Handler!.ExecuteAsync(ctx.Command, ctx.Data);
-        }
-        catch (Exception e)
-        {
-            TransportLog.HandlerFailed(logger, remoteEndPoint, ctx.Command.Opcode, ctx.Command.CommandId, e);
-            RespondWithStatus(ctx, NvmeStatus.InternalError.WithDnr());
-            return;
-        }
-        if (ctx.BorrowsReceiveBuffer)
-        {
-            // The handler consumed the in-capsule data before returning; the receive buffer moves on after this.
-            ctx.ReturnBuffer();
-        }
-        if (pending.IsCompleted)
-        {
-            Complete(ctx, pending);
-        }
-        else
-        {
-            ctx.Pending = pending;
-            pending.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(ctx.ExecutionCompletedCallback);
-        }
-    }
-
-    /// <summary>Called on the thread that completed an asynchronous command.</summary>
-    public void OnCompletedLater(CommandContext ctx)
-    {
-        bool queued;
-        lock (_completedLock)
-        {
-            queued = !_closed;
-            if (queued)
-                _completedLater.Enqueue(ctx);
-        }
-        if (queued)
-        {
-            wakeLoop();
-            return;
-        }
-        // The connection is gone and nobody can be told; the buffer was not returned at close because the handler
-        // could still write to it.
-        Consume(ctx);
-        ctx.ReturnBuffer();
-    }
-
-    private void Complete(CommandContext ctx, ValueTask<CompletionQueueEntry> completed)
-    {
-        CompletionQueueEntry cqe;
-        try
-        {
-            cqe = completed.Result;
-        }
-        catch (Exception e)
-        {
-            TransportLog.HandlerFailed(logger, remoteEndPoint, ctx.Command.Opcode, ctx.Command.CommandId, e);
-            cqe = new CompletionQueueEntry
-            {
-                CommandId = ctx.Command.CommandId,
-                SqId = QueueId,
-                Status = NvmeStatus.InternalError.WithDnr(),
-            };
-        }
-        ctx.Response = cqe;
-        respond(ctx);
-    }
-
-    private static void Consume(CommandContext ctx)
-    {
-        var pending = ctx.Pending;
-        ctx.Pending = default;
-        try { _ = pending.Result; } catch { /* the connection is gone; nobody can be told */ }
+        // In-capsule data that executes where it was received is lent: the receive buffer moves on after the call.
+        HostData data = ctx.BorrowsReceiveBuffer ? HostData.Borrowed(ctx.Data) : HostData.Owned(ctx.Data);
+        _executor.Execute(Handler!, ctx, data);
     }
 }

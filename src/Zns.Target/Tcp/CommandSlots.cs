@@ -4,7 +4,7 @@ namespace Zns.Target.Tcp;
 /// The command contexts of one queue: a pool that never holds more than the queue depth in use, and the lookup of
 /// a context by its index, which is the transfer tag (TTAG) of its R2T. Used by the queue's loop only.
 /// </summary>
-internal sealed class CommandSlots(Action<CommandContext> executionCompleted)
+internal sealed class CommandSlots(Action<CommandContext, bool> completed)
 {
     private readonly List<CommandContext> _all = new();
     private readonly Stack<CommandContext> _free = new();
@@ -21,7 +21,7 @@ internal sealed class CommandSlots(Action<CommandContext> executionCompleted)
         if (!_free.TryPop(out var ctx))
         {
             // queueDepth ≤ 65536 (SQSIZE ≤ CAP.MQES ≤ FFFFh), so every context index fits a transfer tag.
-            ctx = new CommandContext(_all.Count, executionCompleted);
+            ctx = new CommandContext(_all.Count, completed);
             _all.Add(ctx);
         }
         _inUse++;

@@ -78,11 +78,12 @@ public sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
         _output = transport.Output;
         _abortTransport = abortTransport;
         _options = options;
+        Traits = TransportTraits.Fabric(options.MaxInCapsuleDataLength);
         _factory = factory;
         _logger = logger;
         RemoteEndPoint = remoteEndPoint;
         _responses = new ResponseWriter(_output, options);
-        _slots = new CommandSlots(ctx => _dispatcher!.OnCompletedLater(ctx));
+        _slots = new CommandSlots((ctx, synchronously) => _dispatcher!.OnCompleted(ctx, synchronously));
         _budget = new DataBudget(options.MaxBufferedDataBytes);
         _dispatcher = new CommandDispatcher(Respond, Wake, MayExecute, logger, remoteEndPoint);
     }
@@ -107,12 +108,11 @@ public sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
     }
 
     /// <inheritdoc/>
-    public int InCapsuleDataLength => _options.MaxInCapsuleDataLength;
+    public TransportTraits Traits { get; }
 
     /// <inheritdoc/>
     public void OnQueueConnected(ushort queueId)
     {
-        _dispatcher.QueueId = queueId;
         _queueConnected = true;
         _queueConnectedCallback?.Invoke();
     }
@@ -316,7 +316,8 @@ public sealed class NvmeTcpQueue : IQueueTransport, IThreadPoolWorkItem
         }
         ctx.Command = pdu.Command;
         ref readonly var sqe = ref ctx.Command;
-        ctx.Direction = CapsuleRules.DirectionOf(sqe);
+        // The one command data table says which way the data moves; the SGL says how much the host sends.
+        ctx.Direction = handler.TransferOf(in sqe).Direction;
         int inCapsule = pdu.DataLength;
 
         if (CapsuleRules.ValidateSgl(sqe, ctx.Direction, inCapsule, handler.MaxDataLength) is { } reject)

@@ -18,7 +18,7 @@ public sealed record TargetTransportOptions
 
     /// <summary>
     /// Largest in-capsule data a CapsuleCmd may carry, on every queue. The controller advertises IOCCSZ =
-    /// (64 + this) / 16 from this value (see <see cref="IQueueTransport.InCapsuleDataLength"/>), and the Linux host
+    /// (64 + this) / 16 from this value (see <see cref="TransportTraits.InCapsuleDataLength"/>), and the Linux host
     /// sends an I/O queue write in-capsule exactly when its data fits, so a write up to this size costs no R2T round
     /// trip. Default 128 KiB (the kernel's target uses 16 KiB). Must stay ≥ 8192: the Linux host sends Fabrics
     /// commands (Connect data) and admin writes in-capsule up to 8192 bytes regardless of IOCCSZ.

@@ -1,12 +1,12 @@
 using Zns.Nvme;
-using Zns.Protocol;
+using Zns.Target.Execution;
 
 namespace Zns.Target.Controller;
 
 /// <summary>The dispatch path taken only while a fault is armed (<see cref="Zns.Core.Faults.FaultPlan.Armed"/>).</summary>
-internal sealed partial class QueueHandler
+public sealed partial class SubmissionQueue
 {
-    private ValueTask<CompletionQueueEntry> ExecuteWithFaults(in SubmissionQueueEntry command, Memory<byte> data, CompletionQueueEntry cqe, NvmeController controller)
+    private ValueTask<CompletionQueueEntry> ExecuteWithFaults(in SubmissionQueueEntry command, HostData data, CompletionQueueEntry cqe, NvmeController controller)
     {
         if (controller.IsFatal)
         {
@@ -14,6 +14,6 @@ internal sealed partial class QueueHandler
             // through commands that never complete (or connections that drop).
             return controller.Stall(cqe);
         }
-        return _qid == 0 ? _admin!.Execute(in command, data, cqe) : _io!.ExecuteWithFaults(in command, data, cqe);
+        return _admin is not null ? _admin.Execute(in command, data, cqe) : _io!.ExecuteWithFaults(in command, data, cqe);
     }
 }

@@ -1,23 +1,25 @@
 using Microsoft.Extensions.Logging;
 using Zns.Nvme;
-using Zns.Protocol;
-using Zns.Target.Fabrics.Auth;
 using Zns.Nvme.Layouts;
+using Zns.Target.Controller;
+using Zns.Target.Execution;
+using Zns.Target.Fabrics.Auth;
 
-namespace Zns.Target.Controller;
+namespace Zns.Target.Fabrics;
 
 /// <summary>
-/// The NVMe side of one queue (one NVMe/TCP connection): Fabrics commands, the Connect state machine and SQ head
-/// accounting, then admin or I/O dispatch once the queue belongs to a controller.
+/// The controller side of one fabric queue (one NVMe/TCP connection): the Fabrics commands (Connect, Property
+/// Get/Set, Disconnect, Authentication Send/Receive) and the authentication gate; once Connect made the queue, its
+/// <see cref="SubmissionQueue"/> takes every other command.
 /// </summary>
 /// <remarks>
 /// <see cref="ExecuteAsync"/> is called sequentially per queue by the transport, so the queue's own fields need no
 /// locking; cross-queue state lives in <see cref="NvmeController"/>.
 /// </remarks>
-internal sealed partial class QueueHandler : IQueueHandler
+internal sealed class FabricsQueue : IQueueHandler
 {
     /// <summary>Before Connect only Fabrics commands are valid; Connect data (1024 bytes) comes in-capsule, within what the host puts in-capsule on an admin queue.</summary>
-    internal const int PreConnectMaxDataLength = NvmeTcp.HostAdminInCapsuleDataLength;
+    internal const int PreConnectMaxDataLength = Protocol.NvmeTcp.HostAdminInCapsuleDataLength;
 
     /// <summary>SQSIZE (0's based) the admin queue may always have: the 32 entries of Linux's NVME_AQ_DEPTH.</summary>
     internal const int AdminQueueMinimumSqSize = 31;
@@ -25,52 +27,53 @@ internal sealed partial class QueueHandler : IQueueHandler
     private readonly NvmeTarget _target;
     private readonly IQueueTransport _transport;
     private NvmeController? _controller;
-    private AdminCommandHandler? _admin;
-    private IoCommandHandler? _io;
+    private SubmissionQueue? _queue;
     private QueueAuthentication? _auth;
-    private ushort _qid;
-    private int _entries;
-    private ushort _head;
     private bool _connected;
     private int _disposed;
 
-    public QueueHandler(NvmeTarget target, IQueueTransport transport)
+    public FabricsQueue(NvmeTarget target, IQueueTransport transport)
     {
         _target = target;
         _transport = transport;
     }
 
     /// <inheritdoc/>
-    public int MaxDataLength
-    {
-        get
-        {
-            NvmeController? c = _controller;
-            if (!_connected || c is null)
-            {
-                return PreConnectMaxDataLength;
-            }
-            return _qid == 0 ? _target.Options.MaxAdminDataLength : c.Subsystem.MaxIoDataLength;
-        }
-    }
+    public ushort QueueId => _queue?.QueueId ?? 0;
+
+    /// <inheritdoc/>
+    public int MaxDataLength => _connected && _queue is { } q ? q.MaxDataLength : PreConnectMaxDataLength;
 
     /// <inheritdoc/>
     /// <remarks>SQSIZE + 1 stays in force after a Fabrics Disconnect: the commands still outstanding were admitted
     /// under it, and the connection closes soon after.</remarks>
-    public int QueueDepth => _entries == 0 ? 1 : _entries;
+    public int QueueDepth => _queue?.Entries ?? 1;
 
     /// <inheritdoc/>
-    public ValueTask<CompletionQueueEntry> ExecuteAsync(SubmissionQueueEntry command, Memory<byte> data)
+    public DataTransfer TransferOf(in SubmissionQueueEntry command) =>
+        command.Opcode == AdminOpcode.Fabrics || _queue is null ? CommandData.Admin(in command, memoryBased: false) : _queue.TransferOf(in command);
+
+    /// <inheritdoc/>
+    public CompletionQueueEntry Refuse(in SubmissionQueueEntry command, NvmeStatus status)
     {
-        var cqe = new CompletionQueueEntry { CommandId = command.CommandId, SqId = _qid, SqHead = AdvanceHead() };
+        if (_queue is { } queue)
+        {
+            return queue.Refuse(in command, status);
+        }
+        return new CompletionQueueEntry { CommandId = command.CommandId, Status = status };
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<CompletionQueueEntry> ExecuteAsync(in SubmissionQueueEntry command, HostData data)
+    {
+        // Before Connect the size is unknown and SQHD is 0; after it every command consumes an entry.
+        CompletionQueueEntry cqe = _queue is { } q ? q.Consume(in command) : new CompletionQueueEntry { CommandId = command.CommandId };
         if (command.Opcode == AdminOpcode.Fabrics)
         {
             ExecuteFabrics(in command, data.Span, ref cqe);
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
-
-        NvmeController? controller = _controller;
-        if (!_connected || controller is null)
+        if (!_connected || _queue is null)
         {
             // NVMe-oF 1.1 §3.3: a command other than Connect on a queue that is not yet connected is a Command
             // Sequence Error. (nvmet answers Invalid Opcode; the specification's status is the more precise one and
@@ -78,44 +81,14 @@ internal sealed partial class QueueHandler : IQueueHandler
             cqe.Status = NvmeStatus.CommandSequenceError.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
-        controller.Touch();
         if (_auth is { IsAuthenticated: false })
         {
             // NVMe Base 2.0 §8.13: until the queue is authenticated only Connect and Authentication Send/Receive run.
+            _controller!.Touch();
             cqe.Status = NvmeStatus.AuthenticationRequired.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
-        if (!controller.IsReady)
-        {
-            // Only Fabrics commands are processed while CC.EN = 0 or CSTS.RDY = 0 (NVMe Base §3.5.1, nvmet).
-            cqe.Status = NvmeStatus.CommandSequenceError.WithDnr();
-            return new ValueTask<CompletionQueueEntry>(cqe);
-        }
-        if ((command.Flags & 0x3) != 0)
-        {
-            // Fused operations (Compare and Write) are not supported (FUSES = 0).
-            cqe.Status = NvmeStatus.InvalidField.WithDnr();
-            return new ValueTask<CompletionQueueEntry>(cqe);
-        }
-        if (_target.Faults.Armed)
-        {
-            return ExecuteWithFaults(in command, data, cqe, controller);
-        }
-        return _qid == 0 ? _admin!.Execute(in command, data, cqe) : _io!.Execute(in command, data, cqe);
-    }
-
-    /// <summary>
-    /// SQHD: the controller consumes an entry when the command arrives, so the head advances modulo the queue size
-    /// (SQSIZE + 1) before the command runs. Before Connect the size is unknown and SQHD is 0.
-    /// </summary>
-    private ushort AdvanceHead()
-    {
-        if (_entries == 0)
-        {
-            return 0;
-        }
-        _head = (ushort)((_head + 1) % _entries);
-        return _head;
+        return _queue.Execute(in command, data, cqe);
     }
 
     private void ExecuteFabrics(in SubmissionQueueEntry sqe, Span<byte> data, ref CompletionQueueEntry cqe)
@@ -145,7 +118,7 @@ internal sealed partial class QueueHandler : IQueueHandler
         }
         switch (fctype)
         {
-            case FabricsCommandType.PropertyGet when _qid == 0:
+            case FabricsCommandType.PropertyGet when QueueId == 0:
                 if (controller.TryGetProperty(PropertyCommandLayout.Offset(in sqe), PropertyCommandLayout.Size(in sqe), out ulong value))
                 {
                     cqe.Result = value;
@@ -155,18 +128,18 @@ internal sealed partial class QueueHandler : IQueueHandler
                     cqe.Status = NvmeStatus.InvalidField.WithDnr();
                 }
                 return;
-            case FabricsCommandType.PropertySet when _qid == 0:
+            case FabricsCommandType.PropertySet when QueueId == 0:
                 cqe.Status = controller.SetProperty(PropertyCommandLayout.Offset(in sqe), PropertyCommandLayout.Size(in sqe), PropertyCommandLayout.Value(in sqe));
                 return;
             case FabricsCommandType.Disconnect:
-                if (_qid == 0)
+                if (QueueId == 0)
                 {
                     // Disconnect deletes I/O queues only; the admin queue goes with its connection.
                     cqe.Status = NvmeStatus.DisconnectInvalidQueueType.WithDnr();
                     return;
                 }
                 // The response still goes out on this connection; later commands see an unconnected queue.
-                controller.DetachIoQueue(_qid, this);
+                controller.DetachIoQueue(QueueId, _queue!);
                 _connected = false;
                 return;
             default:
@@ -247,15 +220,14 @@ internal sealed partial class QueueHandler : IQueueHandler
                 $"CNTLID {cntlid:x4} instead of FFFFh on an admin queue", subNqn, hostNqn, 0);
             return;
         }
-        NvmeController? controller = subsystem.CreateController(id => new NvmeController(subsystem, id, hostNqn, hostId, kato, this));
+        NvmeController? controller = subsystem.CreateController(id => new NvmeController(subsystem, id, hostNqn, hostId, kato, _transport));
         if (controller is null)
         {
             Reject(ref cqe, NvmeStatus.ConnectControllerBusy, 0, "no free controller ID", subNqn, hostNqn, 0);
             return;
         }
         _controller = controller;
-        _admin = new AdminCommandHandler(controller);
-        InstallQueue(0, sqSize, ref cqe);
+        InstallQueue(new SubmissionQueue(controller, 0, sqSize + 1, _transport, consumed: 1), ref cqe);
         RequireAuthentication(subsystem, hostNqn, 0, ref cqe);
         if (_auth is null)
         {
@@ -285,32 +257,30 @@ internal sealed partial class QueueHandler : IQueueHandler
                 $"no controller {cntlid} for this host", subNqn, hostNqn, qid);
             return;
         }
-        NvmeStatus status = controller.AttachIoQueue(qid, this);
+        // The Connect command itself was the first entry consumed.
+        var queue = new SubmissionQueue(controller, qid, sqSize + 1, _transport, consumed: 1);
+        NvmeStatus status = controller.AttachIoQueue(qid, queue);
         if (!status.IsSuccess)
         {
             Reject(ref cqe, status, 0, "queue already connected or controller not enabled", subNqn, hostNqn, qid);
             return;
         }
         _controller = controller;
-        _io = new IoCommandHandler(controller, qid, sqSize + 1);
-        InstallQueue(qid, sqSize, ref cqe);
+        InstallQueue(queue, ref cqe);
         RequireAuthentication(subsystem, hostNqn, qid, ref cqe);
         controller.Touch();
         _target.Logger.IoQueueConnected(qid, sqSize, controller.Cntlid, _transport.RemoteEndPoint);
     }
 
-    private void InstallQueue(ushort qid, ushort sqSize, ref CompletionQueueEntry cqe)
+    private void InstallQueue(SubmissionQueue queue, ref CompletionQueueEntry cqe)
     {
-        _qid = qid;
-        _entries = sqSize + 1;
-        // The Connect command itself was the first entry consumed.
-        _head = (ushort)(1 % _entries);
+        _queue = queue;
         _connected = true;
-        cqe.SqId = qid;
-        cqe.SqHead = _head;
+        cqe.SqId = queue.QueueId;
+        cqe.SqHead = (ushort)queue.Head;
         // DW0: CNTLID in bits 15:0; AUTHREQ (bits 17:16) is added by RequireAuthentication.
         cqe.Result = _controller!.Cntlid;
-        _transport.OnQueueConnected(qid);
+        _transport.OnQueueConnected(queue.QueueId);
     }
 
     /// <summary>A host with a key must authenticate every queue, the I/O queues too: AUTHREQ.ATR in the response.</summary>
@@ -330,34 +300,6 @@ internal sealed partial class QueueHandler : IQueueHandler
         _target.Logger.ConnectRejected(_transport.RemoteEndPoint, cqe.Status.ToString(), reason, subNqn, hostNqn, qid);
     }
 
-    /// <summary>In-capsule data bytes this queue's transport accepts per command (IOCCSZ source).</summary>
-    internal int InCapsuleDataLength => _transport.InCapsuleDataLength;
-
-    /// <summary>
-    /// Binds this queue to <paramref name="controller"/> without a Fabrics Connect: on a memory-based (PCIe)
-    /// transport the admin queue exists once CC.EN = 1 and an I/O queue once Create I/O Submission Queue succeeds.
-    /// Admin and I/O dispatch are then the same as for a connected fabric queue.
-    /// </summary>
-    internal void BindToController(NvmeController controller, ushort qid, int entries)
-    {
-        _controller = controller;
-        _qid = qid;
-        _entries = entries;
-        _head = 0;
-        if (qid == 0)
-        {
-            _admin = new AdminCommandHandler(controller);
-        }
-        else
-        {
-            _io = new IoCommandHandler(controller, qid, entries);
-        }
-        _connected = true;
-    }
-
-    /// <summary>Closes this queue's connection (controller reset, shutdown, teardown).</summary>
-    internal void AbortConnection(string reason) => _transport.Abort(reason);
-
     /// <inheritdoc/>
     public void Dispose()
     {
@@ -371,15 +313,15 @@ internal sealed partial class QueueHandler : IQueueHandler
         {
             return;
         }
-        _target.Logger.QueueDisconnected(_qid, controller.Cntlid, _transport.RemoteEndPoint);
-        if (_qid == 0)
+        _target.Logger.QueueDisconnected(QueueId, controller.Cntlid, _transport.RemoteEndPoint);
+        if (QueueId == 0)
         {
             // The admin queue is the controller's lifeline: without it the host cannot reach the controller again.
             controller.Destroy("admin queue disconnected");
         }
         else
         {
-            controller.DetachIoQueue(_qid, this);
+            _queue?.Dispose();
         }
     }
 }

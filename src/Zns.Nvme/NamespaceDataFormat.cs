@@ -1,0 +1,6 @@
+namespace Zns.Nvme;
+
+/// <summary>What the data length of an I/O command depends on in the namespace it names.</summary>
+/// <param name="BlockShift">log2 of the logical block size (LBADS).</param>
+/// <param name="ZoneDescriptorExtensionBytes">ZDES × 64: the data of Set Zone Descriptor Extension; 0 without extensions.</param>
+public readonly record struct NamespaceDataFormat(int BlockShift, int ZoneDescriptorExtensionBytes);
