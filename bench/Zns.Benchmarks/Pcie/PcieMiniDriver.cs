@@ -4,6 +4,8 @@ using Zns.Protocol;
 using Zns.Target.Pcie;
 using Zns.Target.VfioUser;
 
+using Zns.Core.Interop;
+
 namespace Zns.Benchmarks.Pcie;
 
 /// <summary>
@@ -38,13 +40,13 @@ internal sealed unsafe class PcieMiniDriver : IDisposable
     {
         _function = function;
         _size = ramBytes;
-        _fd = LibC.memfd_create("zns-bench-guest", LibC.MfdCloexec);
-        if (_fd < 0 || LibC.ftruncate(_fd, ramBytes) != 0)
+        _fd = Posix.memfd_create("zns-bench-guest", Posix.MfdCloexec);
+        if (_fd < 0 || Posix.ftruncate(_fd, ramBytes) != 0)
         {
             throw new IOException("memfd_create/ftruncate failed");
         }
-        nint p = LibC.mmap(0, (nuint)ramBytes, LibC.ProtRead | LibC.ProtWrite, LibC.MapShared, _fd, 0);
-        if (p == LibC.MapFailed)
+        nint p = Posix.mmap(0, (nuint)ramBytes, Posix.ProtRead | Posix.ProtWrite, Posix.MapShared, _fd, 0);
+        if (p == Posix.MapFailed)
         {
             throw new IOException("mmap of guest RAM failed");
         }
@@ -214,7 +216,7 @@ internal sealed unsafe class PcieMiniDriver : IDisposable
 
     public void Dispose()
     {
-        LibC.munmap((nint)_host, (nuint)_size);
-        LibC.close(_fd);
+        Posix.munmap((nint)_host, (nuint)_size);
+        Posix.close(_fd);
     }
 }

@@ -1,6 +1,8 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
+using Zns.Core.Interop;
+
 namespace Zns.Core.Storage;
 
 /// <summary>
@@ -66,7 +68,7 @@ public sealed partial class FileBackstore : IBackstore
             done += n;
             progress?.Report(done);
         }
-        if (fsync(handle) != 0)
+        if (Posix.fsync(handle) != 0)
         {
             throw new IOException($"fsync {path}: errno {Marshal.GetLastPInvokeError()}");
         }
@@ -100,7 +102,7 @@ public sealed partial class FileBackstore : IBackstore
             return;
         }
         // Punching a hole both zeroes and frees the blocks, as QEMU's write-zeroes with MAY_UNMAP does.
-        if (fallocate(_handle, FallocPunchHole | FallocKeepSize, offset, length) != 0)
+        if (Posix.fallocate(_handle, Posix.FallocPunchHole | Posix.FallocKeepSize, offset, length) != 0)
         {
             WriteZeroes(_handle, offset, length);
         }
@@ -112,14 +114,14 @@ public sealed partial class FileBackstore : IBackstore
     {
         if (length > 0)
         {
-            _ = fallocate(_handle, FallocPunchHole | FallocKeepSize, offset, length);
+            _ = Posix.fallocate(_handle, Posix.FallocPunchHole | Posix.FallocKeepSize, offset, length);
         }
     }
 
     /// <inheritdoc/>
     public void Flush()
     {
-        if (fdatasync(_handle) != 0)
+        if (Posix.fdatasync(_handle) != 0)
         {
             throw new IOException($"fdatasync {Path}: errno {Marshal.GetLastPInvokeError()}");
         }
@@ -129,7 +131,7 @@ public sealed partial class FileBackstore : IBackstore
     public void Dispose() => _handle.Dispose();
 
     /// <summary>Allocates the blocks of a range without changing its contents (fallocate mode 0).</summary>
-    internal static bool TryAllocate(SafeFileHandle handle, long offset, long length) => fallocate(handle, 0, offset, length) == 0;
+    internal static bool TryAllocate(SafeFileHandle handle, long offset, long length) => Posix.fallocate(handle, 0, offset, length) == 0;
 
     private static void WriteZeroes(SafeFileHandle handle, long offset, long length)
     {
@@ -144,17 +146,6 @@ public sealed partial class FileBackstore : IBackstore
     }
 
     private const int EWouldBlock = 11;
-    private const int FallocKeepSize = 0x01;
-    private const int FallocPunchHole = 0x02;
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int fallocate(SafeFileHandle fd, int mode, long offset, long len);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int fdatasync(SafeFileHandle fd);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int fsync(SafeFileHandle fd);
 }
 
 /// <summary>The backstore is open for writing in another process (one writer per namespace).</summary>

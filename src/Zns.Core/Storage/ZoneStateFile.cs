@@ -5,6 +5,8 @@ using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Zns.Core.Zones;
 
+using Zns.Core.Interop;
+
 namespace Zns.Core.Storage;
 
 /// <summary>
@@ -197,7 +199,7 @@ internal sealed partial class ZoneStateFile : IDisposable
         BinaryPrimitives.WriteUInt64LittleEndian(_slot.AsSpan(16), seq);
         BinaryPrimitives.WriteUInt32LittleEndian(_slot.AsSpan(12), Crc32C.Compute(_slot.AsSpan(16, usedBytes - 16)));
         RandomAccess.Write(_handle, _slot, (long)(seq % 2) * _slot.Length);
-        if (fdatasync(_handle) != 0)
+        if (Posix.fdatasync(_handle) != 0)
         {
             throw new IOException($"fdatasync {Path}: errno {Marshal.GetLastPInvokeError()}");
         }
@@ -211,9 +213,6 @@ internal sealed partial class ZoneStateFile : IDisposable
     private static long UsedBytes(uint zones, long extensionSize) => HeaderSize + zones * (RecordSize + extensionSize);
 
     public void Dispose() => _handle.Dispose();
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int fdatasync(SafeFileHandle fd);
 
     internal static string Describe(NamespaceOptions a) => new StringBuilder()
         .Append($"logical_block_size={a.LogicalBlockSize},zoned={(a.Zoned ? "on" : "off")}")

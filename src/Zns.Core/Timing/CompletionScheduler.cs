@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 
+using Zns.Core.Interop;
+
 namespace Zns.Core.Timing;
 
 /// <summary>
@@ -119,76 +121,39 @@ public sealed partial class CompletionScheduler : IDisposable
         public override void Dispose() => _event.Dispose();
     }
 
-    private sealed unsafe partial class EventFdWaker : Waker
+    private sealed unsafe class EventFdWaker : Waker
     {
-        private const int EfdNonblock = 0x800;
-        private const int EfdCloexec = 0x80000;
-        private const short PollIn = 1;
-        private const int PrSetTimerslack = 29;
         private readonly int _fd;
 
         public EventFdWaker()
         {
-            _fd = EventFd(0, EfdNonblock | EfdCloexec);
+            _fd = Posix.eventfd(0, Posix.EfdNonblock | Posix.EfdCloexec);
             if (_fd < 0)
             {
                 throw new IOException($"eventfd failed (errno {Marshal.GetLastPInvokeError()})");
             }
         }
 
-        public override void Prepare() => PrCtl(PrSetTimerslack, 1, 0, 0, 0);
+        public override void Prepare() => Posix.prctl(Posix.PrSetTimerslack, 1, 0, 0, 0);
 
         public override void Wake()
         {
             ulong one = 1;
-            _ = Write(_fd, &one, 8);
+            _ = Posix.write(_fd, &one, 8);
         }
 
         public override void Wait(long ns)
         {
-            var pfd = new PollFd { Fd = _fd, Events = PollIn };
-            var ts = new TimeSpec { Seconds = ns / 1_000_000_000, Nanoseconds = ns % 1_000_000_000 };
-            int n = PPoll(&pfd, 1, ns < 0 ? null : &ts, null);
-            if (n > 0 && (pfd.Revents & PollIn) != 0)
+            var pfd = new Posix.PollFd { Fd = _fd, Events = Posix.PollIn };
+            var ts = new Posix.TimeSpec { Seconds = ns / 1_000_000_000, Nanoseconds = ns % 1_000_000_000 };
+            int n = Posix.ppoll(&pfd, 1, ns < 0 ? null : &ts, null);
+            if (n > 0 && (pfd.Revents & Posix.PollIn) != 0)
             {
                 ulong count;
-                _ = Read(_fd, &count, 8);
+                _ = Posix.read(_fd, &count, 8);
             }
         }
 
-        public override void Dispose() => Close(_fd);
-
-        [StructLayout(LayoutKind.Sequential)]
-        private struct PollFd
-        {
-            public int Fd;
-            public short Events;
-            public short Revents;
-        }
-
-        [StructLayout(LayoutKind.Sequential)]
-        private struct TimeSpec
-        {
-            public long Seconds;
-            public long Nanoseconds;
-        }
-
-        [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
-        private static partial int EventFd(uint initval, int flags);
-
-        [LibraryImport("libc", EntryPoint = "ppoll")]
-        private static partial int PPoll(PollFd* fds, ulong nfds, TimeSpec* timeout, void* sigmask);
-
-        [LibraryImport("libc", EntryPoint = "read")]
-        private static partial nint Read(int fd, void* buffer, nuint count);
-
-        [LibraryImport("libc", EntryPoint = "write")]
-        private static partial nint Write(int fd, void* buffer, nuint count);
-
-        [LibraryImport("libc", EntryPoint = "close")]
-        private static partial int Close(int fd);
-
-        [LibraryImport("libc", EntryPoint = "prctl")]
-        private static partial int PrCtl(int option, ulong arg2, ulong arg3, ulong arg4, ulong arg5);
+        public override void Dispose() => Posix.close(_fd);
     }
 }

@@ -5,6 +5,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Zns.Target.Controller;
 using Zns.Target.Pcie;
 
+using Zns.Core.Interop;
+
 namespace Zns.Target.VfioUser;
 
 /// <summary>
@@ -121,7 +123,7 @@ public sealed class VfioUserServer : IDisposable
 
     private string Serve(Socket client)
     {
-        var session = new VfioUserSession(Function, fd => new EventFdSignal(fd), fd => LibC.close(fd));
+        var session = new VfioUserSession(Function, fd => new EventFdSignal(fd), fd => Posix.close(fd));
         byte[] message = GC.AllocateUninitializedArray<byte>(VfioUserFraming.MaxMessageSize, pinned: true);
         byte[] reply = GC.AllocateUninitializedArray<byte>(VfioUserFraming.MaxMessageSize, pinned: true);
         var fds = new List<int>(VfioUserSession.MaxMessageFds);
@@ -167,7 +169,7 @@ public sealed class VfioUserServer : IDisposable
     {
         foreach (int fd in fds)
         {
-            LibC.close(fd);
+            Posix.close(fd);
         }
         fds.Clear();
     }
@@ -198,133 +200,4 @@ public sealed class VfioUserServer : IDisposable
         {
         }
     }
-
-    private sealed class EventFdSignal(int fd) : IInterruptSignal
-    {
-        public void Signal() => LibC.SignalEventFd(fd);
-
-        public void Close() => LibC.close(fd);
-    }
-}
-
-/// <summary>Maps DMA file descriptors with mmap(MAP_SHARED).</summary>
-internal sealed class MmapGuestMemoryMapper : IGuestMemoryMapper
-{
-    public nint Map(int fd, long offset, ulong size, bool writable, out int errno)
-    {
-        errno = 0;
-        if ((offset & 4095) != 0)
-        {
-            errno = Errno.Einval;
-            return 0;
-        }
-        nint p = LibC.mmap(0, (nuint)size, LibC.ProtRead | (writable ? LibC.ProtWrite : 0), LibC.MapShared, fd, offset);
-        if (p == LibC.MapFailed)
-        {
-            errno = Marshal.GetLastPInvokeError();
-            return 0;
-        }
-        return p;
-    }
-
-    public void Unmap(nint address, ulong size) => LibC.munmap(address, (nuint)size);
-}
-
-/// <summary>Blocking message I/O on a Unix stream socket with SCM_RIGHTS descriptors.</summary>
-internal static unsafe class UnixSocketIo
-{
-    /// <summary>Reads exactly <paramref name="count"/> bytes, collecting passed descriptors; an error text on EOF or failure.</summary>
-    public static string? Receive(int fd, Span<byte> buffer, int count, List<int> fds)
-    {
-        int controlLength = LibC.CmsgSpace(VfioUserSession.MaxMessageFds * 4);
-        byte* control = stackalloc byte[controlLength];
-        int got = 0;
-        fixed (byte* b = buffer)
-        {
-            while (got < count)
-            {
-                var iov = new LibC.IoVec { Base = b + got, Length = (nuint)(count - got) };
-                var msg = new LibC.MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = (nuint)controlLength };
-                nint n = LibC.recvmsg(fd, &msg, LibC.MsgCmsgCloexec);
-                if (n < 0)
-                {
-                    int errno = Marshal.GetLastPInvokeError();
-                    if (errno == LibC.Eintr)
-                    {
-                        continue;
-                    }
-                    return $"recvmsg failed (errno {errno})";
-                }
-                CollectFds(&msg, fds);
-                if ((msg.Flags & LibC.MsgCtrunc) != 0)
-                {
-                    return "file descriptors truncated";
-                }
-                if (n == 0)
-                {
-                    return got == 0 ? "client closed the connection" : "client closed the connection mid-message";
-                }
-                got += (int)n;
-            }
-        }
-        return null;
-    }
-
-    private static void CollectFds(LibC.MsgHdr* msg, List<int> fds)
-    {
-        byte* p = (byte*)msg->Control;
-        byte* end = p + (long)msg->ControlLength;
-        while (p + LibC.CmsgHeaderSize <= end)
-        {
-            ulong length = *(ulong*)p;
-            int level = *(int*)(p + 8), type = *(int*)(p + 12);
-            if (length < LibC.CmsgHeaderSize || (long)length > end - p)
-            {
-                break;
-            }
-            if (level == LibC.SolSocket && type == LibC.ScmRights)
-            {
-                int n = (int)(length - LibC.CmsgHeaderSize) / 4;
-                for (int i = 0; i < n; i++)
-                {
-                    fds.Add(((int*)(p + LibC.CmsgHeaderSize))[i]);
-                }
-            }
-            p += (length + 7) & ~7UL;
-        }
-    }
-
-    public static string? Send(int fd, ReadOnlySpan<byte> data)
-    {
-        fixed (byte* b = data)
-        {
-            int sent = 0;
-            while (sent < data.Length)
-            {
-                var iov = new LibC.IoVec { Base = b + sent, Length = (nuint)(data.Length - sent) };
-                var msg = new LibC.MsgHdr { Iov = &iov, IovLength = 1 };
-                nint n = LibC.sendmsg(fd, &msg, LibC.MsgNoSignal);
-                if (n < 0)
-                {
-                    int errno = Marshal.GetLastPInvokeError();
-                    if (errno == LibC.Eintr)
-                    {
-                        continue;
-                    }
-                    return $"sendmsg failed (errno {errno})";
-                }
-                sent += (int)n;
-            }
-        }
-        return null;
-    }
-}
-
-internal static partial class VfioUserLog
-{
-    [LoggerMessage(EventId = 400, Level = LogLevel.Information, Message = "vfio-user client connected on {Path}")]
-    public static partial void ClientConnected(ILogger logger, string path);
-
-    [LoggerMessage(EventId = 401, Level = LogLevel.Information, Message = "vfio-user client on {Path} gone: {Reason}")]
-    public static partial void ClientDisconnected(ILogger logger, string path, string reason);
 }

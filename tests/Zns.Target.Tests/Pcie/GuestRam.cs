@@ -1,6 +1,8 @@
 using System.Runtime.InteropServices;
 using Zns.Target.VfioUser;
 
+using Zns.Core.Interop;
+
 namespace Zns.Target.Tests.Pcie;
 
 /// <summary>"Guest RAM" for tests: a memfd mapped into the test process, shared with the device like QEMU's memory-backend-memfd.</summary>
@@ -12,11 +14,11 @@ internal sealed unsafe class GuestRam : IDisposable
     {
         Iova = iova;
         Size = size;
-        Fd = LibC.memfd_create("zns-test-guest", LibC.MfdCloexec);
+        Fd = Posix.memfd_create("zns-test-guest", Posix.MfdCloexec);
         Assert.True(Fd >= 0, "memfd_create");
-        Assert.Equal(0, LibC.ftruncate(Fd, size));
-        Host = (byte*)LibC.mmap(0, (nuint)size, LibC.ProtRead | LibC.ProtWrite, LibC.MapShared, Fd, 0);
-        Assert.True((nint)Host != LibC.MapFailed, "mmap");
+        Assert.Equal(0, Posix.ftruncate(Fd, size));
+        Host = (byte*)Posix.mmap(0, (nuint)size, Posix.ProtRead | Posix.ProtWrite, Posix.MapShared, Fd, 0);
+        Assert.True((nint)Host != Posix.MapFailed, "mmap");
     }
 
     public ulong Iova { get; }
@@ -38,8 +40,8 @@ internal sealed unsafe class GuestRam : IDisposable
 
     public void Dispose()
     {
-        LibC.munmap((nint)Host, (nuint)Size);
-        LibC.close(Fd);
+        Posix.munmap((nint)Host, (nuint)Size);
+        Posix.close(Fd);
     }
 }
 

@@ -4,6 +4,8 @@ using System.Runtime.InteropServices;
 using Zns.Target.Tests.Pcie;
 using Zns.Target.VfioUser;
 
+using Zns.Core.Interop;
+
 namespace Zns.Target.Tests.VfioUser;
 
 /// <summary>A vfio-user client for tests: what QEMU's vfio-user-pci sends, over a real Unix socket with SCM_RIGHTS.</summary>
@@ -29,24 +31,24 @@ internal sealed unsafe class VfioUserTestClient : IFunctionAccess, IDisposable
     /// <summary>Sends a raw message (header built here unless <paramref name="raw"/> is given) with descriptors.</summary>
     public void SendRaw(ReadOnlySpan<byte> message, ReadOnlySpan<int> fds = default)
     {
-        int controlLength = fds.Length == 0 ? 0 : LibC.CmsgSpace(fds.Length * 4);
+        int controlLength = fds.Length == 0 ? 0 : Posix.CmsgSpace(fds.Length * 4);
         byte* control = stackalloc byte[Math.Max(controlLength, 1)];
         if (fds.Length > 0)
         {
             new Span<byte>(control, controlLength).Clear();
-            *(ulong*)control = (ulong)(LibC.CmsgHeaderSize + fds.Length * 4);
-            *(int*)(control + 8) = LibC.SolSocket;
-            *(int*)(control + 12) = LibC.ScmRights;
+            *(ulong*)control = (ulong)(Posix.CmsgHeaderSize + fds.Length * 4);
+            *(int*)(control + 8) = Posix.SolSocket;
+            *(int*)(control + 12) = Posix.ScmRights;
             for (int i = 0; i < fds.Length; i++)
             {
-                ((int*)(control + LibC.CmsgHeaderSize))[i] = fds[i];
+                ((int*)(control + Posix.CmsgHeaderSize))[i] = fds[i];
             }
         }
         fixed (byte* b = message)
         {
-            var iov = new LibC.IoVec { Base = b, Length = (nuint)message.Length };
-            var msg = new LibC.MsgHdr { Iov = &iov, IovLength = 1, Control = fds.Length > 0 ? control : null, ControlLength = (nuint)controlLength };
-            nint n = LibC.sendmsg((int)_socket.SafeHandle.DangerousGetHandle(), &msg, LibC.MsgNoSignal);
+            var iov = new Posix.IoVec { Base = b, Length = (nuint)message.Length };
+            var msg = new Posix.MsgHdr { Iov = &iov, IovLength = 1, Control = fds.Length > 0 ? control : null, ControlLength = (nuint)controlLength };
+            nint n = Posix.sendmsg((int)_socket.SafeHandle.DangerousGetHandle(), &msg, Posix.MsgNoSignal);
             Assert.Equal(message.Length, (int)n);
         }
     }
@@ -195,7 +197,7 @@ internal sealed unsafe class TestEventFd : IDisposable
 {
     public TestEventFd()
     {
-        Fd = LibC.eventfd(0, 0x800 /* EFD_NONBLOCK */);
+        Fd = Posix.eventfd(0, 0x800 /* EFD_NONBLOCK */);
         Assert.True(Fd >= 0);
     }
 
@@ -205,8 +207,8 @@ internal sealed unsafe class TestEventFd : IDisposable
     public ulong Take()
     {
         ulong v = 0;
-        return LibC.read(Fd, &v, 8) == 8 ? v : 0;
+        return Posix.read(Fd, &v, 8) == 8 ? v : 0;
     }
 
-    public void Dispose() => LibC.close(Fd);
+    public void Dispose() => Posix.close(Fd);
 }
