@@ -194,6 +194,8 @@ public sealed class DataCommandConformance
         Completion bad = await fe.IoAsync(Copy(dest + 3, 2, 2), CopyRanges((ConventionalNsid, 100, 1), (9, 0, 1)));
         Fails(bad, NvmeStatus.InvalidField);
         Assert.Equal(1UL, bad.Result);
+        // A source range of the destination namespace that ends inside the blocks being copied to.
+        Fails(await fe.IoAsync(Copy(dest + 4, 1, 2), CopyRanges((ZonedNsid, dest + 2, 3))), NvmeStatus.OverlappingIoRange);
         // Format 3h: 40-byte entries with PI fields, Invalid Format without protection information.
         Fails(await fe.IoAsync(Copy(dest + 4, 1, 3), new byte[40]), NvmeStatus.InvalidFormat);
         Assert.Equal(dest + 4, (await ZoneAsync(fe, 1)).WritePointer);

@@ -24,7 +24,10 @@ namespace Zns.Target.Tests.Conformance;
 internal sealed class TcpFrontEnd : FrontEnd
 {
     /// <summary>In-capsule data up to 8 KiB (IOCCSZ; the Linux host's admin limit too) and H2CData PDUs of 16 KiB, so writes of 3 blocks and more go through R2T.</summary>
-    public static readonly TargetTransportOptions Transport = new() { MaxInCapsuleDataLength = 8192, MaxH2CData = 16 * 1024 };
+    public static readonly TargetTransportOptions Transport = new() { MaxInCapsuleDataLength = InCapsuleLimit, MaxH2CData = 16 * 1024 };
+
+    /// <summary>Writes up to this size go in-capsule: IOCCSZ × 16 − 64 on I/O queues, the Linux host's 8 KiB on the admin queue.</summary>
+    private const int InCapsuleLimit = 8192;
 
     private Connection? _admin, _io;
 
@@ -146,7 +149,7 @@ internal sealed class TcpFrontEnd : FrontEnd
                 {
                     SubmissionQueueEntry sqe = c.Sqe;
                     sqe.SetFlags(NvmeTcp.SqeFlagsSgl);
-                    bool inCapsule = c.DataOut is { Length: > 0 and <= 8192 };
+                    bool inCapsule = c.DataOut is { Length: > 0 and <= InCapsuleLimit };
                     int length = c.DataOut?.Length ?? c.DataInLength;
                     sqe.SetSgl(0, (uint)length, inCapsule ? NvmeTcp.SglInCapsuleData : NvmeTcp.SglTransportDataBlock);
                     ReadOnlySpan<byte> data = inCapsule ? c.DataOut : default;
@@ -191,7 +194,7 @@ internal sealed class TcpFrontEnd : FrontEnd
                     {
                         Pending p = Lookup(pending, pdu.CommandId, "R2T");
                         byte[] write = p.Command.DataOut ?? [];
-                        Assert.True(write.Length > 8192 && pdu.TransferOffset == p.Solicited && pdu.TransferOffset + pdu.TransferLength <= write.Length,
+                        Assert.True(write.Length > InCapsuleLimit && pdu.TransferOffset == p.Solicited && pdu.TransferOffset + pdu.TransferLength <= write.Length,
                             $"R2T for CID {pdu.CommandId} at {pdu.TransferOffset}+{pdu.TransferLength} of {write.Length} (sent {p.Solicited})");
                         p.Solicited += (int)pdu.TransferLength;
                         Send(H2CData(pdu.CommandId, pdu.TransferTag, write, (int)pdu.TransferOffset, (int)pdu.TransferLength));
