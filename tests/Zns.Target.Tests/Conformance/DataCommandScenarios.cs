@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Zones;
 using Zns.Protocol;
-using Zns.Target.Nvme.Wire;
+using Zns.Nvme.Layouts;
 using static Zns.Target.Tests.Conformance.Conformance;
 using static Zns.Target.Tests.Conformance.ConformanceTarget;
 
@@ -176,7 +176,9 @@ public sealed class DataCommandConformance
         current = await fe.AdminAsync(Sqe.GetFeatures(HostBehaviorFid), dataInLength: HostBehaviorLayout.Size);
         Ok(current);
         Assert.Equal(HostBehavior(0xC), current.Data);
-        Completion capabilities = await fe.AdminAsync(Sqe.GetFeatures(HostBehaviorFid, sel: 3), dataInLength: HostBehaviorLayout.Size);
+        // Supported capabilities (SEL 011b) come in DW0 alone: the command data table gives no transfer, so the host
+        // describes no buffer (one it described would be undefined: NVMe/TCP zero-fills it, PCIe leaves it untouched).
+        Completion capabilities = await fe.AdminAsync(Sqe.GetFeatures(HostBehaviorFid, sel: 3));
         Ok(capabilities);
         Assert.Equal(0x4UL, capabilities.Result);
         SubmissionQueueEntry save = Sqe.SetFeatures(HostBehaviorFid, 0);

@@ -1,5 +1,5 @@
 using Zns.Core.Faults;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Zones;
 using Zns.Protocol;
 using static Zns.Target.Tests.Conformance.Conformance;

@@ -1,11 +1,11 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Text;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Zones;
 using Zns.Protocol;
-using Zns.Target.Nvme;
-using Zns.Target.Nvme.Wire;
+using Zns.Target.Controller;
+using Zns.Nvme.Layouts;
 
 namespace Zns.Target.Tests.Conformance;
 

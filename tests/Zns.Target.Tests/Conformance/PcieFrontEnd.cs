@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using Zns.Nvme;
 using Zns.Protocol;
 using Zns.Target.Pcie;
 using Zns.Target.Tests.Pcie;

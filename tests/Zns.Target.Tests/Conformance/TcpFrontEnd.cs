@@ -2,10 +2,11 @@ using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipelines;
 using Microsoft.Extensions.Logging.Abstractions;
+using Zns.Nvme;
 using Zns.Protocol;
-using Zns.Target.Nvme;
-using Zns.Target.Nvme.Wire;
-using Zns.Target.Transport;
+using Zns.Target.Controller;
+using Zns.Nvme.Layouts;
+using Zns.Target.Tcp;
 using Zns.TestKit;
 
 namespace Zns.Target.Tests.Conformance;

@@ -1,4 +1,4 @@
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Timing;
 using Zns.Core.Zones;
 using static Zns.Target.Tests.Conformance.Conformance;

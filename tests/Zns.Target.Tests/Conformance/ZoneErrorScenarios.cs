@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
-using Zns.Core.Nvme;
+using Zns.Nvme;
 using Zns.Core.Zones;
 using Zns.Protocol;
-using Zns.Target.Nvme.Wire;
+using Zns.Nvme.Layouts;
 using static Zns.Target.Tests.Conformance.Conformance;
 using static Zns.Target.Tests.Conformance.ConformanceTarget;
 
