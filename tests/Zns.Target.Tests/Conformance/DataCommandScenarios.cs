@@ -9,9 +9,10 @@ using static Zns.Target.Tests.Conformance.ConformanceTarget;
 namespace Zns.Target.Tests.Conformance;
 
 /// <summary>
-/// Every command that carries data, in either direction, through both front ends: the same statuses, DW0/DW1 and
+/// Every command that carries data, in either direction, through every front end: the same statuses, DW0/DW1 and
 /// data. Over NVMe/TCP writes of up to 2 blocks travel in-capsule and larger ones through R2T; over PCIe buffers of
-/// one page use PRP1, two pages PRP2, more a PRP list.
+/// one page use PRP1, two pages PRP2, more a PRP list; over the loop writes of up to 4 blocks are lent from its
+/// receive buffer and larger ones handed over as the command's own.
 /// </summary>
 public sealed class DataCommandConformance
 {
@@ -360,9 +361,9 @@ public sealed class DataCommandConformance
     // ---- Identify, Get Log Page -----------------------------------------------------------------------------------
 
     /// <summary>
-    /// Identify Controller, checked for the fields a transport sets differently, which are then cleared so the rest
-    /// compares: OACS bit 8 (Doorbell Buffer Config, PCIe only), SGLS, and the fabrics fields IOCCSZ to OFCS
-    /// (reserved on PCIe).
+    /// Identify Controller, checked for the fields a transport sets differently (from its traits), which are then
+    /// cleared so the rest compares: OACS bit 8 (Doorbell Buffer Config, PCIe only), SGLS, and the fabrics fields
+    /// IOCCSZ to OFCS (reserved on PCIe; IOCCSZ from each fabric's in-capsule length).
     /// </summary>
     private static async Task<byte[]> IdentifyControllerAsync(FrontEnd fe)
     {
@@ -370,16 +371,24 @@ public sealed class DataCommandConformance
         ushort oacs = BinaryPrimitives.ReadUInt16LittleEndian(id.AsSpan(IdentifyControllerLayout.Oacs));
         uint sgls = BinaryPrimitives.ReadUInt32LittleEndian(id.AsSpan(IdentifyControllerLayout.Sgls));
         uint ioccsz = BinaryPrimitives.ReadUInt32LittleEndian(id.AsSpan(IdentifyControllerLayout.Ioccsz));
-        if (fe.Kind == FrontEndKind.Pcie)
+        switch (fe.Kind)
         {
-            Assert.Equal(1 << 8, oacs & 1 << 8);
-            Assert.Equal(Zns.Target.Pcie.SglWalker.SupportedSgls, sgls);
-            Assert.Equal(0u, ioccsz);
-        }
-        else
-        {
-            Assert.Equal(0, oacs & 1 << 8);
-            Assert.Equal((uint)(64 + TcpFrontEnd.Transport.MaxInCapsuleDataLength) / 16, ioccsz);
+            case FrontEndKind.Pcie:
+                Assert.Equal(1 << 8, oacs & 1 << 8);
+                Assert.Equal(Zns.Target.Pcie.SglWalker.SupportedSgls, sgls);
+                Assert.Equal(0u, ioccsz);
+                break;
+            case FrontEndKind.Tcp:
+                Assert.Equal(0, oacs & 1 << 8);
+                Assert.Equal(IdentifyControllerLayout.FabricSgls, sgls);
+                Assert.Equal((uint)(64 + TcpFrontEnd.Transport.MaxInCapsuleDataLength) / 16, ioccsz);
+                break;
+            default:
+                Assert.Equal(FrontEndKind.Loop, fe.Kind);
+                Assert.Equal(0, oacs & 1 << 8);
+                Assert.Equal(LoopFrontEnd.Traits.Sgls, sgls);
+                Assert.Equal((uint)(64 + LoopFrontEnd.InCapsuleDataLength) / 16, ioccsz);
+                break;
         }
         BinaryPrimitives.WriteUInt16LittleEndian(id.AsSpan(IdentifyControllerLayout.Oacs), (ushort)(oacs & ~(1 << 8)));
         id.AsSpan(IdentifyControllerLayout.Sgls, 4).Clear();

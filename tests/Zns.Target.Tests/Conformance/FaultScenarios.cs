@@ -8,7 +8,7 @@ using static Zns.Target.Tests.Conformance.ConformanceTarget;
 namespace Zns.Target.Tests.Conformance;
 
 /// <summary>
-/// Every fault kind of the target's <see cref="FaultPlan"/> armed, through both front ends: the statuses are the
+/// Every fault kind of the target's <see cref="FaultPlan"/> armed, through every front end: the statuses are the
 /// injected ones, and every block is read back afterwards, so a fault that lets the wrong data land is caught, not
 /// only one with the wrong status.
 /// </summary>
@@ -37,7 +37,8 @@ public sealed class FaultConformance
 
     /// <summary>
     /// Writes delayed by a latency rule, sent back to back as a host with a deep queue sends them: three writes to
-    /// three zones in one batch (one receive over TCP, where they share one receive buffer), and while they wait,
+    /// three zones in one batch (one receive over TCP, where they share one receive buffer; over the loop each lent
+    /// from its one receive buffer, overwritten once the controller releases it), and while they wait,
     /// a second batch of writes (the next receive). Each write must land its own data; then the reads, delayed
     /// too, return every block.
     /// </summary>

@@ -9,13 +9,15 @@ using Zns.Nvme.Layouts;
 
 namespace Zns.Target.Tests.Conformance;
 
-/// <summary>The two transports in front of the shared NVMe controller.</summary>
+/// <summary>The transports in front of the shared NVMe controller.</summary>
 public enum FrontEndKind
 {
     /// <summary>NVMe/TCP over in-memory pipes (<see cref="TcpFrontEnd"/>).</summary>
     Tcp,
     /// <summary>PCIe over guest RAM (<see cref="PcieFrontEnd"/>).</summary>
     Pcie,
+    /// <summary>An in-process fabric built on the transport contract alone (<see cref="LoopFrontEnd"/>).</summary>
+    Loop,
 }
 
 /// <summary>
@@ -44,7 +46,7 @@ internal sealed class Completion
         $"q{QueueId} opcode {Sqe.Opcode:x2} nsid {Sqe.NamespaceId} cdw10 {Sqe.Cdw10:x} cdw11 {Sqe.Cdw11:x} cdw12 {Sqe.Cdw12:x} cdw13 {Sqe.Cdw13:x}";
 }
 
-/// <summary>How the target behind a front end is built; both front ends of a comparison get the same.</summary>
+/// <summary>How the target behind a front end is built; every front end of a comparison gets the same.</summary>
 internal sealed record TargetSpec
 {
     public static readonly TargetSpec Default = new();
@@ -54,10 +56,10 @@ internal sealed record TargetSpec
 }
 
 /// <summary>
-/// The target every scenario runs against, built the same way for both front ends: NSID 1 zoned (4 KiB blocks,
+/// The target every scenario runs against, built the same way for every front end: NSID 1 zoned (4 KiB blocks,
 /// 16 zones of 32 blocks with a capacity of 24, 3 open / 4 active, ZASL 16 KiB, a 64-byte descriptor extension,
 /// ZRWA of 4 blocks with 2 resources, small copy limits), NSID 2 conventional, MDTS 64 KiB. The clock is frozen, so
-/// the Timestamp feature and the SMART log read the same on both.
+/// the Timestamp feature and the SMART log read the same on all.
 /// </summary>
 internal sealed class ConformanceTarget : IDisposable
 {
@@ -128,7 +130,7 @@ internal sealed class ConformanceTarget : IDisposable
 
 /// <summary>
 /// One host controller through one transport: an admin queue and I/O queue 1 of a fresh <see cref="ConformanceTarget"/>.
-/// Every command gets the next CID of one counter, so the same scenario gives the same CIDs on both front ends;
+/// Every command gets the next CID of one counter, so the same scenario gives the same CIDs on every front end;
 /// every completion is checked for its CID and SQID and kept in <see cref="Transcript"/>.
 /// </summary>
 internal abstract class FrontEnd : IAsyncDisposable
@@ -156,7 +158,8 @@ internal abstract class FrontEnd : IAsyncDisposable
         (await RunAsync(1, [[new Command(sqe, dataOut, dataInLength)]]))[0][0];
 
     /// <summary>
-    /// Submits each batch on I/O queue 1 at once (one receive over TCP, one doorbell write over PCIe), the batches
+    /// Submits each batch on I/O queue 1 at once (one receive over TCP, one doorbell write over PCIe, one run of
+    /// submissions over the loop), the batches
     /// back to back without waiting for completions, then waits for all of them.
     /// </summary>
     public Task<Completion[][]> IoBatchesAsync(params Command[][] batches) => RunAsync(1, batches);
@@ -202,10 +205,12 @@ internal abstract class FrontEnd : IAsyncDisposable
     public abstract ValueTask DisposeAsync();
 }
 
-/// <summary>Runs scenarios on one front end or on both, comparing what each returned.</summary>
+/// <summary>Runs scenarios on one front end or on all of them, comparing what each returned.</summary>
 internal static class Conformance
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+
+    public static readonly FrontEndKind[] Kinds = Enum.GetValues<FrontEndKind>();
 
     /// <summary>Each scenario through each front end.</summary>
     public static TheoryData<string, FrontEndKind> Runs(IEnumerable<string> scenarios)
@@ -213,8 +218,10 @@ internal static class Conformance
         var data = new TheoryData<string, FrontEndKind>();
         foreach (string scenario in scenarios)
         {
-            data.Add(scenario, FrontEndKind.Tcp);
-            data.Add(scenario, FrontEndKind.Pcie);
+            foreach (FrontEndKind kind in Kinds)
+            {
+                data.Add(scenario, kind);
+            }
         }
         return data;
     }
@@ -222,6 +229,7 @@ internal static class Conformance
     public static async Task<FrontEnd> StartAsync(FrontEndKind kind, TargetSpec? spec = null) => kind switch
     {
         FrontEndKind.Tcp => await TcpFrontEnd.StartAsync(spec ?? TargetSpec.Default),
+        FrontEndKind.Loop => await LoopFrontEnd.StartAsync(spec ?? TargetSpec.Default),
         _ => PcieFrontEnd.Start(spec ?? TargetSpec.Default),
     };
 
@@ -233,56 +241,62 @@ internal static class Conformance
     }
 
     /// <summary>
-    /// Runs <paramref name="scenario"/> through both front ends and asserts that they answered every command alike:
-    /// status (DNR and More included), DW0, DW1, CID and data, field by field. When a scenario's own assertion fails
-    /// on one front end, the first command where the two differ is reported instead, if there is one.
+    /// Runs <paramref name="scenario"/> through every front end and asserts that each answered every command as NVMe/TCP
+    /// did: status (DNR and More included), DW0, DW1, CID and data, field by field. When a scenario's own assertion
+    /// fails on a front end, the first command where the answers differ is reported instead, if there is one.
     /// </summary>
     public static async Task ParityAsync(Func<FrontEnd, Task> scenario, TargetSpec? spec = null)
     {
-        var runs = await Task.WhenAll(RecordAsync(FrontEndKind.Tcp), RecordAsync(FrontEndKind.Pcie));
-        var (tcp, tcpError) = runs[0];
-        var (pcie, pcieError) = runs[1];
-        int common = Math.Min(tcp.Count, pcie.Count);
-        for (int i = 0; i < common; i++)
+        var runs = await Task.WhenAll(Kinds.Select(RecordAsync));
+        var (reference, _, _) = runs[0];
+        foreach (var (transcript, _, kind) in runs.Skip(1))
         {
-            AssertSame(i, tcp[i], pcie[i]);
+            int common = Math.Min(reference.Count, transcript.Count);
+            for (int i = 0; i < common; i++)
+            {
+                AssertSame(i, reference[i], transcript[i], kind);
+            }
         }
-        if (tcpError is not null || pcieError is not null)
+        if (runs.Any(r => r.Error is not null))
         {
-            Assert.Fail($"the scenario failed: TCP after {tcp.Count} commands{Describe(tcpError)}; PCIe after {pcie.Count} commands{Describe(pcieError)}");
+            Assert.Fail("the scenario failed: " + string.Join("; ", runs.Select(r => $"{r.Kind} after {r.Transcript.Count} commands{Describe(r.Error)}")));
         }
-        Assert.Equal(tcp.Count, pcie.Count);
+        foreach (var (transcript, _, kind) in runs.Skip(1))
+        {
+            Assert.True(reference.Count == transcript.Count, $"{reference.Count} commands over {Kinds[0]}, {transcript.Count} over {kind}");
+        }
 
-        async Task<(List<Completion>, Exception?)> RecordAsync(FrontEndKind kind)
+        async Task<(List<Completion> Transcript, Exception? Error, FrontEndKind Kind)> RecordAsync(FrontEndKind kind)
         {
             await using FrontEnd fe = await StartAsync(kind, spec);
             try
             {
                 await scenario(fe);
-                return (fe.Transcript, null);
+                return (fe.Transcript, null, kind);
             }
             catch (Exception e)
             {
-                return (fe.Transcript, e);
+                return (fe.Transcript, e, kind);
             }
         }
     }
 
     private static string Describe(Exception? e) => e is null ? " (passed)" : $" ({e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")})";
 
-    private static void AssertSame(int index, Completion tcp, Completion pcie)
+    /// <summary><paramref name="other"/> (over <paramref name="kind"/>) answered as <paramref name="tcp"/> did over NVMe/TCP.</summary>
+    private static void AssertSame(int index, Completion tcp, Completion other, FrontEndKind kind)
     {
         string at = $"command {index} ({tcp})";
-        Assert.True(tcp.Sqe.Opcode == pcie.Sqe.Opcode && tcp.Sqe.NamespaceId == pcie.Sqe.NamespaceId && tcp.Sqe.Bytes[40..].SequenceEqual(pcie.Sqe.Bytes[40..]),
-            $"{at}: the scenario took different paths (PCIe sent {pcie})");
-        Assert.True(tcp.QueueId == pcie.QueueId, $"{at}: queue {tcp.QueueId} over TCP, {pcie.QueueId} over PCIe");
-        Assert.True(tcp.Cqe.CommandId == pcie.Cqe.CommandId, $"{at}: CID {tcp.Cqe.CommandId} over TCP, {pcie.Cqe.CommandId} over PCIe");
-        Assert.True(tcp.Status == pcie.Status, $"{at}: status {tcp.Status} over TCP, {pcie.Status} over PCIe");
-        Assert.True((uint)tcp.Result == (uint)pcie.Result, $"{at}: DW0 {(uint)tcp.Result:x} over TCP, {(uint)pcie.Result:x} over PCIe");
-        Assert.True(tcp.Result >> 32 == pcie.Result >> 32, $"{at}: DW1 {tcp.Result >> 32:x} over TCP, {pcie.Result >> 32:x} over PCIe");
-        Assert.True(tcp.Data.Length == pcie.Data.Length, $"{at}: {tcp.Data.Length} data bytes over TCP, {pcie.Data.Length} over PCIe");
-        int differs = tcp.Data.AsSpan().CommonPrefixLength(pcie.Data);
-        Assert.True(differs == tcp.Data.Length, $"{at}: data differ from byte {differs}: {tcp.Data.ElementAtOrDefault(differs):x2} over TCP, {pcie.Data.ElementAtOrDefault(differs):x2} over PCIe");
+        Assert.True(tcp.Sqe.Opcode == other.Sqe.Opcode && tcp.Sqe.NamespaceId == other.Sqe.NamespaceId && tcp.Sqe.Bytes[40..].SequenceEqual(other.Sqe.Bytes[40..]),
+            $"{at}: the scenario took different paths ({kind} sent {other})");
+        Assert.True(tcp.QueueId == other.QueueId, $"{at}: queue {tcp.QueueId} over TCP, {other.QueueId} over {kind}");
+        Assert.True(tcp.Cqe.CommandId == other.Cqe.CommandId, $"{at}: CID {tcp.Cqe.CommandId} over TCP, {other.Cqe.CommandId} over {kind}");
+        Assert.True(tcp.Status == other.Status, $"{at}: status {tcp.Status} over TCP, {other.Status} over {kind}");
+        Assert.True((uint)tcp.Result == (uint)other.Result, $"{at}: DW0 {(uint)tcp.Result:x} over TCP, {(uint)other.Result:x} over {kind}");
+        Assert.True(tcp.Result >> 32 == other.Result >> 32, $"{at}: DW1 {tcp.Result >> 32:x} over TCP, {other.Result >> 32:x} over {kind}");
+        Assert.True(tcp.Data.Length == other.Data.Length, $"{at}: {tcp.Data.Length} data bytes over TCP, {other.Data.Length} over {kind}");
+        int differs = tcp.Data.AsSpan().CommonPrefixLength(other.Data);
+        Assert.True(differs == tcp.Data.Length, $"{at}: data differ from byte {differs}: {tcp.Data.ElementAtOrDefault(differs):x2} over TCP, {other.Data.ElementAtOrDefault(differs):x2} over {kind}");
     }
 
     // ---- helpers shared by the scenarios ----------------------------------------------------------------------

@@ -7,7 +7,7 @@ using static Zns.Target.Tests.Conformance.ConformanceTarget;
 namespace Zns.Target.Tests.Conformance;
 
 /// <summary>
-/// The timing model on: completions are held back for the model's time through both front ends, while statuses,
+/// The timing model on: completions are held back for the model's time through every front end, while statuses,
 /// results and data stay exactly those without it. Only lower bounds are asserted (the machine may be slow).
 /// </summary>
 public sealed class TimingConformance

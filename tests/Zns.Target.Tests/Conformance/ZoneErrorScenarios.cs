@@ -10,7 +10,7 @@ namespace Zns.Target.Tests.Conformance;
 
 /// <summary>
 /// Every status the zone core answers (ZoneStateMachine and ZonedNamespace: write pointer, zone state, boundaries,
-/// open and active limits, state transitions, ZRWA) and the dispatch checks in front of it, through both front ends.
+/// open and active limits, state transitions, ZRWA) and the dispatch checks in front of it, through every front end.
 /// </summary>
 public sealed class ZoneErrorConformance
 {
