@@ -119,8 +119,8 @@ public static class CommandData
         return fid switch
         {
             FeatureId.Timestamp => Exact(DataDirection.ControllerToHost, TimestampBytes),
-            // Only the current value (SEL 0) is a structure; default, saved and capabilities transfer none, and any
-            // buffer the host describes then reads as zeros.
+            // Only the current value (SEL 0) is a structure; default, saved and capabilities transfer none (a
+            // memory-based transport maps nothing; a buffer a fabric host describes anyway comes back as zeros).
             FeatureId.HostBehaviorSupport => select == 0
                 ? Exact(DataDirection.ControllerToHost, HostBehaviorLayout.Size)
                 : new DataTransfer(DataDirection.ControllerToHost, 0, LengthRule.Any),
