@@ -227,6 +227,15 @@ internal sealed partial class NvmeController
         }
     }
 
+    /// <summary>An I/O submission queue with this QID exists.</summary>
+    public bool HasIoQueue(ushort qid)
+    {
+        lock (_lock)
+        {
+            return qid - 1 < _ioQueues.Length && _ioQueues[qid - 1] is not null;
+        }
+    }
+
     public void DetachIoQueue(ushort qid, SubmissionQueue queue)
     {
         lock (_lock)

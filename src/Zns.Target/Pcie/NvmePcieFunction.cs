@@ -287,11 +287,7 @@ public sealed partial class NvmePcieFunction : IDisposable
         }
         _controller = controller;
         var adminQueue = new SubmissionQueue(controller, 0, asqs, adminTransport);
-        var acq = new PcieCompletionQueue(0, _acq, acqs, interruptsEnabled: true, vector: 0) { SubmissionQueues = 1 };
-        _ioCq[0] = acq;
-        _ioSq[0] = new PcieSubmissionQueue(0, _asq, asqs, acq, adminQueue, _target.Options.MaxAdminDataLength);
-        _logger.Enabled(Name, controller.Cntlid, asqs, acqs);
-        _wake.Set();
+        ((IMemoryQueueOperations)this).EnableAdminQueue(_asq, asqs, _acq, acqs, adminQueue);
     }
 
     /// <summary>Host NQN of the controllers this function creates (there is no Connect to carry one).</summary>
@@ -300,13 +296,12 @@ public sealed partial class NvmePcieFunction : IDisposable
     /// <summary>Controller reset: queues deleted, the controller instance destroyed, CSTS back to 0.</summary>
     private void ResetControllerLocked(string reason)
     {
-        DeleteAllQueuesLocked(_controller, reason);
+        // The controller's parked AERs complete when it is destroyed: to stopped queues, so they are dropped.
+        StopAllQueuesLocked();
+        _controller?.Destroy(reason);
+        DeleteAllQueuesLocked(reason);
         _controller = null;
         _fatal = false;
-        _dbbufEnabled = false;
-        _coalescing.Reset();
-        Array.Clear(_doorbells);
-        _logger.Reset(Name, reason);
     }
 
     private void SetFatalLocked(string reason)
@@ -358,6 +353,8 @@ public sealed partial class NvmePcieFunction : IDisposable
         public string RemoteEndPoint => $"{function.Name} queue {qid}";
 
         public TransportTraits Traits => PcieTraits;
+
+        public IMemoryQueueOperations MemoryQueues => function;
 
         /// <summary>Controller teardown or shutdown: stop fetching from the queue (a reset deletes it later).</summary>
         public void Abort(string reason) => function.StopQueue(qid);

@@ -54,12 +54,8 @@ public sealed partial class NvmePcieFunction
         }
     }
 
-    /// <summary>
-    /// Controller reset, queue side: nothing more is fetched or posted, the controller instance is destroyed (which
-    /// completes parked AERs, dropped here), then commands still moving data are waited for, so that none touches
-    /// guest memory after the reset completes.
-    /// </summary>
-    private void DeleteAllQueuesLocked(NvmeController? controller, string reason)
+    /// <summary>Nothing more is fetched from any queue or posted to any completion queue.</summary>
+    private void StopAllQueuesLocked()
     {
         foreach (PcieCompletionQueue? cq in _ioCq)
         {
@@ -75,7 +71,16 @@ public sealed partial class NvmePcieFunction
                 sq.Deleted = true;
             }
         }
-        controller?.Destroy(reason);
+    }
+
+    /// <summary>
+    /// Controller reset, queue side: nothing more is fetched or posted, commands still moving data are waited for (so
+    /// that none touches guest memory after the reset completes), and every queue, the doorbell buffer and the
+    /// interrupt coalescing settings are gone.
+    /// </summary>
+    private void DeleteAllQueuesLocked(string reason)
+    {
+        StopAllQueuesLocked();
         for (int i = 0; i < _ioSq.Length; i++)
         {
             if (_ioSq[i] is { } sq)
@@ -89,6 +94,10 @@ public sealed partial class NvmePcieFunction
             }
             _ioCq[i] = null;
         }
+        _dbbufEnabled = false;
+        _coalescing.Reset();
+        Array.Clear(_doorbells);
+        _logger.Reset(Name, reason);
     }
 
     /// <summary>Waits (bounded) until the queue's fetched commands have completed.</summary>
@@ -334,17 +343,6 @@ public sealed partial class NvmePcieFunction
         slot.SegmentCount = 0;
         slot.Pin = -1;
         SubmissionQueue queue = sq.Handler;
-        if (sq.Id == 0)
-        {
-            var adminCqe = default(CompletionQueueEntry);
-            if (TryExecuteQueueAdmin(in sqe, ref adminCqe))
-            {
-                CompletionQueueEntry done = queue.Refuse(in sqe, adminCqe.Status);
-                done.Result = adminCqe.Result;
-                Complete(slot, done, fromPoller: true);
-                return;
-            }
-        }
         // PSDT: 00b PRPs, 01b an SGL for the data (MPTR a metadata buffer), 10b SGLs for both; this namespace has no
         // metadata, so 01b and 10b read the same data SGL. Admin commands use PRPs (as Linux sends them).
         int psdt = sqe.Flags >> 6;
