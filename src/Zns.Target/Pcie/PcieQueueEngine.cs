@@ -51,6 +51,11 @@ public sealed partial class NvmePcieFunction
         if (qid < _ioSq.Length && _ioSq[qid] is { } sq)
         {
             sq.Deleted = true;
+            if (qid == 0)
+            {
+                // The admin queue stops at a controller reset: nothing, a parked AER's completion included, is posted.
+                sq.Cq.Deleted = true;
+            }
         }
     }
 
@@ -177,7 +182,7 @@ public sealed partial class NvmePcieFunction
     /// <summary>One pass over every queue; true when anything was fetched.</summary>
     private bool PollOnceLocked()
     {
-        if (_fatal || _controller is null)
+        if (_controller is not { IsFatal: false })
         {
             return false;
         }
@@ -294,7 +299,7 @@ public sealed partial class NvmePcieFunction
         PcieCompletionQueue cq = sq.Cq;
         // The controller's submission queue keeps the one SQ head: every fetched entry is consumed there, executed or
         // refused, before the next one is fetched.
-        while (sq.Handler.Head != tail && !sq.Deleted && !_fatal)
+        while (sq.Handler.Head != tail && !sq.Deleted && !sq.Handler.Controller.IsFatal)
         {
             lock (cq.Lock)
             {
@@ -448,8 +453,7 @@ public sealed partial class NvmePcieFunction
     {
         if (!Memory.TryTranslate(cq.Base + (ulong)cq.Tail * CqeSize, CqeSize, write: true, out byte* p))
         {
-            _fatal = true;
-            _logger.Fatal(Name, $"completion queue {cq.Id} entry {cq.Tail} is outside guest memory");
+            SetFatalLocked($"completion queue {cq.Id} entry {cq.Tail} is outside guest memory");
             return false;
         }
         Span<byte> entry = stackalloc byte[CqeSize];
