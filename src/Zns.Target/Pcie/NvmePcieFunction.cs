@@ -20,9 +20,10 @@ namespace Zns.Target.Pcie;
 /// disconnect (a synthetic connect: there is no Connect on PCIe), so its registers exist before CC.EN. BAR0 register
 /// accesses are that controller's Property Get/Set (one register file); CC.EN and shutdown make it call back the
 /// function's memory-queue operations. Doorbells stay here: a doorbell write only stores a value and wakes the poller.
-/// Queue processing and queue changes are serialised by <see cref="_stateLock"/>.
+/// The queues, the doorbells and their processing are the function's <see cref="PcieQueuePoller"/>, whose lock also
+/// serialises configuration space accesses and the controller's replacement.
 /// </remarks>
-public sealed partial class NvmePcieFunction : IDisposable
+public sealed class NvmePcieFunction : IDisposable
 {
     // BAR0 register offsets (NVMe Base 2.0 §3.1.3) beyond the shared ones.
     private const int Intms = 0x0C, Intmc = 0x10, Nssr = 0x20;
@@ -33,13 +34,12 @@ public sealed partial class NvmePcieFunction : IDisposable
 
     private readonly NvmeTarget _target;
     private readonly ILogger _logger;
-    private readonly Lock _stateLock = new();
+    /// <summary>OACS bit 8: Doorbell Buffer Config supported.</summary>
+    internal const ushort OacsDoorbellBufferConfig = 1 << 8;
+
     private readonly PciConfigSpace _config;
     private readonly MsixInterrupts _msix;
-    private readonly InterruptCoalescing _coalescing;
-    private readonly uint[] _doorbells;
-
-    private NvmeController? _controller;
+    private readonly PcieQueuePoller _queues;
 
     /// <summary>Creates the function for <paramref name="target"/>'s NVM subsystem; <paramref name="name"/> names it in logs.</summary>
     public NvmePcieFunction(NvmeTarget target, GuestMemory memory, string name, ILoggerFactory? loggerFactory = null)
@@ -51,17 +51,14 @@ public sealed partial class NvmePcieFunction : IDisposable
         Name = name;
         _logger = target.Logger;
         _ = loggerFactory;
-        _executor = new CommandExecutor(_logger, name);
         MaxIoQueues = target.Options.MaxIoQueues;
         _msix = new MsixInterrupts(MaxIoQueues + 1);
-        _coalescing = new InterruptCoalescing(_msix.VectorCount);
         _config = new PciConfigSpace(_msix.VectorCount);
-        _doorbells = new uint[2 * (MaxIoQueues + 1)];
-        _ioSq = new PcieSubmissionQueue?[MaxIoQueues + 1];
-        _ioCq = new PcieCompletionQueue?[MaxIoQueues + 1];
-        _controller = CreateController();
-        _poller = new Thread(PollLoop) { IsBackground = true, Name = $"zns-pcie {name}" };
-        _poller.Start();
+        _queues = new PcieQueuePoller(target, memory, _msix, name);
+        lock (_queues.Lock)
+        {
+            _queues.Controller = CreateController();
+        }
     }
 
     public string Name { get; }
@@ -70,10 +67,19 @@ public sealed partial class NvmePcieFunction : IDisposable
     public int MsixVectorCount => _msix.VectorCount;
 
     /// <summary>The clock of interrupt coalescing's aggregation time (a fake one in tests).</summary>
-    internal TimeProvider Clock { get; set; } = TimeProvider.System;
+    internal TimeProvider Clock
+    {
+        get => _queues.Clock;
+        set => _queues.Clock = value;
+    }
+
+    /// <summary>Commands completed since creation (all queues); for tests and statistics.</summary>
+    public long CompletedCommands => _queues.CompletedCommands;
+
+    private NvmeController? Controller => _queues.Controller;
 
     /// <summary>CAP, as the controller builds it from the PCIe traits (CQR, DSTRD = 0).</summary>
-    public ulong Capabilities => _controller?.CapValue ?? 0;
+    public ulong Capabilities => Controller?.CapValue ?? 0;
 
     /// <summary>
     /// A memory-based controller: byte-aligned SGLs with bit buckets as well as PRPs, Doorbell Buffer Config, queues
@@ -88,13 +94,13 @@ public sealed partial class NvmePcieFunction : IDisposable
     };
 
     /// <summary>Controller Fatal Status is set (until the next reset).</summary>
-    public bool IsFatal => _controller?.IsFatal ?? false;
+    public bool IsFatal => Controller?.IsFatal ?? false;
 
     // ---- Regions ---------------------------------------------------------------------------------------------
 
     public bool ReadConfig(long offset, Span<byte> data)
     {
-        lock (_stateLock)
+        lock (_queues.Lock)
         {
             return _config.Read(offset, data);
         }
@@ -102,7 +108,7 @@ public sealed partial class NvmePcieFunction : IDisposable
 
     public bool WriteConfig(long offset, ReadOnlySpan<byte> data)
     {
-        lock (_stateLock)
+        lock (_queues.Lock)
         {
             return _config.Write(offset, data);
         }
@@ -162,7 +168,7 @@ public sealed partial class NvmePcieFunction : IDisposable
     private uint ReadRegister32(long offset)
     {
         // Doorbells are write-only and read as zero (NVMe Base §3.1.3.22), as do reserved registers.
-        return offset < DoorbellOffset && _controller is { } controller && controller.TryGetProperty((uint)offset, 4, out ulong value)
+        return offset < DoorbellOffset && Controller is { } controller && controller.TryGetProperty((uint)offset, 4, out ulong value)
             ? (uint)value
             : 0;
     }
@@ -171,7 +177,7 @@ public sealed partial class NvmePcieFunction : IDisposable
     {
         if (offset >= DoorbellOffset)
         {
-            WriteDoorbell((int)((offset - DoorbellOffset) / 4), value);
+            _queues.WriteDoorbell((int)((offset - DoorbellOffset) / 4), value);
             return;
         }
         if (offset is Intms or Intmc or Nssr)
@@ -180,13 +186,13 @@ public sealed partial class NvmePcieFunction : IDisposable
             return;
         }
         // Read-only and reserved registers ignore writes, as a Property Set of them is refused.
-        _controller?.SetProperty((uint)offset, 4, value);
+        Controller?.SetProperty((uint)offset, 4, value);
     }
 
     /// <summary>The function's controller (a synthetic connect): its admin queue's transport is this function's.</summary>
     private NvmeController? CreateController()
     {
-        var adminTransport = new PcieQueueTransport(this, 0);
+        var adminTransport = new PcieQueuePoller.PcieQueueTransport(_queues, 0);
         NvmeSubsystem subsystem = _target.Subsystem;
         NvmeController? controller = subsystem.CreateController(id =>
             new NvmeController(subsystem, id, HostNqn, Guid.Empty, 0, adminTransport));
@@ -201,39 +207,26 @@ public sealed partial class NvmePcieFunction : IDisposable
     private string HostNqn => $"nqn.2014-08.org.nvmexpress:pcie:{Name}";
 
     /// <summary>
-    /// A fatal condition found while fetching or posting: the controller reports CSTS.CFS (until the next reset) and
-    /// nothing more is fetched.
-    /// </summary>
-    private void SetFatalLocked(string reason)
-    {
-        if (_controller is { IsFatal: false } controller)
-        {
-            _logger.Fatal(Name, reason);
-            controller.SetFatal();
-        }
-    }
-
-    /// <summary>
     /// Ends the function's controller: queues stop (so the completions of its parked AERs are dropped), the controller
     /// is destroyed, and every queue is deleted once the commands still moving data are done.
     /// </summary>
     private void DestroyControllerLocked(string reason)
     {
-        StopAllQueuesLocked();
-        _controller?.Destroy(reason);
-        _controller = null;
-        DeleteAllQueuesLocked(reason);
+        _queues.StopAllQueuesLocked();
+        _queues.Controller?.Destroy(reason);
+        _queues.Controller = null;
+        _queues.DeleteAllQueuesLocked(reason);
     }
 
     /// <summary>Function level reset (VFIO_USER_DEVICE_RESET): the controller and the configuration space.</summary>
     public void ResetFunction(string reason)
     {
-        lock (_stateLock)
+        lock (_queues.Lock)
         {
             DestroyControllerLocked(reason);
             _config.Reset();
             _msix.Reset();
-            _controller = CreateController();
+            _queues.Controller = CreateController();
         }
     }
 
@@ -246,27 +239,12 @@ public sealed partial class NvmePcieFunction : IDisposable
 
     public void Dispose()
     {
-        _stopping = true;
-        _wake.Set();
-        _poller.Join();
-        lock (_stateLock)
+        _queues.Dispose();
+        lock (_queues.Lock)
         {
             DestroyControllerLocked("function removed");
         }
         _msix.ClearTriggers();
-        _wake.Dispose();
-    }
-
-    /// <summary>The transport side of a PCIe queue as the shared controller logic sees it.</summary>
-    private sealed class PcieQueueTransport(NvmePcieFunction function, ushort qid) : IQueueTransport
-    {
-        public string RemoteEndPoint => $"{function.Name} queue {qid}";
-
-        public TransportTraits Traits => PcieTraits;
-
-        public IMemoryQueueOperations MemoryQueues => function;
-
-        /// <summary>Controller teardown or shutdown: stop fetching from the queue (a reset deletes it later).</summary>
-        public void Abort(string reason) => function.StopQueue(qid);
+        _queues.DisposeWake();
     }
 }

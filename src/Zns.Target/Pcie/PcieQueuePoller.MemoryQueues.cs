@@ -5,15 +5,12 @@ using Zns.Target.Controller;
 namespace Zns.Target.Pcie;
 
 /// <summary>
-/// The memory-queue operations of the PCIe function, which the shared admin command handler calls after it parsed
+/// The memory-queue operations of the PCIe function's queues, which the shared admin command handler calls after it parsed
 /// and checked Create/Delete I/O Queue, Doorbell Buffer Config and the interrupt features: what is checked here
 /// depends on guest memory, doorbells and MSI-X vectors (NVMe Base 2.0 §5.4-5.8).
 /// </summary>
-public sealed partial class NvmePcieFunction : IMemoryQueueOperations
+internal sealed partial class PcieQueuePoller : IMemoryQueueOperations
 {
-    /// <summary>OACS bit 8: Doorbell Buffer Config supported.</summary>
-    internal const ushort OacsDoorbellBufferConfig = 1 << 8;
-
     /// <summary>Queue memory must be page aligned (the offset of PRP1 must be 0) and lie in mapped guest memory.</summary>
     private unsafe NvmeStatus CheckQueueMemory(ulong address, int entries, int entrySize, bool write)
     {
@@ -37,7 +34,7 @@ public sealed partial class NvmePcieFunction : IMemoryQueueOperations
     NvmeStatus IMemoryQueueOperations.EnableAdminQueue(ulong submissionQueueBase, int submissionQueueEntries,
         ulong completionQueueBase, int completionQueueEntries, SubmissionQueue adminQueue)
     {
-        lock (_stateLock)
+        lock (Lock)
         {
             var acq = new PcieCompletionQueue(0, completionQueueBase, completionQueueEntries, interruptsEnabled: true, vector: 0) { SubmissionQueues = 1 };
             _ioCq[0] = acq;
@@ -50,7 +47,7 @@ public sealed partial class NvmePcieFunction : IMemoryQueueOperations
 
     void IMemoryQueueOperations.DeleteAllQueues(string reason)
     {
-        lock (_stateLock)
+        lock (Lock)
         {
             DeleteAllQueuesLocked(reason);
         }
@@ -58,7 +55,7 @@ public sealed partial class NvmePcieFunction : IMemoryQueueOperations
 
     NvmeStatus IMemoryQueueOperations.CreateCompletionQueue(ushort queueId, ulong baseAddress, int entries, bool interruptsEnabled, int vector)
     {
-        lock (_stateLock)
+        lock (Lock)
         {
             if (_ioCq[queueId] is not null)
             {
@@ -82,7 +79,7 @@ public sealed partial class NvmePcieFunction : IMemoryQueueOperations
 
     NvmeStatus IMemoryQueueOperations.CreateSubmissionQueue(ushort queueId, ulong baseAddress, int entries, ushort completionQueueId, SubmissionQueue queue)
     {
-        lock (_stateLock)
+        lock (Lock)
         {
             if (_ioSq[queueId] is not null)
             {
@@ -110,7 +107,7 @@ public sealed partial class NvmePcieFunction : IMemoryQueueOperations
 
     NvmeStatus IMemoryQueueOperations.DeleteSubmissionQueue(ushort queueId)
     {
-        lock (_stateLock)
+        lock (Lock)
         {
             if (_ioSq[queueId] is not { } sq)
             {
@@ -131,7 +128,7 @@ public sealed partial class NvmePcieFunction : IMemoryQueueOperations
 
     NvmeStatus IMemoryQueueOperations.DeleteCompletionQueue(ushort queueId)
     {
-        lock (_stateLock)
+        lock (Lock)
         {
             if (_ioCq[queueId] is not { } cq)
             {
@@ -160,7 +157,7 @@ public sealed partial class NvmePcieFunction : IMemoryQueueOperations
         {
             return NvmeStatus.InvalidField.WithDnr();
         }
-        lock (_stateLock)
+        lock (Lock)
         {
             int pin = Memory.Enter();
             try
