@@ -75,6 +75,8 @@ public static class ControllerProperties
     public const uint Vs = 0x08;
     public const uint Cc = 0x14;
     public const uint Csts = 0x1C;
+    /// <summary>Admin Queue Attributes, Admin SQ/CQ Base Address: registers of a memory-based controller only.</summary>
+    public const uint Aqa = 0x24, Asq = 0x28, Acq = 0x30;
 
     /// <summary>
     /// NVMe 1.4, what QEMU reports (NVME_SPEC_VER). The Linux host keys I/O command sets on CAP.CSS and the

@@ -22,6 +22,9 @@ public interface IMemoryQueueOperations
     /// </summary>
     void DeleteAllQueues(string reason);
 
+    /// <summary>The transport side of queue <paramref name="queueId"/> (what stopping that queue stops), for its <see cref="SubmissionQueue"/>.</summary>
+    IQueueTransport QueueTransport(ushort queueId);
+
     /// <summary>Create I/O Completion Queue: memory, interrupt vector and the queue's existence are the transport's to check.</summary>
     NvmeStatus CreateCompletionQueue(ushort queueId, ulong baseAddress, int entries, bool interruptsEnabled, int vector);
 

@@ -154,8 +154,13 @@ internal sealed partial class NvmeController
             stalled = _stalled;
             _stalled = null;
         }
+        if (stalled is null)
+        {
+            // A fatal condition the transport reported (SetFatal) armed no fault injection.
+            return;
+        }
         Subsystem.Target.Faults.Disarm();
-        stalled?.TrySetResult(true);
+        stalled.TrySetResult(true);
     }
 
     /// <summary>Live I/O queues (for metrics).</summary>

@@ -33,8 +33,6 @@ internal sealed partial class NvmeController
     private bool _changedNamespacesOverflow;
     private bool _namespaceNoticeMasked;
 
-    private uint _cc;
-    private uint _csts;
     private volatile bool _ready;
     private bool _destroyed;
 
@@ -93,114 +91,6 @@ internal sealed partial class NvmeController
     /// <summary>Records activity for the keep-alive timer (any command counts, as nvmet does).</summary>
     public void Touch() => Volatile.Write(ref _lastActivity, _time.GetTimestamp());
 
-    // ---- Properties ----------------------------------------------------------------------------------------
-
-    public bool TryGetProperty(uint offset, int size, out ulong value)
-    {
-        lock (_lock)
-        {
-            value = (offset, size) switch
-            {
-                (Cap, 8) => CapValue,
-                (Cap, 4) => (uint)CapValue,
-                (Cap + 4, 4) => CapValue >> 32,
-                (Vs, 4) => ControllerProperties.Version,
-                (Cc, 4) => _cc,
-                (Csts, 4) => _csts,
-                _ => ulong.MaxValue,
-            };
-        }
-        return value != ulong.MaxValue;
-    }
-
-    /// <summary>Property Set: only CC is writable (4 bytes); everything else is Invalid Field, as in nvmet.</summary>
-    public NvmeStatus SetProperty(uint offset, int size, ulong value)
-    {
-        if (offset != Cc || size != 4)
-        {
-            return NvmeStatus.InvalidField.WithDnr();
-        }
-        WriteCc((uint)value);
-        return NvmeStatus.Success;
-    }
-
-    private void WriteCc(uint value)
-    {
-        List<SubmissionQueue>? abort = null;
-        bool shutdown = false;
-        lock (_lock)
-        {
-            uint old = _cc;
-            _cc = value;
-            if (CcEnabled(value) && !CcEnabled(old))
-            {
-                if (IsValidConfiguration(value))
-                {
-                    // RDY follows EN immediately: there is nothing to initialise.
-                    _csts = (_csts & ~CstsFatal) | CstsReady;
-                    _ready = true;
-                }
-                else
-                {
-                    _csts |= CstsFatal;
-                    _logger.InvalidControllerConfiguration(Cntlid, value);
-                }
-            }
-            if (!CcEnabled(value) && CcEnabled(old))
-            {
-                // Controller reset (EN 1 -> 0): I/O queues are deleted, which for a fabric means their connections
-                // are terminated; features return to defaults. The admin queue and its controller stay.
-                _ready = false;
-                _csts = 0;
-                abort = DetachIoQueuesLocked();
-                ResetFeatures();
-            }
-            if (CcShn(value) != 0 && CcShn(old) == 0)
-            {
-                // Normal/abrupt shutdown: stop processing (commands now get Command Sequence Error), shut the
-                // namespaces down as QEMU does (open zones become Closed, or Empty if unwritten; state and data made
-                // durable) and report SHST = complete at once so `nvme disconnect` does not wait out its timeout.
-                _ready = false;
-                _csts = (_csts & ~CstsReady) | CstsShutdownComplete;
-                abort ??= DetachIoQueuesLocked();
-                shutdown = true;
-            }
-            else if (CcShn(value) == 0 && CcShn(old) != 0)
-            {
-                _csts &= ~CstsShutdownComplete;
-            }
-        }
-        if (shutdown)
-        {
-            _logger.Shutdown(Cntlid, CcShn(value));
-            ShutdownNamespaces();
-        }
-        AbortAll(abort, "controller reset or shutdown");
-    }
-
-    /// <summary>
-    /// CC checks at enable: 64-byte SQEs and 16-byte CQEs, 4 KiB pages (CAP.MPSMIN/MPSMAX = 0), round robin
-    /// arbitration, and CSS NVM-only or all-supported (CAP advertises both; admin-only is not advertised).
-    /// </summary>
-    private static bool IsValidConfiguration(uint cc) =>
-        CcIosqes(cc) == 6 && CcIocqes(cc) == 4 && CcMps(cc) == 0 && CcAms(cc) == 0 &&
-        CcCss(cc) is CssNvm or CssAllSupported;
-
-    private void ShutdownNamespaces()
-    {
-        foreach (NamespaceInfo ns in Subsystem.NamespaceInfos)
-        {
-            try
-            {
-                ns.Namespace.Shutdown();
-            }
-            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
-            {
-                _logger.NamespaceShutdownFailed(ex, Cntlid, ns.Nsid);
-            }
-        }
-    }
-
     // ---- Queues ----------------------------------------------------------------------------------------------
 
     /// <summary>Registers an I/O queue. Command Sequence Error if the QID is already connected.</summary>
@@ -224,6 +114,15 @@ internal sealed partial class NvmeController
             _ioQueues[qid - 1] = queue;
             _ioQueuesCreated = true;
             return NvmeStatus.Success;
+        }
+    }
+
+    /// <summary>An I/O submission queue with this QID exists.</summary>
+    public bool HasIoQueue(ushort qid)
+    {
+        lock (_lock)
+        {
+            return qid - 1 < _ioQueues.Length && _ioQueues[qid - 1] is not null;
         }
     }
 

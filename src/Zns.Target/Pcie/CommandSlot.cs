@@ -28,7 +28,7 @@ internal sealed unsafe class CommandSlot : ExecutingCommand
     public bool ControllerToHost;
     /// <summary>Guest memory pin token while data segments are in use; -1 when none is held.</summary>
     public int Pin = -1;
-    public NvmePcieFunction? Owner;
+    public PcieQueuePoller? Owner;
 
     public Span<GuestSegment> Segments => _segments;
 

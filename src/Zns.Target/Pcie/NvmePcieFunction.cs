@@ -16,33 +16,30 @@ namespace Zns.Target.Pcie;
 /// Connect, PRPs in guest memory instead of SGLs and in-capsule data.
 /// </summary>
 /// <remarks>
-/// A controller instance of the shared logic lives from CC.EN 0→1 to the next reset (CC.EN 1→0, function reset,
-/// client disconnect): PCIe controller reset returns every feature to its default and deletes every queue, which is
-/// what a new instance gives. Register writes and queue processing are serialised by <see cref="_stateLock"/>;
-/// doorbell writes only store a value and wake the poller.
+/// One controller of the shared logic exists from the function's creation to the next function reset or client
+/// disconnect (a synthetic connect: there is no Connect on PCIe), so its registers exist before CC.EN. BAR0 register
+/// accesses are that controller's Property Get/Set (one register file); CC.EN and shutdown make it call back the
+/// function's memory-queue operations. Doorbells stay here: a doorbell write only stores a value and wakes the poller.
+/// The queues, the doorbells and their processing are the function's <see cref="PcieQueuePoller"/>, whose lock also
+/// serialises configuration space accesses and the controller's replacement.
 /// </remarks>
-public sealed partial class NvmePcieFunction : IDisposable
+public sealed class NvmePcieFunction : IDisposable
 {
     // BAR0 register offsets (NVMe Base 2.0 §3.1.3) beyond the shared ones.
-    private const int Intms = 0x0C, Intmc = 0x10, Nssr = 0x20, Aqa = 0x24, Asq = 0x28, Acq = 0x30;
+    private const int Intms = 0x0C, Intmc = 0x10, Nssr = 0x20;
     /// <summary>Doorbells start at 1000h; DSTRD = 0, so SQ y tail is at 1000h + 8y and CQ y head at 1000h + 8y + 4.</summary>
     public const int DoorbellOffset = 0x1000;
     /// <summary>CAP.CQR: queues must be physically contiguous (PC = 1).</summary>
     private const ulong CapContiguousQueuesRequired = 1UL << 16;
-    private const uint CstsFatalBit = 1u << 1;
 
     private readonly NvmeTarget _target;
     private readonly ILogger _logger;
-    private readonly Lock _stateLock = new();
+    /// <summary>OACS bit 8: Doorbell Buffer Config supported.</summary>
+    internal const ushort OacsDoorbellBufferConfig = 1 << 8;
+
     private readonly PciConfigSpace _config;
     private readonly MsixInterrupts _msix;
-    private readonly InterruptCoalescing _coalescing;
-    private readonly uint[] _doorbells;
-
-    private uint _cc, _aqa;
-    private ulong _asq, _acq;
-    private bool _fatal;
-    private NvmeController? _controller;
+    private readonly PcieQueuePoller _queues;
 
     /// <summary>Creates the function for <paramref name="target"/>'s NVM subsystem; <paramref name="name"/> names it in logs.</summary>
     public NvmePcieFunction(NvmeTarget target, GuestMemory memory, string name, ILoggerFactory? loggerFactory = null)
@@ -54,16 +51,14 @@ public sealed partial class NvmePcieFunction : IDisposable
         Name = name;
         _logger = target.Logger;
         _ = loggerFactory;
-        _executor = new CommandExecutor(_logger, name);
         MaxIoQueues = target.Options.MaxIoQueues;
         _msix = new MsixInterrupts(MaxIoQueues + 1);
-        _coalescing = new InterruptCoalescing(_msix.VectorCount);
         _config = new PciConfigSpace(_msix.VectorCount);
-        _doorbells = new uint[2 * (MaxIoQueues + 1)];
-        _ioSq = new PcieSubmissionQueue?[MaxIoQueues + 1];
-        _ioCq = new PcieCompletionQueue?[MaxIoQueues + 1];
-        _poller = new Thread(PollLoop) { IsBackground = true, Name = $"zns-pcie {name}" };
-        _poller.Start();
+        _queues = new PcieQueuePoller(target, memory, _msix, name);
+        lock (_queues.Lock)
+        {
+            _queues.Controller = CreateController();
+        }
     }
 
     public string Name { get; }
@@ -72,10 +67,19 @@ public sealed partial class NvmePcieFunction : IDisposable
     public int MsixVectorCount => _msix.VectorCount;
 
     /// <summary>The clock of interrupt coalescing's aggregation time (a fake one in tests).</summary>
-    internal TimeProvider Clock { get; set; } = TimeProvider.System;
+    internal TimeProvider Clock
+    {
+        get => _queues.Clock;
+        set => _queues.Clock = value;
+    }
 
-    /// <summary>CAP: the shared value (MQES, TO, CSS with the I/O command set bit, MPS) plus CQR, DSTRD = 0.</summary>
-    public ulong Capabilities => BuildCap((ushort)(_target.Options.MaxQueueEntries - 1)) | CapContiguousQueuesRequired;
+    /// <summary>Commands completed since creation (all queues); for tests and statistics.</summary>
+    public long CompletedCommands => _queues.CompletedCommands;
+
+    private NvmeController? Controller => _queues.Controller;
+
+    /// <summary>CAP, as the controller builds it from the PCIe traits (CQR, DSTRD = 0).</summary>
+    public ulong Capabilities => Controller?.CapValue ?? 0;
 
     /// <summary>
     /// A memory-based controller: byte-aligned SGLs with bit buckets as well as PRPs, Doorbell Buffer Config, queues
@@ -90,16 +94,13 @@ public sealed partial class NvmePcieFunction : IDisposable
     };
 
     /// <summary>Controller Fatal Status is set (until the next reset).</summary>
-    public bool IsFatal
-    {
-        get { lock (_stateLock) { return _fatal; } }
-    }
+    public bool IsFatal => Controller?.IsFatal ?? false;
 
     // ---- Regions ---------------------------------------------------------------------------------------------
 
     public bool ReadConfig(long offset, Span<byte> data)
     {
-        lock (_stateLock)
+        lock (_queues.Lock)
         {
             return _config.Read(offset, data);
         }
@@ -107,7 +108,7 @@ public sealed partial class NvmePcieFunction : IDisposable
 
     public bool WriteConfig(long offset, ReadOnlySpan<byte> data)
     {
-        lock (_stateLock)
+        lock (_queues.Lock)
         {
             return _config.Write(offset, data);
         }
@@ -166,169 +167,66 @@ public sealed partial class NvmePcieFunction : IDisposable
 
     private uint ReadRegister32(long offset)
     {
-        if (offset >= DoorbellOffset)
-        {
-            // Doorbells are write-only; reads return zero (NVMe Base §3.1.3.22).
-            return 0;
-        }
-        lock (_stateLock)
-        {
-            ulong cap = Capabilities;
-            return offset switch
-            {
-                Cap => (uint)cap,
-                Cap + 4 => (uint)(cap >> 32),
-                Vs => Zns.Nvme.Layouts.ControllerProperties.Version,
-                Cc => _cc,
-                Csts => CstsLocked(),
-                Aqa => _aqa,
-                Asq => (uint)_asq,
-                Asq + 4 => (uint)(_asq >> 32),
-                Acq => (uint)_acq,
-                Acq + 4 => (uint)(_acq >> 32),
-                _ => 0,
-            };
-        }
-    }
-
-    private uint CstsLocked()
-    {
-        uint csts = 0;
-        if (_controller is { } c && c.TryGetProperty(Csts, 4, out ulong value))
-        {
-            csts = (uint)value;
-        }
-        return _fatal ? csts | CstsFatalBit : csts;
+        // Doorbells are write-only and read as zero (NVMe Base §3.1.3.22), as do reserved registers.
+        return offset < DoorbellOffset && Controller is { } controller && controller.TryGetProperty((uint)offset, 4, out ulong value)
+            ? (uint)value
+            : 0;
     }
 
     private void WriteRegister32(long offset, uint value)
     {
         if (offset >= DoorbellOffset)
         {
-            WriteDoorbell((int)((offset - DoorbellOffset) / 4), value);
+            _queues.WriteDoorbell((int)((offset - DoorbellOffset) / 4), value);
             return;
         }
-        lock (_stateLock)
+        if (offset is Intms or Intmc or Nssr)
         {
-            switch (offset)
-            {
-                case Cc:
-                    WriteCcLocked(value);
-                    break;
-                case Aqa:
-                    // ASQS 11:0, ACQS 27:16; reserved bits read as zero.
-                    _aqa = value & 0x0FFF_0FFF;
-                    break;
-                case Asq:
-                    _asq = (_asq & 0xFFFF_FFFF_0000_0000) | (value & 0xFFFF_F000);
-                    break;
-                case Asq + 4:
-                    _asq = (_asq & 0xFFFF_FFFF) | ((ulong)value << 32);
-                    break;
-                case Acq:
-                    _acq = (_acq & 0xFFFF_FFFF_0000_0000) | (value & 0xFFFF_F000);
-                    break;
-                case Acq + 4:
-                    _acq = (_acq & 0xFFFF_FFFF) | ((ulong)value << 32);
-                    break;
-                case Intms:
-                case Intmc:
-                case Nssr:
-                    // Pin-based interrupt masks do not apply under MSI-X; NVM Subsystem Reset is not supported (CAP.NSSRS = 0).
-                    break;
-            }
+            // Pin-based interrupt masks do not apply under MSI-X; NVM Subsystem Reset is not supported (CAP.NSSRS = 0).
+            return;
         }
+        // Read-only and reserved registers ignore writes, as a Property Set of them is refused.
+        Controller?.SetProperty((uint)offset, 4, value);
     }
 
-    private void WriteCcLocked(uint value)
+    /// <summary>The function's controller (a synthetic connect): its admin queue's transport is this function's.</summary>
+    private NvmeController? CreateController()
     {
-        uint old = _cc;
-        _cc = value;
-        bool wasEnabled = CcEnabled(old), enabled = CcEnabled(value);
-        if (wasEnabled && !enabled)
-        {
-            ResetControllerLocked("CC.EN cleared");
-            return;
-        }
-        if (!wasEnabled && enabled)
-        {
-            EnableLocked(value);
-            return;
-        }
-        // Shutdown notifications and other changes while enabled go to the shared controller logic.
-        _controller?.SetProperty(Cc, 4, value);
-    }
-
-    private void EnableLocked(uint cc)
-    {
-        int asqs = (int)(_aqa & 0xFFF) + 1, acqs = (int)((_aqa >> 16) & 0xFFF) + 1;
-        // CAP.MQES bounds the I/O queues the host creates; the admin queue may always have Linux's 32 entries.
-        int maxEntries = Math.Max(_target.Options.MaxQueueEntries, 32);
-        if (asqs < 2 || acqs < 2 || asqs > maxEntries || acqs > maxEntries)
-        {
-            SetFatalLocked($"admin queue sizes ASQS {asqs} / ACQS {acqs} outside 2..{maxEntries}");
-            return;
-        }
-        var adminTransport = new PcieQueueTransport(this, 0);
+        var adminTransport = new PcieQueuePoller.PcieQueueTransport(_queues, 0);
         NvmeSubsystem subsystem = _target.Subsystem;
         NvmeController? controller = subsystem.CreateController(id =>
             new NvmeController(subsystem, id, HostNqn, Guid.Empty, 0, adminTransport));
         if (controller is null)
         {
-            SetFatalLocked("no free controller ID");
-            return;
+            _logger.Fatal(Name, "no free controller ID");
         }
-        controller.SetProperty(Cc, 4, cc);
-        if (!controller.IsReady)
-        {
-            // The shared logic refused the configuration (entry sizes, page size, command set) and set CFS itself.
-            _controller = controller;
-            return;
-        }
-        _controller = controller;
-        var adminQueue = new SubmissionQueue(controller, 0, asqs, adminTransport);
-        var acq = new PcieCompletionQueue(0, _acq, acqs, interruptsEnabled: true, vector: 0) { SubmissionQueues = 1 };
-        _ioCq[0] = acq;
-        _ioSq[0] = new PcieSubmissionQueue(0, _asq, asqs, acq, adminQueue, _target.Options.MaxAdminDataLength);
-        _logger.Enabled(Name, controller.Cntlid, asqs, acqs);
-        _wake.Set();
+        return controller;
     }
 
     /// <summary>Host NQN of the controllers this function creates (there is no Connect to carry one).</summary>
     private string HostNqn => $"nqn.2014-08.org.nvmexpress:pcie:{Name}";
 
-    /// <summary>Controller reset: queues deleted, the controller instance destroyed, CSTS back to 0.</summary>
-    private void ResetControllerLocked(string reason)
+    /// <summary>
+    /// Ends the function's controller: queues stop (so the completions of its parked AERs are dropped), the controller
+    /// is destroyed, and every queue is deleted once the commands still moving data are done.
+    /// </summary>
+    private void DestroyControllerLocked(string reason)
     {
-        DeleteAllQueuesLocked(_controller, reason);
-        _controller = null;
-        _fatal = false;
-        _dbbufEnabled = false;
-        _coalescing.Reset();
-        Array.Clear(_doorbells);
-        _logger.Reset(Name, reason);
-    }
-
-    private void SetFatalLocked(string reason)
-    {
-        if (!_fatal)
-        {
-            _fatal = true;
-            _logger.Fatal(Name, reason);
-        }
+        _queues.StopAllQueuesLocked();
+        _queues.Controller?.Destroy(reason);
+        _queues.Controller = null;
+        _queues.DeleteAllQueuesLocked(reason);
     }
 
     /// <summary>Function level reset (VFIO_USER_DEVICE_RESET): the controller and the configuration space.</summary>
     public void ResetFunction(string reason)
     {
-        lock (_stateLock)
+        lock (_queues.Lock)
         {
-            ResetControllerLocked(reason);
-            _cc = 0;
-            _aqa = 0;
-            _asq = _acq = 0;
+            DestroyControllerLocked(reason);
             _config.Reset();
             _msix.Reset();
+            _queues.Controller = CreateController();
         }
     }
 
@@ -341,25 +239,12 @@ public sealed partial class NvmePcieFunction : IDisposable
 
     public void Dispose()
     {
-        _stopping = true;
-        _wake.Set();
-        _poller.Join();
-        lock (_stateLock)
+        _queues.Dispose();
+        lock (_queues.Lock)
         {
-            ResetControllerLocked("function removed");
+            DestroyControllerLocked("function removed");
         }
         _msix.ClearTriggers();
-        _wake.Dispose();
-    }
-
-    /// <summary>The transport side of a PCIe queue as the shared controller logic sees it.</summary>
-    private sealed class PcieQueueTransport(NvmePcieFunction function, ushort qid) : IQueueTransport
-    {
-        public string RemoteEndPoint => $"{function.Name} queue {qid}";
-
-        public TransportTraits Traits => PcieTraits;
-
-        /// <summary>Controller teardown or shutdown: stop fetching from the queue (a reset deletes it later).</summary>
-        public void Abort(string reason) => function.StopQueue(qid);
+        _queues.DisposeWake();
     }
 }

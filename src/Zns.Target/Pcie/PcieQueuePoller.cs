@@ -9,12 +9,16 @@ using Zns.Nvme.Layouts;
 namespace Zns.Target.Pcie;
 
 /// <summary>
-/// Queue processing of the PCIe function: one poller thread fetches commands from every submission queue while
+/// The queues of a PCIe function and their processing: one poller thread fetches commands from every submission queue while
 /// there is work, and sleeps when idle (woken by a doorbell write). With Doorbell Buffer Config the host writes
 /// tails and heads to shadow doorbells in its memory; the poller reads those, and before sleeping writes the
 /// EventIdx entries so that the next submission rings the real doorbell — a busy guest then never exits to ring.
 /// </summary>
-public sealed partial class NvmePcieFunction
+/// <remarks>
+/// Queue changes (admin commands, controller reset) and queue processing are serialised by <see cref="Lock"/>; a
+/// doorbell write only stores a value and wakes the poller. Completions that come later post under their CQ's lock.
+/// </remarks>
+internal sealed partial class PcieQueuePoller : IDisposable
 {
     /// <summary>Idle passes spun (yielding) before the poller sleeps.</summary>
     private const int SpinPasses = 64;
@@ -22,6 +26,11 @@ public sealed partial class NvmePcieFunction
     private const int SleepMs = 50;
     private const int CqeSize = CompletionQueueEntry.Size;
 
+    private readonly NvmeTarget _target;
+    private readonly ILogger _logger;
+    private readonly MsixInterrupts _msix;
+    private readonly InterruptCoalescing _coalescing;
+    private readonly uint[] _doorbells;
     private readonly PcieSubmissionQueue?[] _ioSq;
     private readonly PcieCompletionQueue?[] _ioCq;
     private readonly Thread _poller;
@@ -31,11 +40,40 @@ public sealed partial class NvmePcieFunction
     private bool _dbbufEnabled;
     private ulong _shadowBase, _eventIdxBase;
 
+    public PcieQueuePoller(NvmeTarget target, GuestMemory memory, MsixInterrupts msix, string name)
+    {
+        _target = target;
+        _logger = target.Logger;
+        _msix = msix;
+        Memory = memory;
+        Name = name;
+        int maxIoQueues = target.Options.MaxIoQueues;
+        _coalescing = new InterruptCoalescing(msix.VectorCount);
+        _doorbells = new uint[2 * (maxIoQueues + 1)];
+        _ioSq = new PcieSubmissionQueue?[maxIoQueues + 1];
+        _ioCq = new PcieCompletionQueue?[maxIoQueues + 1];
+        _executor = new CommandExecutor(_logger, name);
+        _poller = new Thread(PollLoop) { IsBackground = true, Name = $"zns-pcie {name}" };
+        _poller.Start();
+    }
+
+    public string Name { get; }
+    public GuestMemory Memory { get; }
+
+    /// <summary>Serialises queue changes, register-driven resets and the poller's passes.</summary>
+    public Lock Lock { get; } = new();
+
+    /// <summary>The function's controller (set under <see cref="Lock"/>); null while there is none.</summary>
+    public NvmeController? Controller { get; set; }
+
+    /// <summary>The clock of interrupt coalescing's aggregation time (a fake one in tests).</summary>
+    public TimeProvider Clock { get; set; } = TimeProvider.System;
+
     /// <summary>Commands completed since creation (all queues); for tests and statistics.</summary>
     public long CompletedCommands => Interlocked.Read(ref _completed);
     private long _completed;
 
-    private void WriteDoorbell(int index, uint value)
+    public void WriteDoorbell(int index, uint value)
     {
         if ((uint)index >= (uint)_doorbells.Length)
         {
@@ -46,20 +84,21 @@ public sealed partial class NvmePcieFunction
         _wake.Set();
     }
 
-    private void StopQueue(ushort qid)
+    public void StopQueue(ushort qid)
     {
         if (qid < _ioSq.Length && _ioSq[qid] is { } sq)
         {
             sq.Deleted = true;
+            if (qid == 0)
+            {
+                // The admin queue stops at a controller reset: nothing, a parked AER's completion included, is posted.
+                sq.Cq.Deleted = true;
+            }
         }
     }
 
-    /// <summary>
-    /// Controller reset, queue side: nothing more is fetched or posted, the controller instance is destroyed (which
-    /// completes parked AERs, dropped here), then commands still moving data are waited for, so that none touches
-    /// guest memory after the reset completes.
-    /// </summary>
-    private void DeleteAllQueuesLocked(NvmeController? controller, string reason)
+    /// <summary>Nothing more is fetched from any queue or posted to any completion queue.</summary>
+    public void StopAllQueuesLocked()
     {
         foreach (PcieCompletionQueue? cq in _ioCq)
         {
@@ -75,7 +114,16 @@ public sealed partial class NvmePcieFunction
                 sq.Deleted = true;
             }
         }
-        controller?.Destroy(reason);
+    }
+
+    /// <summary>
+    /// Controller reset, queue side: nothing more is fetched or posted, commands still moving data are waited for (so
+    /// that none touches guest memory after the reset completes), and every queue, the doorbell buffer and the
+    /// interrupt coalescing settings are gone.
+    /// </summary>
+    public void DeleteAllQueuesLocked(string reason)
+    {
+        StopAllQueuesLocked();
         for (int i = 0; i < _ioSq.Length; i++)
         {
             if (_ioSq[i] is { } sq)
@@ -89,6 +137,10 @@ public sealed partial class NvmePcieFunction
             }
             _ioCq[i] = null;
         }
+        _dbbufEnabled = false;
+        _coalescing.Reset();
+        Array.Clear(_doorbells);
+        _logger.Reset(Name, reason);
     }
 
     /// <summary>Waits (bounded) until the queue's fetched commands have completed.</summary>
@@ -109,7 +161,7 @@ public sealed partial class NvmePcieFunction
         while (!_stopping)
         {
             bool worked;
-            lock (_stateLock)
+            lock (Lock)
             {
                 worked = PollOnceGuardedLocked();
             }
@@ -125,7 +177,7 @@ public sealed partial class NvmePcieFunction
             }
             _wake.Reset();
             bool armed, coalescing;
-            lock (_stateLock)
+            lock (Lock)
             {
                 // Arm the event indexes, then look once more: a submission that raced with arming is seen here,
                 // any later one rings the doorbell and sets _wake.
@@ -168,7 +220,7 @@ public sealed partial class NvmePcieFunction
     /// <summary>One pass over every queue; true when anything was fetched.</summary>
     private bool PollOnceLocked()
     {
-        if (_fatal || _controller is null)
+        if (Controller is not { IsFatal: false })
         {
             return false;
         }
@@ -285,7 +337,7 @@ public sealed partial class NvmePcieFunction
         PcieCompletionQueue cq = sq.Cq;
         // The controller's submission queue keeps the one SQ head: every fetched entry is consumed there, executed or
         // refused, before the next one is fetched.
-        while (sq.Handler.Head != tail && !sq.Deleted && !_fatal)
+        while (sq.Handler.Head != tail && !sq.Deleted && !sq.Handler.Controller.IsFatal)
         {
             lock (cq.Lock)
             {
@@ -334,17 +386,6 @@ public sealed partial class NvmePcieFunction
         slot.SegmentCount = 0;
         slot.Pin = -1;
         SubmissionQueue queue = sq.Handler;
-        if (sq.Id == 0)
-        {
-            var adminCqe = default(CompletionQueueEntry);
-            if (TryExecuteQueueAdmin(in sqe, ref adminCqe))
-            {
-                CompletionQueueEntry done = queue.Refuse(in sqe, adminCqe.Status);
-                done.Result = adminCqe.Result;
-                Complete(slot, done, fromPoller: true);
-                return;
-            }
-        }
         // PSDT: 00b PRPs, 01b an SGL for the data (MPTR a metadata buffer), 10b SGLs for both; this namespace has no
         // metadata, so 01b and 10b read the same data SGL. Admin commands use PRPs (as Linux sends them).
         int psdt = sqe.Flags >> 6;
@@ -390,129 +431,39 @@ public sealed partial class NvmePcieFunction
     private static ulong Prp2(in SubmissionQueueEntry sqe) => BinaryPrimitives.ReadUInt64LittleEndian(sqe.Sgl1[8..]);
 
     /// <summary>
-    /// Posts a command's completion: copies read data out, writes the CQE with the current phase (its last dword
-    /// last, so the host never sees the phase flip before the entry), and raises the vector now or, on the poller,
-    /// once per pass.
+    /// A fatal condition found while fetching or posting: the controller reports CSTS.CFS (until the next reset) and
+    /// nothing more is fetched.
     /// </summary>
-    internal void Complete(CommandSlot slot, CompletionQueueEntry cqe, bool fromPoller)
+    private void SetFatalLocked(string reason)
     {
-        PcieSubmissionQueue sq = slot.Queue;
-        PcieCompletionQueue cq = sq.Cq;
-        slot.FinishData(cqe.Status.IsSuccess);
-        if (slot.Pin >= 0)
+        if (Controller is { IsFatal: false } controller)
         {
-            Memory.Exit(slot.Pin);
-            slot.Pin = -1;
-        }
-        bool raise = false, wakePoller = false;
-        int pin = Memory.Enter();
-        try
-        {
-            lock (cq.Lock)
-            {
-                cq.Reserved--;
-                if (!cq.Deleted)
-                {
-                    raise = PostLocked(cq, in cqe);
-                    if (raise && _coalescing.Applies(cq.Vector))
-                    {
-                        raise = CoalesceLocked(cq);
-                        wakePoller = !raise && !fromPoller;
-                    }
-                }
-            }
-        }
-        finally
-        {
-            Memory.Exit(pin);
-        }
-        sq.ReturnSlot(slot);
-        Interlocked.Increment(ref _completed);
-        if (wakePoller)
-        {
-            // The poller fires the vector when the aggregation time is up.
-            _wake.Set();
-        }
-        if (raise)
-        {
-            if (fromPoller)
-            {
-                cq.InterruptPending = true;
-            }
-            else
-            {
-                _msix.Raise(cq.Vector);
-            }
+            _logger.Fatal(Name, reason);
+            controller.SetFatal();
         }
     }
 
-    private unsafe bool PostLocked(PcieCompletionQueue cq, in CompletionQueueEntry cqe)
+    /// <summary>Stops the poller thread (the function is removed).</summary>
+    public void Dispose()
     {
-        if (!Memory.TryTranslate(cq.Base + (ulong)cq.Tail * CqeSize, CqeSize, write: true, out byte* p))
-        {
-            _fatal = true;
-            _logger.Fatal(Name, $"completion queue {cq.Id} entry {cq.Tail} is outside guest memory");
-            return false;
-        }
-        Span<byte> entry = stackalloc byte[CqeSize];
-        cqe.Write(entry);
-        uint last = BinaryPrimitives.ReadUInt32LittleEndian(entry[12..]) | (cq.Phase ? 1u << 16 : 0);
-        entry[..12].CopyTo(new Span<byte>(p, 12));
-        Volatile.Write(ref *(uint*)(p + 12), last);
-        cq.Tail++;
-        if (cq.Tail == cq.Entries)
-        {
-            cq.Tail = 0;
-            cq.Phase = !cq.Phase;
-        }
-        return cq.InterruptsEnabled;
+        _stopping = true;
+        _wake.Set();
+        _poller.Join();
     }
 
-    private void RaiseIfPending(PcieCompletionQueue cq)
-    {
-        if (cq.Coalesced > 0)
-        {
-            lock (cq.Lock)
-            {
-                if (cq.Coalesced > 0 && Clock.GetElapsedTime(cq.FirstCoalescedAt) >= _coalescing.Time)
-                {
-                    cq.Coalesced = 0;
-                    cq.InterruptPending = true;
-                }
-            }
-        }
-        if (cq.InterruptPending)
-        {
-            cq.InterruptPending = false;
-            _msix.Raise(cq.Vector);
-        }
-    }
+    /// <summary>Releases what outlives the poller thread.</summary>
+    public void DisposeWake() => _wake.Dispose();
 
-    /// <summary>A completion under Interrupt Coalescing: true when it makes THR + 1 waiting, so the vector fires now.</summary>
-    private bool CoalesceLocked(PcieCompletionQueue cq)
+    /// <summary>The transport side of a PCIe queue as the shared controller logic sees it.</summary>
+    public sealed class PcieQueueTransport(PcieQueuePoller poller, ushort qid) : IQueueTransport
     {
-        if (cq.Coalesced++ == 0)
-        {
-            cq.FirstCoalescedAt = Clock.GetTimestamp();
-        }
-        if (cq.Coalesced < _coalescing.Threshold)
-        {
-            return false;
-        }
-        cq.Coalesced = 0;
-        return true;
-    }
+        public string RemoteEndPoint => $"{poller.Name} queue {qid}";
 
-    /// <summary>Whether completions wait for their aggregation time (the poller must not sleep past it).</summary>
-    private bool AnyCoalescedLocked()
-    {
-        foreach (PcieCompletionQueue? cq in _ioCq)
-        {
-            if (cq is { Coalesced: > 0 })
-            {
-                return true;
-            }
-        }
-        return false;
+        public TransportTraits Traits => NvmePcieFunction.PcieTraits;
+
+        public IMemoryQueueOperations MemoryQueues => poller;
+
+        /// <summary>Controller teardown or shutdown: stop fetching from the queue (a reset deletes it later).</summary>
+        public void Abort(string reason) => poller.StopQueue(qid);
     }
 }
