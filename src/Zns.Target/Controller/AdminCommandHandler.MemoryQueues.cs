@@ -90,8 +90,11 @@ internal sealed partial class AdminCommandHandler
         NvmeStatus created = queues.CreateSubmissionQueue(qid, Prp1(in sqe), entries, cqid, queue);
         if (!created.IsSuccess)
         {
+            // Nothing was created: Number of Queues stays settable.
             queue.Dispose();
+            return created;
         }
+        controller.OnIoQueueCreated();
         return created;
     }
 

@@ -112,7 +112,6 @@ internal sealed partial class NvmeController
                 return NvmeStatus.CommandSequenceError.WithDnr();
             }
             _ioQueues[qid - 1] = queue;
-            _ioQueuesCreated = true;
             return NvmeStatus.Success;
         }
     }
@@ -314,6 +313,15 @@ internal sealed partial class NvmeController
     internal bool IoQueuesCreated
     {
         get { lock (_lock) { return _ioQueuesCreated; } }
+    }
+
+    /// <summary>An I/O queue was made (a Connect, or a Create I/O Submission Queue the transport accepted).</summary>
+    internal void OnIoQueueCreated()
+    {
+        lock (_lock)
+        {
+            _ioQueuesCreated = true;
+        }
     }
 
     // Timestamp feature (FID 0Eh): milliseconds since the epoch as the host last set it, running on from then.

@@ -266,6 +266,7 @@ internal sealed class FabricsQueue : IQueueHandler
             return;
         }
         _controller = controller;
+        controller.OnIoQueueCreated();
         InstallQueue(queue, ref cqe);
         RequireAuthentication(subsystem, hostNqn, qid, ref cqe);
         controller.Touch();

@@ -76,4 +76,21 @@ public sealed class RegisterFileTests
             Assert.Equal(NvmeStatus.InvalidOpcode.WithDnr(), Run(admin, sqe).Status);
         }
     }
+
+    [Fact]
+    public void A_create_io_sq_the_transport_refuses_leaves_number_of_queues_settable()
+    {
+        using var f = new PcieFixture();
+        f.Driver.Enable();
+        f.Driver.WaitReady();
+        Assert.True(f.Driver.CreateCq(1, 16, vector: 1).IsSuccess);
+        // Queue memory outside guest RAM: the transport refuses, so no I/O queue was created.
+        Assert.False(f.Driver.CreateSq(1, 16, cqid: 1, address: 0x7000_0000_0000).IsSuccess);
+        SubmissionQueueEntry queues = f.Driver.NewSqe(AdminOpcode.SetFeatures);
+        queues.SetCdw(10, FeatureId.NumberOfQueues);
+        queues.SetCdw(11, 0x0003_0003);
+        Assert.Equal(NvmeStatus.Success, f.Driver.Execute(0, queues).Status);
+        f.Driver.CreateIoQueuePair(2);
+        Assert.Equal(NvmeStatus.CommandSequenceError.WithDnr(), f.Driver.Execute(0, queues).Status);
+    }
 }
