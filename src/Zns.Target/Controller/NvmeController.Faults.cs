@@ -51,19 +51,10 @@ internal sealed partial class NvmeController
                     _changedZones[nsid] = null;
                 }
             }
-            if ((AsyncEventConfig & IdentifyControllerLayout.OaesZoneDescriptorChanged) == 0 || _zoneNoticeMasked)
-            {
-                return;
-            }
             // Masked until the host reads log page BFh without RAE, as for the other notices.
-            _zoneNoticeMasked = true;
-            if (!_pendingAers.TryDequeue(out aer))
-            {
-                _pendingEvents.Enqueue(ZoneDescriptorChangedEvent);
-                return;
-            }
+            aer = RaiseNoticeLocked(IdentifyControllerLayout.OaesZoneDescriptorChanged, ref _zoneNoticeMasked, ZoneDescriptorChangedEvent);
         }
-        aer.Completion.TrySetResult(aer.Complete(NvmeStatus.Success, ZoneDescriptorChangedEvent));
+        aer?.Completion.TrySetResult(aer.Complete(NvmeStatus.Success, ZoneDescriptorChangedEvent));
     }
 
     /// <summary>Writes the Changed Zone List of <paramref name="nsid"/>; clears it (and unmasks the event) unless RAE.</summary>

@@ -430,19 +430,30 @@ internal sealed partial class NvmeController
             {
                 _changedNamespaces.Add(nsid);
             }
-            if ((AsyncEventConfig & IdentifyControllerLayout.OaesNamespaceAttribute) == 0 || _namespaceNoticeMasked)
-            {
-                return;
-            }
             // Further notices of this type stay masked until the host reads log page 04h without RAE.
-            _namespaceNoticeMasked = true;
-            if (!_pendingAers.TryDequeue(out aer))
-            {
-                _pendingEvents.Enqueue(NamespaceChangedEvent);
-                return;
-            }
+            aer = RaiseNoticeLocked(IdentifyControllerLayout.OaesNamespaceAttribute, ref _namespaceNoticeMasked, NamespaceChangedEvent);
         }
-        aer.Completion.TrySetResult(aer.Complete(NvmeStatus.Success, NamespaceChangedEvent));
+        aer?.Completion.TrySetResult(aer.Complete(NvmeStatus.Success, NamespaceChangedEvent));
+    }
+
+    /// <summary>
+    /// A notice the host enabled with Asynchronous Event Configuration bit <paramref name="enableBit"/>: masked
+    /// after it is raised until its log is read; completes a parked AER (returned, to be completed outside the lock)
+    /// or waits for the next one.
+    /// </summary>
+    private PendingAer? RaiseNoticeLocked(uint enableBit, ref bool masked, uint eventResult)
+    {
+        if ((AsyncEventConfig & enableBit) == 0 || masked)
+        {
+            return null;
+        }
+        masked = true;
+        if (_pendingAers.TryDequeue(out PendingAer? aer))
+        {
+            return aer;
+        }
+        _pendingEvents.Enqueue(eventResult);
+        return null;
     }
 
     /// <summary>Changed Namespace List (LID 04h): the NSIDs changed since the last read, or FFFFFFFFh on overflow.</summary>
