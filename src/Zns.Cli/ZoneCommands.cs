@@ -185,7 +185,7 @@ internal static class ZoneCommands
     public static Command Info()
     {
         var file = new Argument<string>("FILE") { Description = "Backstore file" };
-        var cmd = new Command("info", "Show geometry, limits and how many zones are in each state") { file };
+        var cmd = new Command("info", "Show geometry, limits, how many zones are in each state, and every option the zone state file keeps") { file };
         cmd.SetAction(r =>
         {
             string path = r.GetValue(file)!;

@@ -94,11 +94,30 @@ public sealed class KeptOptionsCliTests
     {
         using var dir = new TempDir();
         await CreateAsync(dir);
-        var r = await CliRunner.RunAsync(dir.Path, "serve", "z.raw", "--listen", "127.0.0.1:0", "--control", "off", flag, value);
-        Assert.Equal(2, r.Exit);
-        Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith(message, r.Err);
-        Assert.Empty(r.Out);
+        var ct = TestContext.Current.CancellationToken;
+        using var server = Process.Start(CliRunner.StartInfo(dir.Path, "serve", "z.raw", "--listen", "127.0.0.1:0", "--control", "off", flag, value))!;
+        var stdout = server.StandardOutput.ReadToEndAsync(ct);
+        var stderr = server.StandardError.ReadToEndAsync(ct);
+        // A server that took the value would serve until stopped: give it a minute to refuse instead.
+        using (var refusal = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            refusal.CancelAfter(TimeSpan.FromMinutes(1));
+            try
+            {
+                await server.WaitForExitAsync(refusal.Token);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                server.Kill();
+                await server.WaitForExitAsync(ct);
+                Assert.Fail($"zns serve {flag} {value} served instead of refusing: {await stdout}");
+            }
+        }
+        Assert.Equal(2, server.ExitCode);
+        string err = await stderr;
+        Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith(message, err);
+        Assert.Empty(await stdout);
     }
 
     [Theory]
