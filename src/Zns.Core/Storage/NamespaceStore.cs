@@ -62,7 +62,7 @@ internal sealed class NamespaceStore : IDisposable
             KeptNamespaceOptions kept = given;
             if (loaded is not null)
             {
-                CheckKept(loaded, given, geometry);
+                CheckKept(loaded, given, geometry, backstore.Length);
                 kept = KeptOption.AfterOpen(loaded.Kept, given);
             }
             var stateFile = ZoneStateFile.OpenForCommits(statePath, geometry, loaded?.Sequence ?? 0);
@@ -79,7 +79,7 @@ internal sealed class NamespaceStore : IDisposable
         }
     }
 
-    private static void CheckKept(ZoneStateFile.Loaded loaded, KeptNamespaceOptions given, ZoneGeometry want)
+    private static void CheckKept(ZoneStateFile.Loaded loaded, KeptNamespaceOptions given, ZoneGeometry want, long backstoreLength)
     {
         if (KeptOption.FindRefused(loaded.Kept, given) is var (option, kept, value))
         {
@@ -93,7 +93,7 @@ internal sealed class NamespaceStore : IDisposable
         {
             throw new OptionException("size",
                 $"the zone state file was written for a backstore of {loaded.BackstoreLength} bytes ({have.ZoneCount} zones), " +
-                $"this one has {want.NamespaceSizeLbas << want.BlockShift} bytes in use ({want.ZoneCount} zones): restore the file's size, or reformat (which discards the data)");
+                $"this one has {backstoreLength} bytes ({want.ZoneCount} zones): restore the file's size, or reformat (which discards the data)");
         }
     }
 
