@@ -92,6 +92,29 @@ internal sealed class GeometryOptions
         return options;
     }
 
+    /// <summary>
+    /// The namespace options the user gave, in order: each one's QEMU name and how it was given, for a message
+    /// (<c>-o zoned.zrwas</c>, <c>--zone-size</c>).
+    /// </summary>
+    public IEnumerable<(string Name, string GivenAs)> Given(ParseResult result)
+    {
+        foreach (string list in result.GetValue(QemuList) ?? [])
+        {
+            foreach (string item in WithoutExcludedKeys(list).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                string name = item.IndexOf('=') is var eq and > 0 ? item[..eq].Trim() : item;
+                yield return (name, $"-o {name}");
+            }
+        }
+        foreach (var (option, qemu) in _flags)
+        {
+            if (result.GetValue(option) is not null)
+            {
+                yield return (qemu, option.Name);
+            }
+        }
+    }
+
     private string WithoutExcludedKeys(string list) => ExcludedKeys.Count == 0 ? list : string.Join(',',
         list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Where(item => item.IndexOf('=') is var eq && (eq <= 0 || !ExcludedKeys.Contains(item[..eq]))));

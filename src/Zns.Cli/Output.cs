@@ -43,11 +43,11 @@ internal static class Output
         b % (1L << 20) == 0 && b >= 1L << 20 ? $"{b >> 20} MiB" :
         b % 1024 == 0 && b >= 1024 ? $"{b >> 10} KiB" : $"{b} B";
 
-    public static void Info(string path, ZoneGeometry g, ZoneInfo[] zones, bool hasState)
+    public static void Info(string path, ZoneGeometry g, ZoneInfo[] zones, KeptNamespaceOptions? kept)
     {
         var table = new Table().AddColumn("property").AddColumn("value");
         table.AddRow("file", Markup.Escape(path));
-        table.AddRow("zone state", hasState ? Markup.Escape(path + ".zns") : "none (all zones Empty)");
+        table.AddRow("zone state", kept is not null ? Markup.Escape($"{path}.zns (format {kept.Format})") : "none (all zones Empty)");
         table.AddRow("namespace", $"{g.NamespaceSizeLbas} blocks of {g.BlockSize} B ({Bytes(g.UsedBytes)})");
         if (g.Zoned)
         {
@@ -69,6 +69,33 @@ internal static class Output
             table.AddRow("zoned", "off (conventional)");
         }
         AnsiConsole.Write(table);
+        if (kept is not null)
+        {
+            KeptOptions(Console.Out, path, kept);
+        }
+    }
+
+    /// <summary>
+    /// Every option the state file keeps, one <c>name=value</c> line each (the spelling <c>-o</c> takes), grouped by
+    /// what a different value at serve time does.
+    /// </summary>
+    private static void KeptOptions(TextWriter stdout, string path, KeptNamespaceOptions kept)
+    {
+        foreach (var (rule, heading) in (ReadOnlySpan<(ServeTimeRule, string)>)
+                 [(ServeTimeRule.Refused, "a different value at serve time is refused"),
+                  (ServeTimeRule.ServeValueApplies, "a value given at serve time applies to that run, and this one stays")])
+        {
+            stdout.WriteLine($"kept in {path}.zns ({heading}):");
+            foreach (KeptOption option in KeptOption.All)
+            {
+                if (option.Rule == rule && option.ValueOf(kept) is { } value)
+                {
+                    stdout.WriteLine(kept.Keeps(option)
+                        ? $"  {option.Name}={value}"
+                        : $"  {option.Name}={value} (the default: this format {kept.Format} state file does not keep it yet; the next open keeps the value it is given)");
+                }
+            }
+        }
     }
 
     public static string StatusName(NvmeStatus s) => (s.Sct, s.Sc) switch

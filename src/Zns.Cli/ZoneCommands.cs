@@ -30,6 +30,14 @@ internal static class ZoneCommands
             string? sizeText = r.GetValue(size) ?? (r.GetValue(preset) is null ? null : Zn540Preset.Size.ToString(System.Globalization.CultureInfo.InvariantCulture));
             long bytes = sizeText is null ? throw new UsageException("--size: required (e.g. --size 32G), or give --preset") : ParseSize("--size", sizeText);
             var options = geometry.Apply(r, baseline);
+            // Whatever create takes, the state file keeps: an option it could not keep is refused, not dropped.
+            foreach (var (name, givenAs) in geometry.Given(r))
+            {
+                if (KeptOption.WhyNotKept(name, options) is { } why)
+                {
+                    throw new UsageException($"{givenAs}: {why}");
+                }
+            }
             var g = Validate(options, bytes);
             if (File.Exists(path))
             {
@@ -177,12 +185,12 @@ internal static class ZoneCommands
     public static Command Info()
     {
         var file = new Argument<string>("FILE") { Description = "Backstore file" };
-        var cmd = new Command("info", "Show geometry, limits and how many zones are in each state") { file };
+        var cmd = new Command("info", "Show geometry, limits, how many zones are in each state, and every option the zone state file keeps") { file };
         cmd.SetAction(r =>
         {
             string path = r.GetValue(file)!;
             var (g, zones) = Load(path);
-            Output.Info(path, g, zones, ZonedNamespace.ReadStoredOptions(path) is not null);
+            Output.Info(path, g, zones, ZonedNamespace.ReadKeptOptions(path));
             return 0;
         });
         return cmd;

@@ -72,6 +72,12 @@ internal static unsafe partial class Posix
     public static partial int fsync(SafeFileHandle fd);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static partial int fsync(int fd);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static partial nint recvmsg(int fd, MsgHdr* msg, int flags);
 
     [LibraryImport("libc", SetLastError = true)]

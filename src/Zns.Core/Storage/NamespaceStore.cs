@@ -11,11 +11,12 @@ internal sealed class NamespaceStore : IDisposable
 {
     private readonly ZoneStateFile? _stateFile;
 
-    private NamespaceStore(IBackstore backstore, ZoneStateFile? stateFile, ZoneGeometry geometry)
+    private NamespaceStore(IBackstore backstore, ZoneStateFile? stateFile, ZoneGeometry geometry, KeptNamespaceOptions? kept = null)
     {
         Backstore = backstore;
         _stateFile = stateFile;
         Geometry = geometry;
+        Kept = kept;
     }
 
     /// <summary>The data.</summary>
@@ -27,6 +28,9 @@ internal sealed class NamespaceStore : IDisposable
     /// <summary>The state file path, or null when nothing is persisted.</summary>
     public string? StatePath => _stateFile?.Path;
 
+    /// <summary>What every commit writes as the namespace's options, or null when nothing is persisted.</summary>
+    public KeptNamespaceOptions? Kept { get; }
+
     /// <summary>A RAM backstore of <paramref name="sizeBytes"/> bytes; nothing persisted.</summary>
     public static NamespaceStore InMemory(NamespaceOptions options, long sizeBytes)
     {
@@ -36,9 +40,9 @@ internal sealed class NamespaceStore : IDisposable
 
     /// <summary>
     /// Opens a raw backstore file with its zone state file <c>FILE.zns</c>; <paramref name="loaded"/> is the stored
-    /// state to restore, if any. Throws <see cref="OptionException"/> for invalid options or a geometry that differs
-    /// from the stored one (unless <see cref="StateMode.Reformat"/>, which zeroes the data), <see cref="IOException"/>
-    /// for file errors.
+    /// state to restore, if any. Throws <see cref="OptionException"/> for invalid options or one whose value differs
+    /// from the kept one where <see cref="KeptOption.Rule"/> refuses that (unless <see cref="StateMode.Reformat"/>,
+    /// which zeroes the data), <see cref="IOException"/> for file errors.
     /// </summary>
     public static NamespaceStore OpenFile(string path, NamespaceOptions options, StateMode mode, out ZoneStateFile.Loaded? loaded)
     {
@@ -53,16 +57,20 @@ internal sealed class NamespaceStore : IDisposable
             }
             string statePath = ZoneStateFile.PathFor(path);
             loaded = mode == StateMode.Persistent ? ZoneStateFile.TryLoad(statePath) : null;
+            // No uuid option means the kept UUID, or a new one for a new namespace.
+            var given = KeptNamespaceOptions.From(options, geometry, options.Uuid ?? loaded?.Kept.Uuid ?? Guid.NewGuid());
+            KeptNamespaceOptions kept = given;
             if (loaded is not null)
             {
-                CheckSameGeometry(loaded, geometry);
+                CheckKept(loaded, given, geometry, backstore.Length);
+                kept = KeptOption.AfterOpen(loaded.Kept, given);
             }
             var stateFile = ZoneStateFile.OpenForCommits(statePath, geometry, loaded?.Sequence ?? 0);
             if (loaded is null && mode == StateMode.Reformat)
             {
                 backstore.Zero(0, backstore.Length);
             }
-            return new NamespaceStore(backstore, stateFile, geometry);
+            return new NamespaceStore(backstore, stateFile, geometry, kept);
         }
         catch
         {
@@ -71,31 +79,31 @@ internal sealed class NamespaceStore : IDisposable
         }
     }
 
-    private static void CheckSameGeometry(ZoneStateFile.Loaded loaded, ZoneGeometry want)
+    private static void CheckKept(ZoneStateFile.Loaded loaded, KeptNamespaceOptions given, ZoneGeometry want, long backstoreLength)
     {
-        var s = loaded.Options;
-        var have = ZoneGeometry.Create(s, loaded.BackstoreLength);
-        string? differs =
-            have.BlockSize != want.BlockSize ? "logical_block_size" :
-            have.Zoned != want.Zoned ? "zoned" :
-            want.Zoned && have.ZoneSizeLbas != want.ZoneSizeLbas ? "zoned.zone_size" :
-            want.Zoned && have.ZoneCapacityLbas != want.ZoneCapacityLbas ? "zoned.zone_capacity" :
-            want.Zoned && have.MaxOpen != want.MaxOpen ? "zoned.max_open" :
-            want.Zoned && have.MaxActive != want.MaxActive ? "zoned.max_active" :
-            want.Zoned && have.DescriptorExtensionSize != want.DescriptorExtensionSize ? "zoned.descr_ext_size" :
-            have.NamespaceSizeLbas != want.NamespaceSizeLbas || have.ZoneCount != want.ZoneCount ? "size" : null;
-        if (differs is not null)
+        if (KeptOption.FindRefused(loaded.Kept, given) is var (option, kept, value))
         {
-            throw new OptionException(differs,
-                $"differs from the geometry stored in the zone state file (stored: {ZoneStateFile.Describe(s)}, " +
-                $"max_open={s.MaxOpen}, max_active={s.MaxActive}, descr_ext_size={s.DescriptorExtensionSize}, size={loaded.BackstoreLength}); " +
-                "use the stored geometry or reformat");
+            throw new OptionException(option.Name,
+                $"the zone state file keeps {option.Name}={kept}, {option.Name}={value} given: leave the option out to use the kept value, " +
+                "or reformat (which discards the data)");
+        }
+        // Same options, different file: a backstore that grew or shrank by whole zones since.
+        var have = ZoneGeometry.Create(loaded.Kept.ToOptions(), loaded.BackstoreLength);
+        if (have.NamespaceSizeLbas != want.NamespaceSizeLbas || have.ZoneCount != want.ZoneCount)
+        {
+            throw new OptionException("size",
+                $"the zone state file was written for a backstore of {loaded.BackstoreLength} bytes ({have.ZoneCount} zones), " +
+                $"this one has {backstoreLength} bytes ({want.ZoneCount} zones): restore the file's size, or reformat (which discards the data)");
         }
     }
 
     /// <summary>The options stored in a backstore's state file, or null if it has none.</summary>
     public static NamespaceOptions? ReadStoredOptions(string backstorePath) =>
-        ZoneStateFile.TryLoad(ZoneStateFile.PathFor(backstorePath))?.Options;
+        ZoneStateFile.TryLoad(ZoneStateFile.PathFor(backstorePath))?.Kept.ToOptions();
+
+    /// <summary>The options kept in a backstore's state file, or null if it has none.</summary>
+    public static KeptNamespaceOptions? ReadKeptOptions(string backstorePath) =>
+        ZoneStateFile.TryLoad(ZoneStateFile.PathFor(backstorePath))?.Kept;
 
     /// <summary>
     /// The zones of a backstore file as its state file last committed them, without opening the backstore. Null
@@ -108,7 +116,7 @@ internal sealed class NamespaceStore : IDisposable
         {
             return null;
         }
-        var g = ZoneGeometry.Create(loaded.Options, loaded.BackstoreLength);
+        var g = ZoneGeometry.Create(loaded.Kept.ToOptions(), loaded.BackstoreLength);
         if (g.ZoneCount != loaded.Zones.Length)
         {
             throw new InvalidDataException($"{backstorePath}.zns: zone count does not match its geometry");
@@ -129,8 +137,8 @@ internal sealed class NamespaceStore : IDisposable
     /// Captures the zone state for the next <see cref="Commit"/>. The caller holds the lock that keeps
     /// <paramref name="zones"/> still.
     /// </summary>
-    public void Capture(Guid uuid, ZoneStateMachine zones, bool writeProtected) =>
-        _stateFile?.Encode(Geometry, Backstore.Length, uuid, zones.Records, zones.Extensions, writeProtected);
+    public void Capture(ZoneStateMachine zones, bool writeProtected) =>
+        _stateFile?.Encode(Kept!, Backstore.Length, zones.Records, zones.Extensions, writeProtected);
 
     /// <summary>
     /// Makes the data durable, then writes the captured zone state as the next commit. The state was captured

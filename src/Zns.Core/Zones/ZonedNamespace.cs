@@ -97,16 +97,23 @@ public sealed partial class ZonedNamespace : IDisposable
     public static NamespaceOptions? ReadStoredOptions(string backstorePath) => NamespaceStore.ReadStoredOptions(backstorePath);
 
     /// <summary>
+    /// The options a backstore's state file keeps, each as <see cref="KeptOption.All"/> names it, or null if it has
+    /// no state file.
+    /// </summary>
+    public static KeptNamespaceOptions? ReadKeptOptions(string backstorePath) => NamespaceStore.ReadKeptOptions(backstorePath);
+
+    /// <summary>
     /// Opens a raw backstore file (QEMU layout) with its zone state file <c>FILE.zns</c>. Throws
-    /// <see cref="OptionException"/> for invalid options or a geometry that differs from the stored one
-    /// (unless <see cref="StateMode.Reformat"/>), <see cref="IOException"/> for file errors.
+    /// <see cref="OptionException"/> for invalid options or one that differs from the value the state file keeps where
+    /// <see cref="KeptOption.Rule"/> refuses that (unless <see cref="StateMode.Reformat"/>), <see cref="IOException"/>
+    /// for file errors. A null <see cref="NamespaceOptions.Uuid"/> stands for the kept UUID.
     /// </summary>
     public static ZonedNamespace OpenFile(string path, NamespaceOptions options, StateMode mode = StateMode.Persistent)
     {
         var store = NamespaceStore.OpenFile(path, options, mode, out var loaded);
         try
         {
-            var ns = new ZonedNamespace(options, store, loaded?.Uuid ?? Guid.NewGuid());
+            var ns = new ZonedNamespace(options, store, store.Kept?.Uuid ?? options.Uuid ?? Guid.NewGuid());
             if (mode == StateMode.Ephemeral)
             {
                 return ns;
@@ -945,7 +952,7 @@ public sealed partial class ZonedNamespace : IDisposable
             {
                 lock (_stateLock)
                 {
-                    _store.Capture(Uuid, _zones, WriteProtected);
+                    _store.Capture(_zones, WriteProtected);
                 }
             }
             _store.Commit();
