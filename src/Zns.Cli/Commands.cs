@@ -8,6 +8,7 @@ internal static partial class Commands
     public static IEnumerable<Command> Extra()
     {
         yield return Serve();
+        yield return Qemu();
         foreach (var c in ControlCommands.All())
         {
             yield return c;

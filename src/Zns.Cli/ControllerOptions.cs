@@ -83,7 +83,7 @@ internal sealed class ControllerOptions
         }
     }
 
-    private static TargetOptions With(TargetOptions options, string key, string value, string named)
+    internal static TargetOptions With(TargetOptions options, string key, string value, string named)
     {
         bool number = uint.TryParse(value.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out uint n);
         switch (key)

@@ -142,10 +142,24 @@ internal static partial class Commands
             ZoneCommands.Validate(ramOptions, bytes);
             return ZonedNamespace.CreateInMemory(bytes, ramOptions);
         }
+        return OpenBackstore(path, mode, createSize, stored => ApplyLocal(geometry.Apply(r, stored ?? (isDefault ? DefaultOptions : new NamespaceOptions())), local, spec));
+    }
+
+    /// <summary>
+    /// The options a backstore file would be served with: <paramref name="options"/> applied to the options its zone
+    /// state file keeps (null when it has none, or with --reformat).
+    /// </summary>
+    internal static NamespaceOptions BackstoreOptions(string path, StateMode mode, Func<NamespaceOptions?, NamespaceOptions> options) =>
+        options(File.Exists(path) && mode != StateMode.Reformat ? ZonedNamespace.ReadStoredOptions(path) : null);
+
+    /// <summary>
+    /// Opens (or, with <paramref name="createSize"/>, creates) a backstore file as <c>zns serve</c> does, its lock
+    /// taken. Throws <see cref="UsageException"/> for a missing file, bad options or a file another zns serves.
+    /// </summary>
+    internal static ZonedNamespace OpenBackstore(string path, StateMode mode, long? createSize, Func<NamespaceOptions?, NamespaceOptions> apply)
+    {
         bool exists = File.Exists(path);
-        var stored = exists && mode != StateMode.Reformat ? ZonedNamespace.ReadStoredOptions(path) : null;
-        var baseline = stored ?? (isDefault ? DefaultOptions : new NamespaceOptions());
-        var options = ApplyLocal(geometry.Apply(r, baseline), local, spec);
+        var options = BackstoreOptions(path, mode, apply);
         if (!exists)
         {
             if (createSize is null)
@@ -237,14 +251,7 @@ internal static partial class Commands
         {
             foreach (string path in vfioPaths)
             {
-                try
-                {
-                    vfioServers.Add(new VfioUserServer(target, path, loggerFactory));
-                }
-                catch (System.Net.Sockets.SocketException e)
-                {
-                    throw new UsageException($"--vfio-user {path}: {e.Message}");
-                }
+                vfioServers.Add(CreateVfioUserServer(target, path, loggerFactory));
             }
             if (listener is not null)
             {
@@ -321,11 +328,24 @@ internal static partial class Commands
         ReportReorderedWrites(stdout, namespaces, verbose);
     }
 
+    /// <summary>A vfio-user server of <paramref name="target"/> on a new Unix socket (not yet started).</summary>
+    internal static VfioUserServer CreateVfioUserServer(NvmeTarget target, string path, ILoggerFactory loggerFactory)
+    {
+        try
+        {
+            return new VfioUserServer(target, path, loggerFactory);
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new UsageException($"--vfio-user {path}: {e.Message}");
+        }
+    }
+
     /// <summary>
     /// At shutdown: how many writes arrived ahead of their zone's write pointer (always with -v, otherwise only when
     /// there were some), since a host that reorders writes to a zone sees only I/O errors.
     /// </summary>
-    private static void ReportReorderedWrites(TextWriter stdout, List<ZonedNamespace> namespaces, bool verbose)
+    internal static void ReportReorderedWrites(TextWriter stdout, List<ZonedNamespace> namespaces, bool verbose)
     {
         for (int i = 0; i < namespaces.Count; i++)
         {
