@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Differential test against QEMU: one guest boot under Debian 13's QEMU (tests/guest/qemu-trixie) holds QEMU's own
+# Differential test against QEMU: one guest boot under Debian 13's QEMU (tests/guest/harness/qemu-trixie) holds QEMU's own
 # emulated ZNS namespace (PCIe, over a raw file) and zns over NVMe/TCP (host 10.0.2.2) with the same geometry and
 # options; zdiff drives both through /dev/ngXnY with the named cases of cases.txt and a generated sequence from a
 # seed, comparing every answer. Then kernel-side checks of Copy, Verify, Compare and a ZRWA sequence against zns.
@@ -7,10 +7,10 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
-guest="$repo/tests/guest"
+harness="$repo/tests/guest/harness"
 zns_dll="$repo/src/Zns.Cli/bin/Release/net10.0/zns.dll"
-if ! "$guest/qemu-trixie" --version >/dev/null 2>&1; then
-  echo "not ok - differential: no Debian 13 QEMU (run tests/guest/install-trixie-qemu.sh as root)"; exit 0
+if ! "$harness/qemu-trixie" --version >/dev/null 2>&1; then
+  echo "not ok - differential: no Debian 13 QEMU (run tests/guest/install/install-trixie-qemu.sh as root)"; exit 0
 fi
 [ -f "$zns_dll" ] || dotnet build "$repo/src/Zns.Cli" -c Release -nologo -v quiet >/dev/null
 work=$(mktemp -d /var/tmp/zns-differential.XXXXXX)
@@ -37,8 +37,8 @@ server_pid=$!
 for _ in $(seq 1 100); do grep -q "press Ctrl-C" "$work/serve.log" 2>/dev/null && break; sleep 0.2; done
 grep -q "press Ctrl-C" "$work/serve.log" || { echo "not ok - differential: zns serve did not start"; cat "$work/serve.log" | sed 's/^/# /'; exit 0; }
 
-echo "# differential against $("$guest/qemu-trixie" --version | head -1), seed $seed, $count generated commands"
-"$guest/run-guest.sh" -t "${ZNS_DIFF_TIMEOUT:-900}" -w "$work" -m nvme --qemu "$guest/qemu-trixie" --tap-name differential \
+echo "# differential against $("$harness/qemu-trixie" --version | head -1), seed $seed, $count generated commands"
+"$harness/run-guest.sh" -t "${ZNS_DIFF_TIMEOUT:-900}" -w "$work" -m nvme --qemu "$harness/qemu-trixie" --tap-name differential \
   --qemu-arg -drive --qemu-arg "file=$work/qemu-zns.raw,if=none,id=zdiff0,format=raw,discard=unmap" \
   --qemu-arg -drive --qemu-arg "file=$work/qemu-ns2.raw,if=none,id=zdiff1,format=raw,discard=unmap" \
   --qemu-arg -drive --qemu-arg "file=$work/qemu-ns3.raw,if=none,id=zdiff2,format=raw,discard=unmap" \

@@ -1,0 +1,43 @@
+# shellcheck shell=bash
+# Requests from a guest script to its suite on the host, through a directory both see (under the -w share): the
+# guest writes req.N (one line of words), the host runs it and leaves out.N (its output) and rc.N (its status).
+#
+# Guest side:  host WORDS...        ask the host; prints the answer's output, returns its status. HOST_REQUESTS is
+#                                   the directory; HOST_LOG, if set, a file the output is also appended to. The
+#                                   request number lives in a file, so calls from subshells stay in sequence.
+# Host side:   serve_requests DIR HANDLER [UNTIL]
+#                                   runs `HANDLER WORDS...` for each request in order, until the file UNTIL exists
+#                                   (without UNTIL: until killed). Run it in the foreground when the handler must
+#                                   be the parent of what it starts (stop_server waits for zns serve).
+
+host() {
+    local dir=${HOST_REQUESTS:?HOST_REQUESTS is not set} req deadline
+    mkdir -p "$dir"
+    req=$(( $(cat "$dir/.req" 2>/dev/null || echo 0) + 1 ))
+    echo "$req" >"$dir/.req"
+    echo "$*" >"$dir/pending.$req" && mv "$dir/pending.$req" "$dir/req.$req"
+    deadline=$((SECONDS + ${HOST_TIMEOUT:-300}))
+    # read -t as the sleep: a sleep process costs 0.1-0.3 s under TCG.
+    while [ ! -e "$dir/rc.$req" ]; do
+        [ $SECONDS -lt $deadline ] || { echo "# the host did not answer '$*'"; return 99; }
+        read -r -t 0.2 <> <(:) || true
+    done
+    if [ -n "${HOST_LOG:-}" ]; then cat "$dir/out.$req" 2>/dev/null | tee -a "$HOST_LOG"; else cat "$dir/out.$req" 2>/dev/null; fi
+    return "$(cat "$dir/rc.$req")"
+}
+
+serve_requests() {
+    local dir=$1 handler=$2 until=${3:-} next=1 words
+    mkdir -p "$dir"
+    while :; do
+        if [ -e "$dir/req.$next" ]; then
+            read -r -a words <"$dir/req.$next"
+            "$handler" "${words[@]}" >"$dir/out.$next" 2>&1
+            echo $? >"$dir/pending-rc.$next" && mv "$dir/pending-rc.$next" "$dir/rc.$next"
+            next=$((next + 1))
+            continue
+        fi
+        [ -n "$until" ] && [ -e "$until" ] && return 0
+        sleep 0.1
+    done
+}
