@@ -86,10 +86,10 @@ dmesg | grep "could not set timestamp" | sed 's/^/# /'
 host fault latency --opcode write --us 3000 > /dev/null; tap $? "zns fault latency --opcode write --us 3000 (on the host) is armed"
 fio --name=latency --filename="$dev" --direct=1 --zonemode=zbd --ioengine=libaio --rw=write --bs=4k --iodepth=8 \
     --numjobs=4 --offset=48z --offset_increment=1z --size=1z --io_size=2M --verify=crc32c --do_verify=1 \
-    --group_reporting --output="$SHARE/fio-latency.txt" >/dev/null 2>&1; rc=$?
+    --group_reporting --output="$SHARE/fio-latency.txt" >/dev/null 2>"$SHARE/fio-latency.err"; rc=$?
 [ $rc = 0 ] && grep -q "err= 0" "$SHARE/fio-latency.txt"
 tap $? "fio zonemode=zbd, 4 jobs of 4 KiB at iodepth 8, verify=crc32c, with 3 ms write latency reads back clean"
-[ $rc = 0 ] || grep -E "verify|err=|error" "$SHARE/fio-latency.txt" | head -5 | sed 's/^/# /'
+[ $rc = 0 ] || { grep -E "err=" "$SHARE/fio-latency.txt"; head -n 4 "$SHARE/fio-latency.err"; } | head -n 6 | sed 's/^/# /'
 host fault clear > /dev/null; tap $? "zns fault clear"
 
 known_data_write "$dev" "$SHARE"

@@ -11,19 +11,25 @@
 #                                   be the parent of what it starts (stop_server waits for zns serve).
 
 host() {
-    local dir=${HOST_REQUESTS:?HOST_REQUESTS is not set} req deadline
-    mkdir -p "$dir"
-    req=$(( $(cat "$dir/.req" 2>/dev/null || echo 0) + 1 ))
+    local dir=${HOST_REQUESTS:?HOST_REQUESTS is not set} req=0 rc=99 out deadline wait_fd
+    # Bash builtins only where it can (read, printf, $(<file)): every process costs 0.1-0.3 s under TCG.
+    [ -e "$dir/.req" ] && read -r req <"$dir/.req"
+    req=$((req + 1))
     echo "$req" >"$dir/.req"
     echo "$*" >"$dir/pending.$req" && mv "$dir/pending.$req" "$dir/req.$req"
     deadline=$((SECONDS + ${HOST_TIMEOUT:-300}))
-    # read -t as the sleep: a sleep process costs 0.1-0.3 s under TCG.
-    while [ ! -e "$dir/rc.$req" ]; do
-        [ $SECONDS -lt $deadline ] || { echo "# the host did not answer '$*'"; return 99; }
-        read -r -t 0.2 <> <(:) || true
-    done
-    if [ -n "${HOST_LOG:-}" ]; then cat "$dir/out.$req" 2>/dev/null | tee -a "$HOST_LOG"; else cat "$dir/out.$req" 2>/dev/null; fi
-    return "$(cat "$dir/rc.$req")"
+    # The wait between two looks: a read with a timeout on a pipe nobody writes to (one process for the whole wait).
+    exec {wait_fd}<> <(:)
+    while [ ! -e "$dir/rc.$req" ] && [ $SECONDS -lt $deadline ]; do read -r -t 0.2 -u "$wait_fd" || true; done
+    exec {wait_fd}>&-
+    [ -e "$dir/rc.$req" ] || { echo "# the host did not answer '$*'"; return 99; }
+    read -r rc <"$dir/rc.$req"
+    out=$(<"$dir/out.$req")
+    if [ -n "$out" ]; then
+        printf '%s\n' "$out"
+        [ -z "${HOST_LOG:-}" ] || printf '%s\n' "$out" >>"$HOST_LOG"
+    fi
+    return "$rc"
 }
 
 serve_requests() {
