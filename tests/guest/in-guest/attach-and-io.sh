@@ -17,7 +17,7 @@ if [ "$TRANSPORT" = tcp ]; then
   connect; tap $? "nvme connect"
 else
   connect
-  dev=$(ns_dev 1)
+  ns_dev 1 >/dev/null   # the controller is up once its namespace is
   [ "$(cat /sys/class/nvme/nvme0/transport 2>/dev/null)" = pcie ]; tap $? "the controller is a PCIe NVMe controller (transport pcie)"
   [ "$(cat /sys/bus/pci/devices/*/class | grep -c 0x010802)" -ge 1 ]; tap $? "a PCI function with class code 010802h (NVM Express)"
 fi
