@@ -8,7 +8,8 @@
 # Host side:   serve_requests DIR HANDLER [UNTIL]
 #                                   runs `HANDLER WORDS...` for each request in order, until the file UNTIL exists
 #                                   (without UNTIL: until killed). Run it in the foreground when the handler must
-#                                   be the parent of what it starts (stop_server waits for zns serve).
+#                                   be the parent of what it starts (stop_server waits for zns serve). DIR must
+#                                   hold no requests of an earlier guest: empty it before the guest boots.
 
 host() {
     local dir=${HOST_REQUESTS:?HOST_REQUESTS is not set} req=0 rc=99 out deadline wait_fd

@@ -18,4 +18,4 @@ tap() {
     return 0
 }
 # The count of TAP lines (numbered or not) in a file.
-tap_count() { grep -c -E '^(ok|not ok) ' "$1" 2>/dev/null; }
+tap_count() { local c; c=$(grep -c -E '^(ok|not ok) ' "$1" 2>/dev/null); echo "${c:-0}"; }

@@ -18,11 +18,16 @@ run_phase() {
     run_guest --tap-name "${TAP_PREFIX:-}${script%.sh}" -e "TRANSPORT=$transport" -e "NQN=$nqn" -e "PORT=${port:-}" \
         -e "SHARE=$work/share" -e "HOST_REQUESTS=$work/share/requests" -e "FIRST=$((n + 1))" \
         "$guest_dir/in-guest/$script" "$@" | tee "$work/${script%.sh}.tap"
-    n=$((n + $(tap_count "$work/${script%.sh}.tap")))
+    local lines; lines=$(tap_count "$work/${script%.sh}.tap")
+    n=$((n + lines))
+    # A guest that did not finish printed its line (--tap-name); one that finished without a check fails here.
+    [ "$lines" -gt 0 ] || tap 1 "${script%.sh}: the guest ran no checks"
 }
 
-# The guest's requests are zns commands against the running zns serve's control endpoint (zns fault ...).
+# The guest's requests are zns commands against the running zns serve's control endpoint (zns fault ...). Started
+# before the guest boots, with no requests left from an earlier one (the numbering starts again at 1).
 control_agent_start() {
+    rm -rf "$work/share/requests"; mkdir -p "$work/share/requests"
     ( export ZNS_CONTROL=$1; serve_requests "$work/share/requests" zns ) &
     agent_pid=$!
 }

@@ -17,6 +17,8 @@ keep_work=${3:+1}
 work=${3:-$(mktemp -d /var/tmp/zns-fs-tests.XXXXXX)}
 for l in tap server host-requests; do source "$guest/lib/$l.sh"; done
 TAP_NUMBERS=0
+# A WORKDIR given again keeps its backstores, not the requests of the guest before.
+rm -rf "$work/share/requests"
 mkdir -p "$work/target" "$work/share/requests"
 port=$((20000 + RANDOM % 20000))
 nqn=nqn.2026-01.io.zns:fs
