@@ -42,12 +42,12 @@ run_tap_suite packages tests/packaging/package-tests.sh
 run_tap_suite aot tests/packaging/aot-tests.sh
 
 # The guest harness itself: booting, exit status, the hard timeout, the retry of a hung boot.
-run_guest_suite harness tests/guest/selftest.sh
-run_guest_suite kernel tests/guest/kernel-tests.sh
-run_guest_suite authentication tests/guest/auth-tests.sh
+run_guest_suite harness tests/guest/harness/selftest.sh
+run_guest_suite kernel tests/guest/suites/kernel-tests.sh
+run_guest_suite authentication tests/guest/suites/auth-tests.sh
 # The same kernel checks with zns as a PCIe NVMe controller over vfio-user (needs Debian 13's QEMU; skipped without).
-run_guest_suite vfio-user tests/guest/vfio-user-tests.sh
-run_guest_suite control tests/guest/control-tests.sh
+run_guest_suite vfio-user tests/guest/suites/vfio-user-tests.sh
+run_guest_suite control tests/guest/suites/control-tests.sh
 run_guest_suite differential tests/guest/differential/run-differential.sh
 
 echo "$passed passed, $failed failed"
