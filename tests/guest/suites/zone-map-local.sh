@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# The zone map's browser check (tests/guest/zone-map-check.mjs) on this host alone, without a guest: zns serve with a
+# The zone map's browser check (tests/guest/suites/zone-map-check.mjs) on this host alone, without a guest: zns serve with a
 # RAM namespace (256 zones of 16 MiB, one made offline), the project's C initiator (bench/client) writing three
 # zones and reading four while headless Chromium watches the page; then `zns zones` is the report the map is
-# compared with. Needs chromium and playwright-core (tests/guest/install-browser.sh) and gcc.
-# Usage: tests/guest/zone-map-local.sh [SCREENSHOT]   (default .cache/artifacts/zone-map.png). TAP lines "ok N - ...".
+# compared with. Needs chromium and playwright-core (tests/guest/install/install-browser.sh) and gcc.
+# Usage: tests/guest/suites/zone-map-local.sh [SCREENSHOT]   (default .cache/artifacts/zone-map.png). TAP lines "ok N - ...".
 set -uo pipefail
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-here="$repo/tests/guest"
+repo=$(cd "$(dirname "$0")/../../.." && pwd)
+here="$repo/tests/guest/suites"
 shot=${1:-$repo/.cache/artifacts/zone-map.png}
 zns_dll="$repo/src/Zns.Cli/bin/Release/net10.0/zns.dll"
 [ -f "$zns_dll" ] || dotnet build "$repo/src/Zns.Cli" -c Release -nologo -v quiet >/dev/null
 [ -x /usr/bin/chromium ] && [ -f "$repo/.cache/npm/node_modules/playwright-core/package.json" ] || {
-  echo "not ok 1 - chromium or playwright-core missing (tests/guest/install-browser.sh)"; exit 1; }
+  echo "not ok 1 - chromium or playwright-core missing (tests/guest/install/install-browser.sh)"; exit 1; }
 client="$repo/.cache/zns-bench-client"
 [ "$client" -nt "$repo/bench/client/zns-bench-client.c" ] ||
   gcc -O2 -pthread -o "$client" "$repo/bench/client/zns-bench-client.c" || { echo "not ok 1 - gcc bench/client"; exit 1; }
