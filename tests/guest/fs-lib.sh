@@ -48,7 +48,7 @@ connect() { nvme connect -t tcp -a 10.0.2.2 -s "$PORT" -n "$NQN" "$@" >/dev/null
 disconnect() { nvme disconnect -n "$NQN" >/dev/null 2>&1; }
 
 # I/O scheduler of a zoned disk: mq-deadline where Linux before 6.10 needs it to keep the writes of a zone in
-# order (see README: host settings). ZNS_SCHED overrides (none, mq-deadline, default = leave as is).
+# order (see docs/tests.md: host settings). ZNS_SCHED overrides (none, mq-deadline, default = leave as is).
 set_sched() {
     local dev=${1#/dev/} want=${ZNS_SCHED:-mq-deadline} q
     [ "$want" = default ] && return 0
