@@ -8,7 +8,7 @@ using Zns.Core.Zones;
 
 namespace Zns.Control;
 
-/// <summary>The HTTP routes of the management endpoint (README: "Run-time control").</summary>
+/// <summary>The HTTP routes of the management endpoint (docs/control.md).</summary>
 internal static class ControlRoutes
 {
     /// <summary>Request bodies are small JSON documents; anything larger is refused before it is buffered.</summary>

@@ -14,7 +14,7 @@ by_id() { local w; w=$(cat "/sys/block/${1#/dev/}/wwid") && mkdir -p /dev/disk/b
 attach() { connect "$@" && conv_dev=$(ns_dev 1) && dev=$(ns_dev 2) && set_sched "$dev" && conv=$(by_id "$conv_dev") && zoned=$(by_id "$dev"); }
 mount_fs() { mount -t f2fs "$conv" "$mnt"; }
 # fsck.f2fs -f --dry-run (check everything, change nothing): any [Fail] line or a non-zero exit fails, except a
-# free segment count mismatch, an f2fs-tools quirk on zoned devices seen on QEMU's device too (see README).
+# free segment count mismatch, an f2fs-tools quirk on zoned devices seen on QEMU's device too (see docs/tests.md).
 check() {
     fsck.f2fs -f --dry-run "$conv" >"$SHARE/fsck.out" 2>&1
     local rc=$? bad

@@ -18,7 +18,7 @@ lap() { local d=$((SECONDS - lap_t)); lap_t=$SECONDS; echo "$d"; }
 host_do() { host "$1" >/dev/null || { note "the host could not $1 zns serve"; return 1; }; }
 
 # I/O scheduler of a zoned disk: mq-deadline where Linux before 6.10 needs it to keep the writes of a zone in
-# order (see README: host settings). ZNS_SCHED overrides (none, mq-deadline, default = leave as is).
+# order (see docs/tests.md: host settings). ZNS_SCHED overrides (none, mq-deadline, default = leave as is).
 set_sched() {
     local dev=${1#/dev/} want=${ZNS_SCHED:-mq-deadline} q
     [ "$want" = default ] && return 0

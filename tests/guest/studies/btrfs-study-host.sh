@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Linux 6.1 btrfs study (README: Linux 6.1 and btrfs balance): zns serves the seed's geometry (64 MiB zones,
+# The Linux 6.1 btrfs study (docs/tests.md: Linux 6.1 and btrfs balance): zns serves the seed's geometry (64 MiB zones,
 # 62 MiB capacity, 16 open, 32 active, 2 GiB) on the host; one guest runs btrfs-study.sh against it and against
 # nvmet-tcp over a zoned null_blk of the same geometry, scheduler default and mq-deadline, RUNS times each.
 #
