@@ -36,6 +36,8 @@ run_tap_suite() {
 }
 run_guest_suite() { [ "${ZNS_SKIP_KERNEL_TESTS:-0}" = 1 ] || run_tap_suite "$@"; }
 
+# zns top in a tmux pane against a running zns serve while a small NVMe/TCP host writes (needs tmux and python3).
+run_tap_suite top tests/cli/top-tmux.sh
 # The packed .NET tool and libraries, installed and used as a user would (needs the NuGet registry).
 run_tap_suite packages tests/packaging/package-tests.sh
 # The NativeAOT zns: the CLI test project and a C NVMe/TCP client against the native executable (needs clang).
