@@ -38,6 +38,8 @@ run_guest_suite() { [ "${ZNS_SKIP_KERNEL_TESTS:-0}" = 1 ] || run_tap_suite "$@";
 
 # The documentation: every relative link and anchor resolves; README.md is a front page with the two commands.
 run_tap_suite docs tests/docs/check-links.sh
+# zns top in a tmux pane against a running zns serve while a small NVMe/TCP host writes (needs tmux and python3).
+run_tap_suite top tests/cli/top-tmux.sh
 # The packed .NET tool and libraries, installed and used as a user would (needs the NuGet registry).
 run_tap_suite packages tests/packaging/package-tests.sh
 # The NativeAOT zns: the CLI test project and a C NVMe/TCP client against the native executable (needs clang).

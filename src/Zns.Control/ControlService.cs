@@ -109,7 +109,8 @@ public sealed class ControlService(NvmeTarget target, bool historyTimer = true)
                 ? s : throw ControlException.BadField("seconds", $"'{secondsText}' is not a whole number of seconds from 1 to {HistorySampler.Capacity}");
         }
         return new HistoryDto(HistorySampler.IntervalMs, nsid, [.. Sampler.Samples(nsid, seconds).Select(s => new HistorySampleDto(
-            s.UnixMs, s.ReadIops, s.WriteIops, s.ReadMBps, s.WriteMBps, s.P50Us, s.P99Us, s.P999Us, s.ResetsPerSec, s.FinishesPerSec,
+            s.UnixMs, Math.Round(s.ReadIops, 3), Math.Round(s.WriteIops, 3), Math.Round(s.ReadMBps, 6), Math.Round(s.WriteMBps, 6),
+            s.P50Us, s.P99Us, s.P999Us, Math.Round(s.ResetsPerSec, 3), Math.Round(s.FinishesPerSec, 3),
             new ZoneCountsDto(s.Zones.Empty, s.Zones.ImplicitlyOpened, s.Zones.ExplicitlyOpened, s.Zones.Closed, s.Zones.Full,
                 s.Zones.ReadOnly, s.Zones.Offline)))]);
     }
