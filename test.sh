@@ -36,18 +36,22 @@ run_tap_suite() {
 }
 run_guest_suite() { [ "${ZNS_SKIP_KERNEL_TESTS:-0}" = 1 ] || run_tap_suite "$@"; }
 
+# The documentation: every relative link and anchor resolves; README.md is a front page with the two commands.
+run_tap_suite docs tests/docs/check-links.sh
+# zns top in a tmux pane against a running zns serve while a small NVMe/TCP host writes (needs tmux and python3).
+run_tap_suite top tests/cli/top-tmux.sh
 # The packed .NET tool and libraries, installed and used as a user would (needs the NuGet registry).
 run_tap_suite packages tests/packaging/package-tests.sh
 # The NativeAOT zns: the CLI test project and a C NVMe/TCP client against the native executable (needs clang).
 run_tap_suite aot tests/packaging/aot-tests.sh
 
 # The guest harness itself: booting, exit status, the hard timeout, the retry of a hung boot.
-run_guest_suite harness tests/guest/selftest.sh
-run_guest_suite kernel tests/guest/kernel-tests.sh
-run_guest_suite authentication tests/guest/auth-tests.sh
+run_guest_suite harness tests/guest/harness/selftest.sh
+run_guest_suite kernel tests/guest/suites/kernel-tests.sh
+run_guest_suite authentication tests/guest/suites/auth-tests.sh
 # The same kernel checks with zns as a PCIe NVMe controller over vfio-user (needs Debian 13's QEMU; skipped without).
-run_guest_suite vfio-user tests/guest/vfio-user-tests.sh
-run_guest_suite control tests/guest/control-tests.sh
+run_guest_suite vfio-user tests/guest/suites/vfio-user-tests.sh
+run_guest_suite control tests/guest/suites/control-tests.sh
 run_guest_suite differential tests/guest/differential/run-differential.sh
 
 echo "$passed passed, $failed failed"

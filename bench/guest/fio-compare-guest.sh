@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Guest side of bench/guest/run-fio-compare.sh: runs inside one Linux guest
-# (tests/guest/run-guest.sh) and benchmarks up to three zoned NVMe/TCP
+# (tests/guest/harness/run-guest.sh) and benchmarks up to three zoned NVMe/TCP
 # namespaces of the same geometry with the same fio jobs:
 #
 #   nvmet   the kernel's nvmet-tcp exporting a zoned null_blk, guest 127.0.0.1:4420

@@ -77,7 +77,7 @@ envs=(-e "RUNTIME=$runtime" -e "TARGETS=$targets" -e "ROUNDS=$rounds" -e "WARMUP
 pipe_dll=$repo/bench/Zns.Benchmarks/bin/Release/net10.0/Zns.Benchmarks.dll
 [[ -f $pipe_dll ]] && envs+=(-e "PIPE_DLL=$pipe_dll")
 rc=0
-"$repo/tests/guest/run-guest.sh" -t 1200 --smp "$smp" --mem "$mem" --append nvme_core.multipath=N \
+"$repo/tests/guest/harness/run-guest.sh" -t 1200 --smp "$smp" --mem "$mem" --append nvme_core.multipath=N \
     -w "$work" "${envs[@]}" "$repo/bench/guest/fio-compare-guest.sh" "$work" "$port" "$zns_dll" || rc=$?
 echo "host: guest run took $((SECONDS - t0)) s, load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ -n $server_pid ]] && ! kill -0 "$server_pid" 2>/dev/null; then

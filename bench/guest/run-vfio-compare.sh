@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One Linux 6.1 guest (QEMU 11.1 from tests/guest/install-trixie-qemu.sh, TCG) with three zoned NVMe namespaces of
+# One Linux 6.1 guest (QEMU 11.1 from tests/guest/install/install-trixie-qemu.sh, TCG) with three zoned NVMe namespaces of
 # the same geometry (64 MiB zones, 62 MiB capacity, max open 16, max active 32, 4 KiB blocks, ZASL 64 KiB, data in
 # RAM), and the same fio jobs on each, interleaved per workload:
 #   qemu   QEMU's built-in NVMe controller with a zoned nvme-ns on a raw file in /dev/shm
@@ -57,8 +57,8 @@ cpu() { local st; st=$(<"/proc/$1/stat"); st=${st##*) }; local f; read -r -a f <
     done
 ) &
 pids+=($!)
-"$repo/tests/guest/run-guest.sh" -t 1800 -w "$out" --mem 4G --smp 2 --append "nvme_core.multipath=N" \
-    --qemu "$repo/tests/guest/qemu-trixie" \
+"$repo/tests/guest/harness/run-guest.sh" -t 1800 -w "$out" --mem 4G --smp 2 --append "nvme_core.multipath=N" \
+    --qemu "$repo/tests/guest/harness/qemu-trixie" \
     --qemu-arg -object --qemu-arg memory-backend-memfd,id=mem,size=4G,share=on \
     --qemu-arg -machine --qemu-arg memory-backend=mem \
     --qemu-arg -device --qemu-arg "{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"$sock\"}}" \

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The ZN540 timing validation from a Linux guest: zns serve runs on the host twice (timing off, and timing=zn540,
-# both with the drive's geometry in RAM); a Linux 6.1 guest under QEMU (tests/guest/run-guest.sh) attaches each
+# both with the drive's geometry in RAM); a Linux 6.1 guest under QEMU (tests/guest/harness/run-guest.sh) attaches each
 # over NVMe/TCP at 10.0.2.2 and measures with fio and blkzone; the table puts the zn540 figures next to the
 # dataset's (src/Zns.Core/Timing/zn540.json) and the timing-off floor of this guest.
 #   sudo bench/timing/run-guest-timing.sh [-r SECONDS_PER_FIO_JOB] [-o WORKDIR]
@@ -34,7 +34,7 @@ for mode in off zn540; do
     specs+=("$mode:$port:$nqn")
 done
 echo "host: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-"$repo/tests/guest/run-guest.sh" -t 1500 --mem 2G --append nvme_core.multipath=N -w "$work" -e "RUNTIME=$runtime" \
+"$repo/tests/guest/harness/run-guest.sh" -t 1500 --mem 2G --append nvme_core.multipath=N -w "$work" -e "RUNTIME=$runtime" \
     "$repo/bench/timing/guest-timing.sh" "$work" "${specs[@]}"
 python3 - "$work/results.tsv" "$repo/src/Zns.Core/Timing/zn540.json" <<'PY'
 import json, sys

@@ -25,13 +25,13 @@ internal static partial class ControlCommands
 
     private static Option<uint> NsidOption() => new("--nsid", "-n") { Description = "Namespace ID (default 1)", DefaultValueFactory = _ => 1 };
 
-    private sealed record Endpoint(Option<string> Control, Option<string> Token)
+    internal sealed record Endpoint(Option<string> Control, Option<string> Token)
     {
         public ControlClient Client(ParseResult r) =>
             new(r.GetValue(Control)!, r.GetValue(Token) is { Length: > 0 } t ? t : null);
     }
 
-    private static Endpoint AddEndpoint(Command cmd)
+    internal static Endpoint AddEndpoint(Command cmd)
     {
         var e = new Endpoint(ControlOption(), TokenOption());
         cmd.Options.Add(e.Control);
@@ -46,6 +46,7 @@ internal static partial class ControlCommands
         yield return Fault();
         yield return Stats();
         yield return Namespace();
+        yield return TopCommand.Create();
     }
 
     private static Command Zones()

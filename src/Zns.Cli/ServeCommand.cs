@@ -353,7 +353,7 @@ internal static partial class Commands
             if (namespaces[i].IsZoned && (verbose || ahead > 0))
             {
                 stdout.WriteLine($"zns: nsid {i + 1}: {ahead} write{(ahead == 1 ? "" : "s")} refused ahead of the write pointer (Zone Invalid Write)" +
-                    (ahead > 0 ? "; the host reordered writes to a zone (see README: I/O scheduler)" : ""));
+                    (ahead > 0 ? "; the host reordered writes to a zone (see docs/tests.md: Linux host settings)" : ""));
             }
         }
     }

@@ -12,6 +12,29 @@ public sealed record ZoneDto(
     uint Zone, ulong Start, ulong Capacity, ulong WritePointer, bool WritePointerValid, string Condition, int State,
     int AttributeBits, string[] Attributes, long Reads, long Writes, bool MediaFault);
 
+/// <summary>
+/// <c>GET /api/namespaces/{nsid}/zones/{zone}</c>: the zone as in the list, plus the last commands that touched it
+/// (oldest first) and its descriptor extension (lowercase hex; null when the namespace has none, ZDES 0).
+/// </summary>
+public sealed record ZoneDetailDto(
+    uint Zone, ulong Start, ulong Capacity, ulong WritePointer, bool WritePointerValid, string Condition, int State,
+    int AttributeBits, string[] Attributes, long Reads, long Writes, bool MediaFault, RecentCommandDto[] Recent,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? DescriptorExtension);
+
+/// <summary>One command that touched a zone: when it completed (Unix ms), its operation, SLBA, blocks, and <c>success</c> or the status name.</summary>
+public sealed record RecentCommandDto(long T, string Op, ulong Slba, uint Blocks, string Status);
+
+/// <summary><c>GET /api/history</c>: one sample per second, oldest first; <c>nsid</c> null for all namespaces summed.</summary>
+public sealed record HistoryDto(int IntervalMs, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] uint? Nsid, HistorySampleDto[] Samples);
+
+/// <summary>One second: rates per second, MB = 10^6 bytes, latency percentiles in µs over the commands completed in it.</summary>
+public sealed record HistorySampleDto(
+    long T, double ReadIops, double WriteIops, double ReadMBps, double WriteMBps, double P50Us, double P99Us, double P999Us,
+    double ResetsPerSec, double FinishesPerSec, ZoneCountsDto Zones);
+
+/// <summary>Zones per condition at the end of a sample.</summary>
+public sealed record ZoneCountsDto(uint Empty, uint ImplicitlyOpen, uint ExplicitlyOpen, uint Closed, uint Full, uint ReadOnly, uint Offline);
+
 /// <summary><c>GET /api/namespaces/{nsid}/zones</c>.</summary>
 public sealed record ZonesDto(NamespaceDto Namespace, ZoneDto[] Zones);
 
@@ -141,6 +164,8 @@ public sealed record MapUpdateDto(uint Nsid, uint Zones, bool Full, long[][] Cel
 [JsonSerializable(typeof(NamespaceDto))]
 [JsonSerializable(typeof(ZonesDto))]
 [JsonSerializable(typeof(ZoneDto))]
+[JsonSerializable(typeof(ZoneDetailDto))]
+[JsonSerializable(typeof(HistoryDto))]
 [JsonSerializable(typeof(ErrorDto))]
 [JsonSerializable(typeof(FaultScenarioDto))]
 [JsonSerializable(typeof(FaultsDto))]

@@ -8,7 +8,7 @@ using Zns.Core.Zones;
 
 namespace Zns.Control;
 
-/// <summary>The HTTP routes of the management endpoint (README: "Run-time control").</summary>
+/// <summary>The HTTP routes of the management endpoint (docs/control.md).</summary>
 internal static class ControlRoutes
 {
     /// <summary>Request bodies are small JSON documents; anything larger is refused before it is buffered.</summary>
@@ -36,7 +36,7 @@ internal static class ControlRoutes
         app.MapGet("/api/namespaces/{nsid}/zones", (HttpContext ctx, string nsid) =>
             Run(ctx, () => Ok(ctx, service.Zones(service.ParseNsid(nsid)), ControlJson.Default.ZonesDto)));
         app.MapGet("/api/namespaces/{nsid}/zones/{zone}", (HttpContext ctx, string nsid, string zone) =>
-            Run(ctx, () => Ok(ctx, service.Zone(service.ParseNsid(nsid), ControlService.ParseZone(zone)), ControlJson.Default.ZoneDto)));
+            Run(ctx, () => Ok(ctx, service.ZoneDetail(service.ParseNsid(nsid), ControlService.ParseZone(zone)), ControlJson.Default.ZoneDetailDto)));
         app.MapPost("/api/namespaces/{nsid}/zones/{zone}/{action}", (HttpContext ctx, string nsid, string zone, string action) =>
             Run(ctx, () => Ok(ctx, service.ZoneAction(service.ParseNsid(nsid), ControlService.ParseZone(zone), action), ControlJson.Default.ZoneDto)));
         app.MapGet("/api/namespaces/{nsid}/health", (HttpContext ctx, string nsid) =>
@@ -70,8 +70,22 @@ internal static class ControlRoutes
             await Ok(ctx, service.DropConnections(await Body(ctx, ControlJson.Default.DropConnectionsDto, required: false) ?? new()), ControlJson.Default.AffectedDto)));
         app.MapPost("/api/faults/controller-fatal", ctx => Run(ctx, async () =>
             await Ok(ctx, service.ControllerFatal(await Body(ctx, ControlJson.Default.ControllerFatalDto, required: false) ?? new()), ControlJson.Default.AffectedDto)));
+        app.MapGet("/api/history", ctx => Run(ctx, () =>
+            Ok(ctx, service.History(Query(ctx, "nsid"), Query(ctx, "seconds")), ControlJson.Default.HistoryDto)));
         app.MapGet("/api/stats", ctx => Run(ctx, () => Ok(ctx, service.Stats(), ControlJson.Default.StatsDto)));
         app.MapFallback(ctx => WriteError(ctx, 404, $"path: no such endpoint {ctx.Request.Method} {ctx.Request.Path}"));
+    }
+
+    /// <summary>A query parameter given at most once (null when absent).</summary>
+    private static string? Query(HttpContext ctx, string name)
+    {
+        var values = ctx.Request.Query[name];
+        return values.Count switch
+        {
+            0 => null,
+            1 => values[0] ?? "",
+            _ => throw ControlException.BadField(name, "given more than once"),
+        };
     }
 
     private static async Task Run(HttpContext ctx, Func<Task> action)

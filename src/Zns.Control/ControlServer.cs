@@ -22,10 +22,12 @@ namespace Zns.Control;
 public sealed class ControlServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private readonly HistorySampler _history;
 
-    private ControlServer(WebApplication app, string address)
+    private ControlServer(WebApplication app, string address, HistorySampler history)
     {
         _app = app;
+        _history = history;
         Address = address;
     }
 
@@ -78,6 +80,7 @@ public sealed class ControlServer : IAsyncDisposable
         }
         app.UseOpenTelemetryPrometheusScrapingEndpoint();
         ControlRoutes.Map(app, service);
+        service.Target.Metrics.EnableZoneRecent();
         try
         {
             await app.StartAsync().ConfigureAwait(false);
@@ -88,7 +91,11 @@ public sealed class ControlServer : IAsyncDisposable
             throw new IOException($"--control {address}: {e.Message}", e);
         }
         string shown = address.UnixSocketPath is { } p ? $"unix:{p}" : BoundAddress(app, address.EndPoint!);
-        return new ControlServer(app, shown);
+        if (service.HistoryTimer)
+        {
+            service.Sampler.Start();
+        }
+        return new ControlServer(app, shown, service.Sampler);
     }
 
     private static string BoundAddress(WebApplication app, IPEndPoint requested)
@@ -124,6 +131,7 @@ public sealed class ControlServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _history.DisposeAsync().ConfigureAwait(false);
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
     }

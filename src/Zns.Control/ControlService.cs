@@ -13,7 +13,9 @@ namespace Zns.Control;
 /// health policies and statistics of one <see cref="NvmeTarget"/>. Every refusal is a <see cref="ControlException"/>
 /// naming the field.
 /// </summary>
-public sealed class ControlService(NvmeTarget target)
+/// <param name="target">The target it manages.</param>
+/// <param name="historyTimer">Whether the endpoint ticks <see cref="Sampler"/> every second (tests tick it themselves).</param>
+public sealed class ControlService(NvmeTarget target, bool historyTimer = true)
 {
     private static readonly string[] ConditionNames =
         ["", "empty", "implicitly_opened", "explicitly_opened", "closed", "", "", "", "", "", "", "", "", "read_only", "full", "offline"];
@@ -26,6 +28,12 @@ public sealed class ControlService(NvmeTarget target)
     ];
 
     public NvmeTarget Target => target;
+
+    /// <summary>The one-second samples behind <c>GET /api/history</c>.</summary>
+    public HistorySampler Sampler { get; } = new(target);
+
+    /// <summary>Whether the endpoint starts <see cref="Sampler"/>'s one-second timer.</summary>
+    public bool HistoryTimer => historyTimer;
 
     private FaultPlan Faults => target.Faults;
 
@@ -68,6 +76,43 @@ public sealed class ControlService(NvmeTarget target)
         CheckZone(ns, zone, "zone");
         var media = Faults.MediaErrors.Where(r => r.Nsid == nsid).ToArray();
         return Zone(ns, ns.GetZone(zone), target.Metrics.Activity(nsid), media);
+    }
+
+    /// <summary>A zone with its last commands and its descriptor extension.</summary>
+    public ZoneDetailDto ZoneDetail(uint nsid, uint zone)
+    {
+        ZoneDto z = Zone(nsid, zone);
+        ZonedNamespace ns = target.Subsystem.Namespaces[(int)nsid - 1];
+        RecentCommandDto[] recent = [.. (target.Metrics.Recent(nsid)?.Read(zone) ?? [])
+            .Select(c => new RecentCommandDto(c.UnixMs, c.Operation, c.Slba, c.Blocks, c.Status))];
+        string? extension = ns.Geometry.DescriptorExtensionSize == 0 ? null : Convert.ToHexStringLower(ns.GetDescriptorExtension(zone));
+        return new ZoneDetailDto(z.Zone, z.Start, z.Capacity, z.WritePointer, z.WritePointerValid, z.Condition, z.State,
+            z.AttributeBits, z.Attributes, z.Reads, z.Writes, z.MediaFault, recent, extension);
+    }
+
+    /// <summary>
+    /// <c>GET /api/history</c>: <paramref name="nsidText"/> (absent for all namespaces) and <paramref name="secondsText"/>
+    /// (1..600, default 300) as given in the query.
+    /// </summary>
+    public HistoryDto History(string? nsidText, string? secondsText)
+    {
+        uint? nsid = null;
+        if (nsidText is not null)
+        {
+            nsid = uint.TryParse(nsidText, NumberStyles.None, CultureInfo.InvariantCulture, out uint n) && n >= 1 && n <= target.Subsystem.Namespaces.Count
+                ? n : throw ControlException.BadField("nsid", $"'{nsidText}' is not a namespace (1..{target.Subsystem.Namespaces.Count})");
+        }
+        int seconds = 300;
+        if (secondsText is not null)
+        {
+            seconds = int.TryParse(secondsText, NumberStyles.None, CultureInfo.InvariantCulture, out int s) && s >= 1 && s <= HistorySampler.Capacity
+                ? s : throw ControlException.BadField("seconds", $"'{secondsText}' is not a whole number of seconds from 1 to {HistorySampler.Capacity}");
+        }
+        return new HistoryDto(HistorySampler.IntervalMs, nsid, [.. Sampler.Samples(nsid, seconds).Select(s => new HistorySampleDto(
+            s.UnixMs, Math.Round(s.ReadIops, 3), Math.Round(s.WriteIops, 3), Math.Round(s.ReadMBps, 6), Math.Round(s.WriteMBps, 6),
+            s.P50Us, s.P99Us, s.P999Us, Math.Round(s.ResetsPerSec, 3), Math.Round(s.FinishesPerSec, 3),
+            new ZoneCountsDto(s.Zones.Empty, s.Zones.ImplicitlyOpened, s.Zones.ExplicitlyOpened, s.Zones.Closed, s.Zones.Full,
+                s.Zones.ReadOnly, s.Zones.Offline)))]);
     }
 
     private static ZoneDto Zone(ZonedNamespace ns, ZoneInfo z, ZoneActivity? activity, MediaErrorRule[] media)

@@ -21,8 +21,9 @@ internal sealed class ControlFixture : IAsyncDisposable
     public const int BlockSize = 4096;
     public const ulong ZoneLbas = 256;
 
-    private ControlFixture(ZonedNamespace ns, NvmeTarget target, NvmeTcpListener listener, ControlServer server, HttpClient http)
+    private ControlFixture(ZonedNamespace ns, NvmeTarget target, NvmeTcpListener listener, ControlServer server, HttpClient http, ControlService service)
     {
+        Service = service;
         Namespace = ns;
         Target = target;
         Listener = listener;
@@ -30,6 +31,7 @@ internal sealed class ControlFixture : IAsyncDisposable
         Http = http;
     }
 
+    public ControlService Service { get; }
     public ZonedNamespace Namespace { get; }
     public NvmeTarget Target { get; }
     public NvmeTcpListener Listener { get; }
@@ -38,7 +40,7 @@ internal sealed class ControlFixture : IAsyncDisposable
     public NvmeTcpInitiator Admin { get; private set; } = null!;
     public NvmeTcpInitiator Io { get; private set; } = null!;
 
-    public static async Task<ControlFixture> StartAsync(string? token = null, ZonedNamespace? ns = null)
+    public static async Task<ControlFixture> StartAsync(string? token = null, ZonedNamespace? ns = null, bool historyTimer = true)
     {
         ns ??= ZonedNamespace.CreateInMemory(16 << 20, new NamespaceOptions { ZoneSize = 1 << 20, Mdts = 5 });
         var target = new NvmeTarget(new TargetOptions(), [ns]);
@@ -46,13 +48,14 @@ internal sealed class ControlFixture : IAsyncDisposable
         listener.Start();
         target.SetListenerAddress(listener.LocalEndPoint);
         target.Metrics.ConnectionCount = () => listener.ConnectionCount;
-        var server = await ControlServer.StartAsync(new ControlAddress(new IPEndPoint(IPAddress.Loopback, 0), null), token, new ControlService(target));
+        var service = new ControlService(target, historyTimer);
+        var server = await ControlServer.StartAsync(new ControlAddress(new IPEndPoint(IPAddress.Loopback, 0), null), token, service);
         var http = new HttpClient { BaseAddress = new Uri(server.Address + "/"), Timeout = TimeSpan.FromSeconds(20) };
         if (token is not null)
         {
             http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
         }
-        return new ControlFixture(ns, target, listener, server, http);
+        return new ControlFixture(ns, target, listener, server, http, service);
     }
 
     public async Task ConnectAsync()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The NativeAOT build of zns passes the same tests as the JIT build: publish it as the README says
+# The NativeAOT build of zns passes the same tests as the JIT build: publish it as docs/transports.md says
 # (dotnet publish src/Zns.Cli -c Release -r linux-x64 -p:PublishAot=true), check the publish reports no trimming or
 # AOT warning, run the whole CLI test project (tests/Zns.Cli.Tests: create, report, serve, the control commands,
 # NVMe/TCP I/O through the TestKit initiator, crash recovery, bad arguments) against the native executable through

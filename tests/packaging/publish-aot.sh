@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Publish the NativeAOT zns into OUTDIR as the README says (dotnet publish src/Zns.Cli -c Release -r linux-x64
+# Publish the NativeAOT zns into OUTDIR as docs/transports.md says (dotnet publish src/Zns.Cli -c Release -r linux-x64
 # -p:PublishAot=true), from a copy of the sources so that the AOT variant of the libraries never lands in the tree's
 # bin/ and obj/ (PublishAot on the command line reaches every project). The publish log is OUTDIR.log; exit code
 # that of dotnet publish. Used by tests/packaging/aot-tests.sh and bench/footprint/footprint.sh.

@@ -84,7 +84,7 @@ internal sealed partial class IoCommandHandler
         if (WriteProtection(info, in sqe) is { IsSuccess: false } protectedStatus)
         {
             cqe.Status = protectedStatus;
-            _metrics.Count(info.Nsid, opcode, sqe.Cdw10_11, data.Length, cqe.Status);
+            _metrics.Count(info.Nsid, in sqe, data.Span, cqe.Status);
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
         if (opcode is IoOpcode.Read or IoOpcode.Write or IoOpcode.ZoneAppend or IoOpcode.Compare
@@ -113,7 +113,7 @@ internal sealed partial class IoCommandHandler
         {
             cqe.Status = InternalError(ex, opcode);
         }
-        _metrics.Count(info.Nsid, opcode, sqe.Cdw10_11, data.Length, cqe.Status);
+        _metrics.Count(info.Nsid, in sqe, data.Span, cqe.Status);
         if (timing is not null)
         {
             long due = CommandTiming.Due(timing, submitted, in sqe, in before, in cqe);

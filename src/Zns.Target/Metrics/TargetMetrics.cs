@@ -40,6 +40,9 @@ public sealed class TargetMetrics : IDisposable
     private readonly long[] _commandCounts;
     private readonly long[] _byteCounts;
     private readonly ConcurrentDictionary<string, StrongBox<long>>[] _errorCounts;
+    private readonly long[] _historyCounts;
+    private readonly long[] _latencyCounts;
+    private ZoneRecent?[]? _recent;
 
     internal TargetMetrics(NvmeTarget target)
     {
@@ -64,6 +67,8 @@ public sealed class TargetMetrics : IDisposable
         _byteCounts = new long[namespaces.Count * OperationNames.Length];
         _errorCounts = [.. namespaces.Select(_ => new ConcurrentDictionary<string, StrongBox<long>>())];
         _opTags = [.. OperationNames.Select(o => new KeyValuePair<string, object?>("op", o))];
+        _historyCounts = new long[namespaces.Count * HistoryCounters.Fields];
+        _latencyCounts = new long[namespaces.Count * LatencyHistogram.Buckets];
 
         _meter.CreateObservableGauge("zns.zones", ObserveZones, "{zone}", "Zones per condition");
         _meter.CreateObservableGauge("zns.zones.open", () => ObservePerNamespace(ns => (int)ns.OpenZoneCount), "{zone}", "Open zones (implicitly + explicitly)");
@@ -78,6 +83,116 @@ public sealed class TargetMetrics : IDisposable
 
     /// <summary>Per-zone command counts of a zoned namespace, or null for a conventional one.</summary>
     public ZoneActivity? Activity(uint nsid) => nsid - 1 < (uint)_activity.Length ? _activity[nsid - 1] : null;
+
+    /// <summary>
+    /// Starts keeping the last commands of each zone (<see cref="Recent"/>); the management endpoint turns this on,
+    /// so a target without one spends nothing on it.
+    /// </summary>
+    public void EnableZoneRecent()
+    {
+        if (_recent is not null)
+        {
+            return;
+        }
+        var namespaces = _target.Subsystem.Namespaces;
+        Interlocked.CompareExchange(ref _recent,
+            [.. namespaces.Select(ns => ns.IsZoned ? new ZoneRecent(ns.Geometry.ZoneCount) : null)], null);
+    }
+
+    /// <summary>The last commands per zone of a zoned namespace, or null (conventional, or not enabled).</summary>
+    public ZoneRecent? Recent(uint nsid) => _recent is { } r && nsid - 1 < (uint)r.Length ? r[nsid - 1] : null;
+
+    /// <summary>The running totals the history sampler reads each second (reads, writes, bytes, resets, finishes).</summary>
+    public HistoryCounters Counters(uint nsid)
+    {
+        int b = (int)(nsid - 1) * HistoryCounters.Fields;
+        return new HistoryCounters(Volatile.Read(ref _historyCounts[b]), Volatile.Read(ref _historyCounts[b + 1]),
+            Volatile.Read(ref _historyCounts[b + 2]), Volatile.Read(ref _historyCounts[b + 3]),
+            Volatile.Read(ref _historyCounts[b + 4]), Volatile.Read(ref _historyCounts[b + 5]));
+    }
+
+    /// <summary>Copies the latency bucket counts of one namespace (all I/O opcodes, <see cref="LatencyHistogram"/>) into <paramref name="into"/>.</summary>
+    public void CopyLatencyCounts(uint nsid, Span<long> into)
+    {
+        int b = (int)(nsid - 1) * LatencyHistogram.Buckets;
+        for (int i = 0; i < LatencyHistogram.Buckets; i++)
+        {
+            into[i] = Volatile.Read(ref _latencyCounts[b + i]);
+        }
+    }
+
+    /// <summary>
+    /// Counts one executed I/O command (as <see cref="Count(uint, byte, ulong, int, NvmeStatus)"/>) plus what the
+    /// live history and the per-zone rings need from its submission entry: block counts of Write Zeroes and Copy,
+    /// the Zone Management Send action.
+    /// </summary>
+    internal void Count(uint nsid, in SubmissionQueueEntry sqe, ReadOnlySpan<byte> data, NvmeStatus status)
+    {
+        byte opcode = sqe.Opcode;
+        ulong slba = sqe.Cdw10_11;
+        Count(nsid, opcode, slba, data.Length, status);
+        if (nsid - 1 >= (uint)_nsTags.Length)
+        {
+            return;
+        }
+        ZonedNamespace ns = _target.Subsystem.Namespaces[(int)nsid - 1];
+        uint blocks = opcode switch
+        {
+            IoOpcode.Read or IoOpcode.Write or IoOpcode.ZoneAppend or IoOpcode.WriteZeroes or IoOpcode.Compare or IoOpcode.Verify => (sqe.Cdw12 & 0xFFFF) + 1,
+            IoOpcode.Copy => CopyBlocks(sqe.Cdw12, data),
+            _ => 0,
+        };
+        int h = (int)(nsid - 1) * HistoryCounters.Fields;
+        switch (opcode)
+        {
+            case IoOpcode.Read:
+                Interlocked.Increment(ref _historyCounts[h]);
+                if (status.IsSuccess)
+                {
+                    Interlocked.Add(ref _historyCounts[h + 1], data.Length);
+                }
+                break;
+            case IoOpcode.Write or IoOpcode.ZoneAppend or IoOpcode.WriteZeroes or IoOpcode.Copy:
+                Interlocked.Increment(ref _historyCounts[h + 2]);
+                if (status.IsSuccess)
+                {
+                    Interlocked.Add(ref _historyCounts[h + 3], opcode is IoOpcode.Write or IoOpcode.ZoneAppend
+                        ? data.Length : (long)blocks << ns.Geometry.BlockShift);
+                }
+                break;
+            case IoOpcode.ZoneManagementSend when status.IsSuccess:
+                if ((byte)sqe.Cdw13 == 0x04)
+                {
+                    Interlocked.Increment(ref _historyCounts[h + 4]);
+                }
+                else if ((byte)sqe.Cdw13 == 0x02)
+                {
+                    Interlocked.Increment(ref _historyCounts[h + 5]);
+                }
+                break;
+        }
+        if (_recent is { } recent && recent[nsid - 1] is { } ring && slba < ns.Geometry.NamespaceSizeLbas)
+        {
+            int op = ZoneRecent.OperationCode(opcode, sqe.Cdw13);
+            if (op >= 0)
+            {
+                ring.Record(ns.Geometry.ZoneOf(slba), op, slba, blocks, status);
+            }
+        }
+    }
+
+    /// <summary>Blocks a Copy writes: the NLB (bytes 17:16, 0's based) of each source range, 32-byte entries in formats 0h and 2h, 40-byte in 1h and 3h.</summary>
+    private static uint CopyBlocks(uint cdw12, ReadOnlySpan<byte> ranges)
+    {
+        int count = (int)(cdw12 & 0xFF) + 1;
+        int size = ((cdw12 >> 8) & 0xF) is 1 or 3 ? 40 : 32;
+        uint blocks = 0;
+        for (int i = 0; i < count && (i + 1) * size <= ranges.Length; i++)
+        {
+            blocks += (uint)System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(ranges[(i * size + 16)..]) + 1;
+        }
+        return blocks;
+    }
 
     /// <summary>Records one completed I/O command posted now: its counts and its latency from <paramref name="startTimestamp"/>.</summary>
     internal void Complete(uint nsid, byte opcode, ulong slba, int bytes, NvmeStatus status, long startTimestamp)
@@ -95,7 +210,9 @@ public sealed class TargetMetrics : IDisposable
     {
         if (nsid - 1 < (uint)_nsTags.Length)
         {
-            _latency.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, _nsTags[nsid - 1], _opTags[OperationIndex(opcode)]);
+            long elapsed = Stopwatch.GetTimestamp() - startTimestamp;
+            _latency.Record((double)elapsed / Stopwatch.Frequency, _nsTags[nsid - 1], _opTags[OperationIndex(opcode)]);
+            LatencyHistogram.Record(_latencyCounts, (int)(nsid - 1) * LatencyHistogram.Buckets, elapsed);
         }
     }
 
@@ -220,6 +337,16 @@ public sealed class TargetMetrics : IDisposable
     }
 
     public void Dispose() => _meter.Dispose();
+}
+
+/// <summary>
+/// Running totals of one namespace for the live history: reads and their bytes; writes (Write, Zone Append, Write
+/// Zeroes, Copy) and the bytes they wrote; successful Zone Management Send Reset and Finish commands (Select All
+/// counting once).
+/// </summary>
+public readonly record struct HistoryCounters(long Reads, long ReadBytes, long Writes, long WrittenBytes, long Resets, long Finishes)
+{
+    internal const int Fields = 6;
 }
 
 /// <summary>Read and write command counts per zone (writes include appends), for the zone map.</summary>

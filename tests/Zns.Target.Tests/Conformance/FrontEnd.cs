@@ -135,6 +135,24 @@ internal sealed class ConformanceTarget : IDisposable
 /// </summary>
 internal abstract class FrontEnd : IAsyncDisposable
 {
+    /// <summary>A Fabrics command of type <paramref name="fctype"/>, as a fabric host sends it.</summary>
+    protected static SubmissionQueueEntry Fabrics(byte fctype)
+    {
+        var sqe = default(SubmissionQueueEntry);
+        sqe.SetOpcode(AdminOpcode.Fabrics);
+        sqe.Bytes[4] = fctype;
+        return sqe;
+    }
+
+    /// <summary>Fabrics Connect for queue <paramref name="qid"/> with SQSIZE <paramref name="sqSize"/> (0's based).</summary>
+    protected static SubmissionQueueEntry Connect(ushort qid, ushort sqSize)
+    {
+        SubmissionQueueEntry sqe = Fabrics(FabricsCommandType.Connect);
+        sqe.SetCdw(10, (uint)qid << 16);
+        sqe.SetCdw(11, sqSize);
+        return sqe;
+    }
+
     private ushort _nextCid = 0x100;
 
     protected FrontEnd(FrontEndKind kind, TargetSpec spec)

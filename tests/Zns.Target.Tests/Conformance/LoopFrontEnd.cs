@@ -70,22 +70,6 @@ internal sealed class LoopFrontEnd : FrontEnd
         }
     }
 
-    private static SubmissionQueueEntry Fabrics(byte fctype)
-    {
-        var sqe = default(SubmissionQueueEntry);
-        sqe.SetOpcode(AdminOpcode.Fabrics);
-        sqe.Bytes[4] = fctype;
-        return sqe;
-    }
-
-    private static SubmissionQueueEntry Connect(ushort qid, ushort sqSize)
-    {
-        SubmissionQueueEntry sqe = Fabrics(FabricsCommandType.Connect);
-        sqe.SetCdw(10, (uint)qid << 16);
-        sqe.SetCdw(11, sqSize);
-        return sqe;
-    }
-
     private static byte[] ConnectData(string nqn, Guid hostId, ushort cntlid)
     {
         var data = new byte[ConnectDataLayout.Size];

@@ -44,7 +44,7 @@ internal sealed class TcpFrontEnd : FrontEnd
             string nqn = fe.Target.Subsystem.Nqn;
             Guid hostId = ZnsLoopback.HostIdOf(ZnsLoopback.HostA);
             fe._admin = await Connection.OpenAsync(fe.Target);
-            CompletionQueueEntry connect = await fe._admin.ExecuteAsync(ConnectCommand(0, 31), NvmeTcpInitiator.BuildConnectData(nqn, ZnsLoopback.HostA, hostId, 0xFFFF));
+            CompletionQueueEntry connect = await fe._admin.ExecuteAsync(Connect(0, 31), NvmeTcpInitiator.BuildConnectData(nqn, ZnsLoopback.HostA, hostId, 0xFFFF));
             Assert.True(connect.Status.IsSuccess, $"admin Connect: {connect.Status}");
             ushort cntlid = (ushort)connect.Result;
             SubmissionQueueEntry cc = Fabrics(FabricsCommandType.PropertySet);
@@ -52,7 +52,7 @@ internal sealed class TcpFrontEnd : FrontEnd
             cc.SetCdw(12, 0x00460061);
             Assert.True((await fe._admin.ExecuteAsync(cc)).Status.IsSuccess, "Property Set CC.EN");
             fe._io = await Connection.OpenAsync(fe.Target);
-            connect = await fe._io.ExecuteAsync(ConnectCommand(1, 127), NvmeTcpInitiator.BuildConnectData(nqn, ZnsLoopback.HostA, hostId, cntlid));
+            connect = await fe._io.ExecuteAsync(Connect(1, 127), NvmeTcpInitiator.BuildConnectData(nqn, ZnsLoopback.HostA, hostId, cntlid));
             Assert.True(connect.Status.IsSuccess, $"I/O Connect: {connect.Status}");
             return fe;
         }
@@ -61,22 +61,6 @@ internal sealed class TcpFrontEnd : FrontEnd
             await fe.DisposeAsync();
             throw;
         }
-    }
-
-    private static SubmissionQueueEntry Fabrics(byte fctype)
-    {
-        var sqe = default(SubmissionQueueEntry);
-        sqe.SetOpcode(AdminOpcode.Fabrics);
-        sqe.Bytes[4] = fctype;
-        return sqe;
-    }
-
-    private static SubmissionQueueEntry ConnectCommand(ushort qid, ushort sqSize)
-    {
-        SubmissionQueueEntry sqe = Fabrics(FabricsCommandType.Connect);
-        sqe.SetCdw(10, (uint)qid << 16);
-        sqe.SetCdw(11, sqSize);
-        return sqe;
     }
 
     protected override Task<Exchanged[][]> ExchangeAsync(ushort qid, Command[][] batches) =>

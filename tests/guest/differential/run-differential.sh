@@ -1,21 +1,18 @@
 #!/usr/bin/env bash
-# Differential test against QEMU: one guest boot under Debian 13's QEMU (tests/guest/qemu-trixie) holds QEMU's own
+# Differential test against QEMU: one guest boot under Debian 13's QEMU (tests/guest/harness/qemu-trixie) holds QEMU's own
 # emulated ZNS namespace (PCIe, over a raw file) and zns over NVMe/TCP (host 10.0.2.2) with the same geometry and
 # options; zdiff drives both through /dev/ngXnY with the named cases of cases.txt and a generated sequence from a
 # seed, comparing every answer. Then kernel-side checks of Copy, Verify, Compare and a ZRWA sequence against zns.
 # Prints TAP lines. ZNS_DIFF_SEED (default: time-based, printed), ZNS_DIFF_COUNT (default 1000).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../../.." && pwd)
-guest="$repo/tests/guest"
-zns_dll="$repo/src/Zns.Cli/bin/Release/net10.0/zns.dll"
-if ! "$guest/qemu-trixie" --version >/dev/null 2>&1; then
-  echo "not ok - differential: no Debian 13 QEMU (run tests/guest/install-trixie-qemu.sh as root)"; exit 0
+harness=$(cd "$here/../harness" && pwd)
+if ! "$harness/qemu-trixie" --version >/dev/null 2>&1; then
+  echo "not ok - differential: no Debian 13 QEMU (run tests/guest/install/install-trixie-qemu.sh as root)"; exit 0
 fi
-[ -f "$zns_dll" ] || dotnet build "$repo/src/Zns.Cli" -c Release -nologo -v quiet >/dev/null
 work=$(mktemp -d /var/tmp/zns-differential.XXXXXX)
-server_pid=
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; rm -rf "$work"; }
+source "$here/../lib/server.sh"
+cleanup() { stop_server 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 seed=${ZNS_DIFF_SEED:-$(( $(date +%s) % 100000 + 1 ))}
 count=${ZNS_DIFF_COUNT:-1000}
@@ -31,14 +28,13 @@ truncate -s 32M "$work/qemu-zns.raw"
 truncate -s 4M "$work/qemu-ns2.raw"
 truncate -s 1M "$work/qemu-ns3.raw"
 
-(cd "$work" && exec dotnet "$zns_dll" serve "ram:32M,logical_block_size=4096,$zone_opts,zoned.zasl=5,mdts=7" \
-  ram:4M,zoned=off ram:1M,zoned=off,logical_block_size=512 -o "$ctrl_opts" --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1) &
-server_pid=$!
-for _ in $(seq 1 100); do grep -q "press Ctrl-C" "$work/serve.log" 2>/dev/null && break; sleep 0.2; done
-grep -q "press Ctrl-C" "$work/serve.log" || { echo "not ok - differential: zns serve did not start"; cat "$work/serve.log" | sed 's/^/# /'; exit 0; }
+server_dir=$work
+start_server "ram:32M,logical_block_size=4096,$zone_opts,zoned.zasl=5,mdts=7" ram:4M,zoned=off \
+  ram:1M,zoned=off,logical_block_size=512 -o "$ctrl_opts" --listen "127.0.0.1:$port" --control off ||
+  { echo "not ok - differential: zns serve did not start"; exit 0; }
 
-echo "# differential against $("$guest/qemu-trixie" --version | head -1), seed $seed, $count generated commands"
-"$guest/run-guest.sh" -t "${ZNS_DIFF_TIMEOUT:-900}" -w "$work" -m nvme --qemu "$guest/qemu-trixie" --tap-name differential \
+echo "# differential against $("$harness/qemu-trixie" --version | head -1), seed $seed, $count generated commands"
+"$harness/run-guest.sh" -t "${ZNS_DIFF_TIMEOUT:-900}" -w "$work" -m nvme --qemu "$harness/qemu-trixie" --tap-name differential \
   --qemu-arg -drive --qemu-arg "file=$work/qemu-zns.raw,if=none,id=zdiff0,format=raw,discard=unmap" \
   --qemu-arg -drive --qemu-arg "file=$work/qemu-ns2.raw,if=none,id=zdiff1,format=raw,discard=unmap" \
   --qemu-arg -drive --qemu-arg "file=$work/qemu-ns3.raw,if=none,id=zdiff2,format=raw,discard=unmap" \

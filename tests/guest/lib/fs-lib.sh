@@ -1,0 +1,70 @@
+# shellcheck shell=bash
+# Sourced by the guest filesystem scripts (in-guest/fs-btrfs.sh, fs-f2fs.sh, fs-reconnect.sh, studies/btrfs-study.sh).
+# Needs PORT NQN SHARE HOST_REQUESTS set. TAP lines are unnumbered ("ok - ..."); fs-tests.sh numbers them.
+lib=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+for l in tap attach host-requests; do source "$lib/$l.sh"; done
+TAP_NUMBERS=0
+fsdata="$lib/../in-guest/fsdata.py"
+mnt=/mnt/zns
+mkdir -p "$mnt" "$SHARE/lists"
+t0=$SECONDS
+
+note() { echo "# [$((SECONDS - t0)) s] $*"; }
+# Seconds since the last call (for the timing figures).
+lap_t=$SECONDS
+lap() { local d=$((SECONDS - lap_t)); lap_t=$SECONDS; echo "$d"; }
+
+# Ask the host (fs-tests.sh) to stop / start / kill / restart zns serve; waits for its answer.
+host_do() { host "$1" >/dev/null || { note "the host could not $1 zns serve"; return 1; }; }
+
+# I/O scheduler of a zoned disk: mq-deadline where Linux before 6.10 needs it to keep the writes of a zone in
+# order (see docs/tests.md: host settings). ZNS_SCHED overrides (none, mq-deadline, default = leave as is).
+set_sched() {
+    local dev=${1#/dev/} want=${ZNS_SCHED:-mq-deadline} q
+    [ "$want" = default ] && return 0
+    for q in /sys/block/"$dev"/queue/scheduler /sys/block/"${dev%n*}"c*n"${dev##*n}"/queue/scheduler; do
+        [ -w "$q" ] && echo "$want" >"$q" 2>/dev/null
+    done
+    return 0
+}
+
+# Verify a list (sha256sum format); prints failures. Status 0 if every file matches.
+verify() {
+    local out
+    out=$(sha256sum --quiet -c "$1" 2>&1)
+    local rc=$?
+    [ $rc = 0 ] || { echo "$out" | head -n 10 | sed 's/^/#   /'; note "$(echo "$out" | grep -c -v '^sha256sum:') files failed of $(wc -l <"$1")"; }
+    return $rc
+}
+
+# Lines of list $1 whose file still exists go to $2 (after deletes).
+keep_existing() { while read -r sum path; do [ -e "$path" ] && echo "$sum  $path"; done <"$1" >"$2"; }
+
+# Background writer for the crash cycles: files with a sync after each, listed once durable.
+start_stream() { python3 "$fsdata" stream "$mnt" "$1" "$2" >/dev/null 2>&1 & stream_pid=$!; }
+wait_lines() {
+    local list=$1 n=$2 deadline=$((SECONDS + ${3:-120}))
+    while [ "$(wc -l <"$list" 2>/dev/null || echo 0)" -lt "$n" ]; do
+        [ $SECONDS -lt $deadline ] || return 1
+        kill -0 "$stream_pid" 2>/dev/null || return 1
+        read -r -t 0.2 <> <(:) || true
+    done
+}
+
+# After SIGKILL of zns: the host's controller is in reconnect; delete it so that blocked I/O fails, stop the
+# writer, unmount (the file system has seen write errors and may be read-only).
+crash_cleanup() {
+    timeout 60 nvme disconnect -n "$NQN" >/dev/null 2>&1
+    kill -KILL "$stream_pid" 2>/dev/null
+    timeout 60 bash -c "while kill -0 $stream_pid 2>/dev/null; do sleep 0.2; done"
+    wait "$stream_pid" 2>/dev/null
+    timeout 60 umount "$mnt" 2>/dev/null || timeout 30 umount -l "$mnt"
+}
+
+# Zone reports and kernel log for the evidence dir when something fails.
+evidence() {
+    local tag=$1 dev=$2
+    mkdir -p "$SHARE/evidence"
+    [ -b "$dev" ] && blkzone report "$dev" >"$SHARE/evidence/$tag.zones" 2>&1
+    dmesg >"$SHARE/evidence/$tag.dmesg" 2>&1
+}
