@@ -317,7 +317,9 @@ internal static partial class QemuProcess
     public static async Task CheckVfioUserClientAsync(string qemu, CancellationToken ct)
     {
         string devices = await CaptureAsync(qemu, ["-device", "help"], ct);
-        if (devices.Contains("vfio-user-pci", StringComparison.Ordinal))
+        // -device help loads every module and fails on one it cannot load; asking for the device itself does not.
+        if (devices.Contains("\"vfio-user-pci\"", StringComparison.Ordinal) ||
+            (await CaptureAsync(qemu, ["-device", "vfio-user-pci,help"], ct)).Contains("vfio-user-pci options", StringComparison.Ordinal))
         {
             return;
         }

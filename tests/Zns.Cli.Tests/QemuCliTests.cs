@@ -27,12 +27,17 @@ public sealed class QemuCliTests
     private static string FakeQemu(TempDir dir, string body, bool vfioUser = true, string version = "10.1.0")
     {
         string path = Path.Combine(dir.Path, "fake-qemu");
+        string deviceHelp = vfioUser ? "echo 'vfio-user-pci options:'; exit 0"
+            : "echo \"qemu-system-x86_64: -device vfio-user-pci,help: 'vfio-user-pci' is not a valid device model name\" >&2; exit 1";
         File.WriteAllText(path, $"""
             #!/bin/bash
             if [ "$1 $2" = "-device help" ]; then
               echo 'name "nvme", bus PCI, desc "Non-Volatile Memory Express"'
               {(vfioUser ? "echo 'name \"vfio-user-pci\", bus PCI, desc \"VFIO user device\"'" : "")}
               exit 0
+            fi
+            if [ "$1 $2" = "-device vfio-user-pci,help" ]; then
+              {deviceHelp}
             fi
             if [ "$1" = "--version" ]; then echo "QEMU emulator version {version} (Debian)"; exit 0; fi
             printf '%s\n' "$@" > "{dir.Path}/args"

@@ -12,7 +12,7 @@ modprobe nvme
 dev=/dev/nvme0n1
 for _ in $(seq 1 300); do [ -b $dev ] && break; sleep 0.1; done
 [ -b $dev ]; tap $? "the guest's nvme driver binds the vfio-user-pci controller ($dev)"
-nvme list | grep -E "^$dev .* deadbeef .* zns .*34\.36  GB /  34\.36  GB +4 KiB \+  0 B"; tap $? "nvme list shows the seed's line (serial deadbeef, 34.36 GB, 4 KiB blocks)"
+nvme list | grep -qE "^$dev .* deadbeef .* zns .*34\.36  GB /  34\.36  GB +4 KiB \+  0 B"; tap $? "nvme list shows the seed's line (serial deadbeef, 34.36 GB, 4 KiB blocks)"
 z3=0x60000
 if [ "$phase" = 1 ]; then
   seed_zone_checks $dev

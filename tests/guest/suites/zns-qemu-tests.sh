@@ -36,11 +36,12 @@ boot() {
   "$guest/harness/run-guest.sh" -t 600 -w "$work/share" --mem 2G --qemu "$work/zns-qemu" "${qargs[@]}" \
     --tap-name "zns qemu: boot $1" -e FIRST="$n" "$guest/in-guest/zns-qemu-guest.sh" "$1" "$work/share"
 }
-out=$(boot 1); echo "$out" | grep -v '^# last='
+out=$(boot 1); all=$out; echo "$out" | grep -v '^# last='
 last=$(echo "$out" | sed -n 's/^# last=//p' | tail -1); n=${last:-$n}
 # zns qemu ends when QEMU does: the zone state file is written and the lock is free.
 [ -s "$work/zns.raw.zns" ]; tap $? "zns qemu: the zone state is saved in zns.raw.zns when QEMU exits"
 grep -q "running .*vfio-user-pci" "$work/zns-qemu.log"; tap $? "zns qemu: prints the rewritten QEMU command (vfio-user-pci) on stderr"
-out=$(boot 2); echo "$out" | grep -v '^# last='
+out=$(boot 2); all+=$out; echo "$out" | grep -v '^# last='
 last=$(echo "$out" | sed -n 's/^# last=//p' | tail -1); n=${last:-$n}
-grep -q "^zns: " "$work/zns-qemu.log" || echo "# zns qemu log: $(tail -3 "$work/zns-qemu.log")"
+# zns qemu's own lines (its stderr) as comments when something failed.
+grep -q '^not ok' <<<"$all" && sed 's/^/# zns qemu: /' "$work/zns-qemu.log" | tail -20
