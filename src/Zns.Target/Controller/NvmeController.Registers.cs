@@ -104,6 +104,7 @@ internal sealed partial class NvmeController
         {
             uint old = _cc;
             _cc = value;
+            _nvmOnly = CcEnabled(value) && CcCss(value) == CssNvm;
             if (CcEnabled(value) && !CcEnabled(old))
             {
                 if (!IsValidConfiguration(value))

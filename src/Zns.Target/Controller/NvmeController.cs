@@ -300,11 +300,10 @@ internal sealed partial class NvmeController
     /// <summary>What the data length of an I/O command depends on in namespace <paramref name="nsid"/>; null when none is attached.</summary>
     internal NamespaceDataFormat? DataFormat(uint nsid) => AttachedNamespace(nsid)?.DataFormat;
 
-    /// <summary>CC.CSS selected the NVM command set only.</summary>
-    internal bool NvmOnly
-    {
-        get { lock (_lock) { return CcEnabled(_cc) && CcCss(_cc) == CssNvm; } }
-    }
+    /// <summary>CC.CSS selected the NVM command set only. Read on every I/O command, so kept apart from CC and read without the lock.</summary>
+    internal bool NvmOnly => _nvmOnly;
+
+    private volatile bool _nvmOnly;
 
     // Set once an I/O queue is created (Connect, Create I/O SQ) and until the controller is reset: Number of Queues
     // may then no longer be set (QEMU's qs_created).
