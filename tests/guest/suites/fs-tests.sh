@@ -8,7 +8,7 @@
 # sequence. Prints unnumbered TAP lines ("ok - ...") prefixed with the kernel and FS; kernel-tests.sh numbers them.
 # Environment: ZNS_CRASH_CYCLES (default 2), ZNS_FS_MIB (data of the first write, default 32), ZNS_SCHED (none |
 # mq-deadline | default; the guest's I/O scheduler, default mq-deadline), ZNS_BTRFS_BALANCE=0 (skip
-# scrub-and-balance, see README on Linux 6.1).
+# scrub-and-balance, see docs/tests.md on Linux 6.1).
 set -uo pipefail
 spec=${1:?usage: fs-tests.sh SPEC btrfs|f2fs [WORKDIR]}
 fs=${2:?usage: fs-tests.sh SPEC btrfs|f2fs [WORKDIR]}
@@ -73,5 +73,5 @@ if [ "$rc" != 0 ]; then
     tail -n 40 "$work/guest.err" | sed 's/^/#   /'
 fi
 stop_server; tap $? "$label: zns serve stops cleanly at the end"
-# Writes refused ahead of the write pointer: host reordering (kernel-tests.sh reports them; see README).
+# Writes refused ahead of the write pointer: host reordering (kernel-tests.sh reports them; see docs/tests.md).
 grep -h "refused ahead of the write pointer" "$work/serve.log" | sed 's/^/# /'

@@ -40,7 +40,7 @@ for k in "${kernels[@]}"; do
   for fs in btrfs f2fs; do
     [ "$fs" = f2fs ] && [[ $f2fs_kernels != *",$k,"* ]] && { echo "# f2fs on $k skipped (ZNS_F2FS_KERNELS)"; continue; }
     # The guests use mq-deadline on every kernel: Linux 6.1 with scheduler none reorders the writes of a zone
-    # across I/O queues and btrfs balance then fails (README: Linux 6.1 and btrfs balance).
+    # across I/O queues and btrfs balance then fails (docs/tests.md: Linux 6.1 and btrfs balance).
     "$suites/fs-tests.sh" "$k" "$fs" | awk -v n="$n" '/^(ok|not ok) - /{ n++; sub(/ - /, " " n " - ") } { print; fflush() }' \
       | tee "$work/fs-$k-$fs.tap"
     n=$(( n + $(tap_count "$work/fs-$k-$fs.tap") ))
