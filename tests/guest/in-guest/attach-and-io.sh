@@ -38,7 +38,7 @@ nvme zns close-zone "$dev" -s 0xc000 >/dev/null && state 0xc000 "State: 0x40"; t
 nvme zns finish-zone "$dev" -s 0xc000 >/dev/null && state 0xc000 "State: 0xe0"; tap $? "nvme zns finish-zone: full (0xe0)"
 nvme zns reset-zone "$dev" -s 0xc000 >/dev/null && state 0xc000 "WP: 0xc000 .*State: 0x10"; tap $? "nvme zns reset-zone: empty (0x10), WP at zone start"
 
-# Linux 6.1 keeps the writes of a zone in order only with mq-deadline (README: host settings).
+# Linux 6.1 keeps the writes of a zone in order only with mq-deadline (docs/tests.md: Linux host settings).
 echo mq-deadline > "$q/scheduler" 2>/dev/null
 fio --name=zbd --filename="$dev" --direct=1 --zonemode=zbd --ioengine=libaio --rw=write --bs=64k --iodepth=4 \
     --numjobs=4 --offset=32z --offset_increment=4z --size=2z --verify=crc32c --do_verify=1 --group_reporting \
