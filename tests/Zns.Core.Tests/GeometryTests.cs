@@ -63,6 +63,8 @@ public class GeometryTests
     [InlineData("zoned.zone_size=2G", "zoned.zone_size")]
     [InlineData("zoned.descr_ext_size=100", "zoned.descr_ext_size")]
     [InlineData("zoned.zasl=9", "zoned.zasl")]
+    [InlineData("logical_block_size=512,physical_block_size=4096", "physical_block_size")]
+    [InlineData("physical_block_size=512,logical_block_size=4096", "physical_block_size")]
     public void InvalidCombinationsNameTheOption(string list, string option)
     {
         var ex = Assert.Throws<OptionException>(() => ZoneGeometry.Create(new NamespaceOptions().WithQemuOptions(list), 1L << 30));
@@ -100,5 +102,12 @@ public class GeometryTests
         Assert.True(o.CrossRead);
         Assert.False(o.AutoTransition);
         Assert.True(o.Zoned);
+    }
+
+    [Fact]
+    public void PhysicalBlockSizeEqualToTheLogicalOneIsTaken()
+    {
+        ZoneGeometry g = ZoneGeometry.Create(new NamespaceOptions().WithQemuOptions("logical_block_size=4096,physical_block_size=4096,zoned.zone_size=1M"), 1L << 30);
+        Assert.Equal(4096, g.BlockSize);
     }
 }

@@ -43,6 +43,12 @@ public sealed record NamespaceOptions
     /// <summary><c>mdts</c>: Maximum Data Transfer Size as a power of two of 4 KiB pages (QEMU's default 7 = 512 KiB).</summary>
     public byte Mdts { get; init; } = 7;
 
+    /// <summary>
+    /// <c>physical_block_size</c> as given, or null. zns reports no preferred write granularity (NPWG, NOWS), so a host
+    /// takes the logical block size as the physical one: only that value is honoured, any other is refused.
+    /// </summary>
+    public int? PhysicalBlockSize { get; init; }
+
     /// <summary><c>timing</c> and <c>timing.*</c>: how completions are timed. A run-time property: not stored with the geometry.</summary>
     public TimingOptions Timing { get; init; } = TimingOptions.Off;
     /// <summary><c>vsl</c>: Verify Size Limit as a power of two of 4 KiB pages (QEMU's default 7 = 512 KiB).</summary>
@@ -110,7 +116,7 @@ public sealed record NamespaceOptions
         string name = key.Trim();
         return name switch
         {
-            "physical_block_size" => this, // a hint only; the logical block size decides the layout
+            "physical_block_size" => this with { PhysicalBlockSize = checked((int)ParseSize(name, value)) },
             "logical_block_size" => this with { LogicalBlockSize = checked((int)ParseSize(name, value)) },
             "zoned" => this with { Zoned = ParseBool(name, value) },
             "zoned.zone_size" or "zone_size" => this with { ZoneSize = ParseSize(name, value) },

@@ -97,6 +97,10 @@ public sealed class ZoneGeometry
         {
             throw new OptionException("logical_block_size", $"must be a power of 2 between {MinBlockSize} and {MaxBlockSize}, got {bs}");
         }
+        if (options.PhysicalBlockSize is { } pbs && pbs != bs)
+        {
+            throw new OptionException("physical_block_size", $"zns reports the logical block size as the physical one, so it must equal logical_block_size ({bs}), got {pbs}");
+        }
         if (options.Vsl > 20)
         {
             throw new OptionException("vsl", $"must be at most 20, got {options.Vsl}");
