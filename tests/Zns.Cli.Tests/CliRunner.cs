@@ -10,6 +10,30 @@ namespace Zns.Cli.Tests;
 /// </summary>
 internal static class CliRunner
 {
+    /// <summary>
+    /// Reads a starting <c>zns serve</c>'s banner until it names its NVMe/TCP address and its control endpoint (in
+    /// that order), then lets its output drain.
+    /// </summary>
+    public static async Task<(IPEndPoint Listen, string Control)> WaitForControlAsync(Process server, CancellationToken ct)
+    {
+        IPEndPoint? listen = null;
+        string? line;
+        while ((line = await server.StandardOutput.ReadLineAsync(ct)) is not null)
+        {
+            if (Regex.Match(line, @"serving \d+ namespaces? on (127\.0\.0\.1:\d+)") is { Success: true } serving)
+            {
+                listen = IPEndPoint.Parse(serving.Groups[1].Value);
+            }
+            else if (Regex.Match(line, @"^control: http://(127\.0\.0\.1:\d+) ") is { Success: true } control && listen is not null)
+            {
+                _ = server.StandardOutput.ReadToEndAsync(ct);
+                _ = server.StandardError.ReadToEndAsync(ct);
+                return (listen, control.Groups[1].Value);
+            }
+        }
+        throw new InvalidOperationException("zns serve exited: " + await server.StandardError.ReadToEndAsync(ct));
+    }
+
     public static string ZnsDll => Path.Combine(AppContext.BaseDirectory, "zns.dll");
 
     /// <summary>The <c>zns</c> executable under test, or null for <c>dotnet zns.dll</c>.</summary>

@@ -21,7 +21,7 @@ public sealed class TopCliTests
         using var server = Process.Start(CliRunner.StartInfo(dir.Path, "serve", "ram:64M,zoned.zone_size=8M", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"))!;
         try
         {
-            var (endPoint, control) = await WaitForControlAsync(server, ct);
+            var (endPoint, control) = await CliRunner.WaitForControlAsync(server, ct);
             await using var admin = await NvmeTcpInitiator.ConnectAsync(endPoint, cancellationToken: ct);
             Assert.True((await admin.ConnectAdminQueueAsync(Nqn, HostNqn, HostId, sqSize: 31, cancellationToken: ct)).Status.IsSuccess);
             Assert.True((await admin.PropertySetAsync(0x14, 0x00460061, cancellationToken: ct)).Status.IsSuccess);
@@ -86,25 +86,5 @@ public sealed class TopCliTests
         Assert.Equal(1, top.Exit);
         Assert.Equal("", top.Out);
         Assert.Matches(@"^zns: no zns serve is answering on 127\.0\.0\.1:1 [^\n]*\n$", top.Err);
-    }
-
-    private static async Task<(IPEndPoint Listen, string Control)> WaitForControlAsync(Process server, CancellationToken ct)
-    {
-        IPEndPoint? listen = null;
-        string? line;
-        while ((line = await server.StandardOutput.ReadLineAsync(ct)) is not null)
-        {
-            if (Regex.Match(line, @"serving \d+ namespaces? on (127\.0\.0\.1:\d+)") is { Success: true } serving)
-            {
-                listen = IPEndPoint.Parse(serving.Groups[1].Value);
-            }
-            else if (Regex.Match(line, @"^control: http://(127\.0\.0\.1:\d+) ") is { Success: true } control && listen is not null)
-            {
-                _ = server.StandardOutput.ReadToEndAsync(ct);
-                _ = server.StandardError.ReadToEndAsync(ct);
-                return (listen, control.Groups[1].Value);
-            }
-        }
-        throw new InvalidOperationException("zns serve exited: " + await server.StandardError.ReadToEndAsync(ct));
     }
 }
