@@ -45,8 +45,10 @@ public sealed class ReceivePollTests
     }
 
     /// <summary>
-    /// After a command, the connection's receive thread spends CPU for the poll window (it is polling, not sleeping)
-    /// and none once the window is over.
+    /// After a command, the connection's receive thread stays runnable for the poll window (it polls and yields; it
+    /// does not sleep) and sleeps in its receive once the window is over. The thread's scheduler state is sampled
+    /// rather than its CPU time, so a machine busy with other work (where a runnable thread gets little CPU) gives the
+    /// same answer.
     /// </summary>
     [Fact]
     public async Task TheReceiveThreadPollsForTheWindow_ThenSleeps()
@@ -55,45 +57,48 @@ public sealed class ReceivePollTests
         await using var env = Start(transport: new TargetTransportOptions { ReceivePoll = window });
         await using var host = await env.ConnectHostAsync();
         byte[] block = new byte[BlockSize];
-        // Let every receive thread's window run out, then measure one command's window, then the quiet after it.
+        // Let every receive thread's window run out, then sample the quiet, one command's window, and the quiet after it.
         await Task.Delay(window * 2);
-        double idle0 = ReceiveThreadsCpuSeconds();
-        await Task.Delay(TimeSpan.FromMilliseconds(500));
-        double idle = ReceiveThreadsCpuSeconds() - idle0;
+        double idle = await RunnableShareAsync(TimeSpan.FromMilliseconds(400));
 
         Assert.True((await host.Io.ReadAsync(1, 0, 1, block)).Status.IsSuccess);
-        double polling0 = ReceiveThreadsCpuSeconds();
-        await Task.Delay(TimeSpan.FromMilliseconds(500));
-        double polling = ReceiveThreadsCpuSeconds() - polling0;
+        double polling = await RunnableShareAsync(TimeSpan.FromMilliseconds(400));
 
         await Task.Delay(window);
-        double after0 = ReceiveThreadsCpuSeconds();
-        await Task.Delay(TimeSpan.FromMilliseconds(500));
-        double after = ReceiveThreadsCpuSeconds() - after0;
+        double after = await RunnableShareAsync(TimeSpan.FromMilliseconds(400));
 
-        // 500 ms of polling on one thread is up to 0.5 s of CPU (less when it yields to a busy machine); a sleeping
-        // thread uses none (clock ticks are 10 ms).
-        Assert.True(polling > 0.1, $"receive threads used {polling:F2} s of CPU in 0.5 s of their poll window");
-        Assert.True(idle < 0.05, $"receive threads used {idle:F2} s of CPU in 0.5 s while idle");
-        Assert.True(after < 0.05, $"receive threads used {after:F2} s of CPU in 0.5 s after their poll window");
+        Assert.True(polling > 0.5, $"a receive thread was runnable in {polling:P0} of the samples in its poll window");
+        Assert.True(idle < 0.1, $"a receive thread was runnable in {idle:P0} of the samples while idle");
+        Assert.True(after < 0.1, $"a receive thread was runnable in {after:P0} of the samples after its poll window");
     }
 
-    /// <summary>User + system CPU seconds of this process's threads named zns-recv (Linux /proc).</summary>
-    private static double ReceiveThreadsCpuSeconds()
+    /// <summary>The share of samples, every 10 ms for <paramref name="duration"/>, in which a zns-recv thread was runnable.</summary>
+    private static async Task<double> RunnableShareAsync(TimeSpan duration)
     {
-        long ticks = 0;
+        int samples = 0, runnable = 0;
+        long end = Environment.TickCount64 + (long)duration.TotalMilliseconds;
+        while (Environment.TickCount64 < end)
+        {
+            samples++;
+            if (AnyReceiveThreadRunnable())
+                runnable++;
+            await Task.Delay(10);
+        }
+        return (double)runnable / samples;
+    }
+
+    /// <summary>Whether a thread of this process named zns-recv is running or ready to run (state R in Linux /proc).</summary>
+    private static bool AnyReceiveThreadRunnable()
+    {
         foreach (string task in Directory.GetDirectories("/proc/self/task"))
         {
             string stat;
             try { stat = File.ReadAllText(Path.Combine(task, "stat")); }
             catch (IOException) { continue; } // the thread ended
             int open = stat.IndexOf('('), close = stat.LastIndexOf(')');
-            if (stat[(open + 1)..close] != "zns-recv")
-                continue;
-            // Fields after the name: state is field 3, utime 14, stime 15.
-            string[] fields = stat[(close + 2)..].Split(' ');
-            ticks += long.Parse(fields[11]) + long.Parse(fields[12]);
+            if (stat[(open + 1)..close] == "zns-recv" && stat[close + 2] == 'R')
+                return true;
         }
-        return ticks / 100.0; // USER_HZ
+        return false;
     }
 }
