@@ -269,21 +269,29 @@ public sealed class IoDispatchTests
             SubmissionQueueEntry read = Sqe.ReadWrite(IoOpcode.Read, 1, 0, 1);
             Memory<byte> block = new byte[Bs];
             // Warm up: JIT, the read pool.
-            for (int i = 0; i < 8; i++)
+            ulong lba = 0;
+            for (int i = 0; i < 8; i++, lba++)
             {
-                write.SetCdw10_11((ulong)i);
+                write.SetCdw10_11(lba);
                 await io.ExecuteAsync(write, block);
                 await io.ExecuteAsync(read, block);
             }
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 8; i < 40; i++)
+            // A steady per-write allocation shows in every round; the runtime's own one-off work (a method promoted
+            // to its optimised tier while the round runs, on a loaded machine) shows in one round only.
+            var rounds = new List<long>();
+            for (int round = 0; round < 3 && (rounds.Count == 0 || rounds[^1] != 0); round++)
             {
-                write.SetCdw10_11((ulong)i);
-                ValueTask<CompletionQueueEntry> vt = io.ExecuteAsync(write, block);
-                Assert.True(vt.IsCompletedSuccessfully);
-                Ok(Completed(vt));
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                for (int i = 0; i < 32; i++, lba++)
+                {
+                    write.SetCdw10_11(lba);
+                    ValueTask<CompletionQueueEntry> vt = io.ExecuteAsync(write, block);
+                    Assert.True(vt.IsCompletedSuccessfully);
+                    Ok(Completed(vt));
+                }
+                rounds.Add(GC.GetAllocatedBytesForCurrentThread() - before);
             }
-            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.True(rounds[^1] == 0, $"32 writes allocated {string.Join(", then ", rounds)} bytes");
         }
     }
 
