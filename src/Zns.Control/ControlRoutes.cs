@@ -70,6 +70,8 @@ internal static class ControlRoutes
             await Ok(ctx, service.DropConnections(await Body(ctx, ControlJson.Default.DropConnectionsDto, required: false) ?? new()), ControlJson.Default.AffectedDto)));
         app.MapPost("/api/faults/controller-fatal", ctx => Run(ctx, async () =>
             await Ok(ctx, service.ControllerFatal(await Body(ctx, ControlJson.Default.ControllerFatalDto, required: false) ?? new()), ControlJson.Default.AffectedDto)));
+        app.MapPost("/api/faults/corrupt-pi", ctx => Run(ctx, async () =>
+            await Ok(ctx, service.CorruptPi((await Body(ctx, ControlJson.Default.CorruptPiDto, required: true))!), ControlJson.Default.CorruptedDto)));
         app.MapGet("/api/history", ctx => Run(ctx, () =>
             Ok(ctx, service.History(Query(ctx, "nsid"), Query(ctx, "seconds")), ControlJson.Default.HistoryDto)));
         app.MapGet("/api/stats", ctx => Run(ctx, () => Ok(ctx, service.Stats(), ControlJson.Default.StatsDto)));

@@ -21,6 +21,7 @@ public sealed class ProtectionConformance
     {
         [nameof(EveryPiFormat)] = EveryPiFormat,
         [nameof(IdentifyReportsTheFormats)] = IdentifyReportsTheFormats,
+        [nameof(CorruptedTagsFailTheChecks)] = CorruptedTagsFailTheChecks,
     };
 
     public static TheoryData<string, FrontEndKind> Runs => Conformance.Runs(Scenarios.Keys);
@@ -219,6 +220,24 @@ public sealed class ProtectionConformance
         }
 
         static ushort ms(MetadataFormat f) => (ushort)f.MetadataSize;
+    }
+
+    /// <summary>The media-error fault of PI: a damaged guard or reference tag fails the host's next checking read.</summary>
+    private static async Task CorruptedTagsFailTheChecks(FrontEnd fe)
+    {
+        foreach (uint nsid in new uint[] { 10, 12 })
+        {
+            ZonedNamespace ns = fe.Host.Namespaces.Single(n => n.Options.Nsid == nsid);
+            int ms = ns.Geometry.Metadata.MetadataSize;
+            Ok(await fe.IoAsync(Io(IoOpcode.Write, nsid, 0, 2, Pract | CheckAll, 0), Pattern(2 * 512, 3)));
+            Assert.Equal(1, ns.CorruptProtectionInformation(0, 1, PiCorruption.Guard));
+            Assert.Equal(1, ns.CorruptProtectionInformation(1, 3, PiCorruption.ReferenceTag));
+            Fails(await fe.IoAsync(Io(IoOpcode.Read, nsid, 0, 1, Pract | CheckAll, 0), dataInLength: 512), NvmeStatus.EndToEndGuardCheckError, dnr: false);
+            Ok(await fe.IoAsync(Io(IoOpcode.Read, nsid, 1, 1, Pract | ProtectionFields.CheckGuard, 1), dataInLength: 512));
+            Fails(await fe.IoAsync(Io(IoOpcode.Read, nsid, 1, 1, Pract | CheckAll, 1), dataInLength: 512), NvmeStatus.EndToEndReferenceTagCheckError, dnr: false);
+            // Without checks the data still reads.
+            Ok(await fe.IoAsync(Io(IoOpcode.Read, nsid, 0, 2, 0, 0), dataInLength: 2 * (512 + ms)));
+        }
     }
 
     /// <summary>
