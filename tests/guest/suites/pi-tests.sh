@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end protection over vfio-user: zns serves a zoned namespace with 8 bytes of metadata and Type 1 PI
 # (separate metadata buffer, 4 KiB blocks) as a PCIe controller; Linux's block layer generates and verifies the
-# tags. Boot 1 checks the integrity profile, writes and reads back known data through the integrity path, and
-# appends with nvme zns zone-append. Between the boots the host damages a stored guard with zns fault corrupt-pi;
-# boot 2 reads that block and must fail with an I/O error while its neighbour still reads. TAP lines; skips
+# tags. Boot 1 checks the integrity profile, writes and reads back known data through the integrity path, appends
+# twice into one zone with nvme zns zone-append (PRACT, PIREMAP) and runs fio write+verify. Between the boots the
+# host damages a stored guard with zns fault corrupt-pi; boot 2 reads that block and must fail with an I/O error
+# (the kernel logs the End-to-end Guard Check Error) while its neighbour still reads. TAP lines; skips
 # without Debian 13's QEMU (tests/guest/install/install-trixie-qemu.sh).
 set -uo pipefail
 suites=$(cd "$(dirname "$0")" && pwd)
@@ -41,15 +42,23 @@ head -c 65536 /dev/urandom > /tmp/data
 dd if=/tmp/data of=/dev/nvme0n1 bs=64k count=1 oflag=direct 2>/dev/null && echo "write=ok"
 dd if=/dev/nvme0n1 of=/tmp/back bs=64k count=1 iflag=direct 2>/dev/null && cmp -s /tmp/data /tmp/back && echo "read=same"
 head -c 8192 /dev/urandom > /tmp/two
-out=$(nvme zns zone-append /dev/nvme0n1 -s 0x4000 -z 8192 -d /tmp/two --prinfo=8 --piremap --ref-tag=$((0x4000)) 2>&1); echo "append=$out"
-dd if=/dev/nvme0n1 of=/tmp/two.back bs=8192 count=1 skip=$((0x4000 * 4096 / 8192)) iflag=direct 2>/dev/null && cmp -s /tmp/two /tmp/two.back && echo "appended=same"
+# Twice into zone 1: the tags PRACT makes from ILBRT (the zone start) are remapped to where each append landed.
+for _ in 1 2; do
+  out=$(nvme zns zone-append /dev/nvme0n1 -s 0x4000 -z 8192 -d /tmp/two --prinfo=8 --piremap --ref-tag=$((0x4000)) 2>&1); echo "append=$out"
+done
+cat /tmp/two /tmp/two > /tmp/four
+dd if=/dev/nvme0n1 of=/tmp/four.back bs=16384 count=1 skip=$((0x4000 * 4096 / 16384)) iflag=direct 2>/dev/null && cmp -s /tmp/four /tmp/four.back && echo "appended=same"
+fio --name=pi --filename=/dev/nvme0n1 --direct=1 --ioengine=psync --zonemode=zbd --rw=write --bs=256k \
+  --offset=128M --size=64M --verify=crc32c --do_verify=1 --output-format=terse >/tmp/fio.out 2>&1 && echo "fio=ok"
+tail -n 3 /tmp/fio.out | cut -c1-200
 ' >"$work/boot1.log" 2>&1
 grep -q "^format=T10-DIF-TYPE1-CRC" "$work/boot1.log"; tap $? "integrity/format is T10-DIF-TYPE1-CRC"
 grep -q "^zoned=host-managed" "$work/boot1.log"; tap $? "the namespace is zoned (host-managed)"
 grep -q "^write=ok" "$work/boot1.log"; tap $? "a direct write through the integrity path succeeds"
 grep -q "^read=same" "$work/boot1.log"; tap $? "the data reads back with its tags verified"
-grep -q "^append=.*[Ss]uccess" "$work/boot1.log"; tap $? "nvme zns zone-append with PRACT succeeds"
-grep -q "^appended=same" "$work/boot1.log"; tap $? "the appended blocks read back (reference tags remapped to their LBAs)"
+[ "$(grep -c "^append=.*[Ss]uccess" "$work/boot1.log")" = 2 ]; tap $? "two nvme zns zone-append with PRACT and PIREMAP succeed"
+grep -q "^appended=same" "$work/boot1.log"; tap $? "the appended blocks read back with their tags checked (reference tags remapped to their LBAs)"
+grep -q "^fio=ok" "$work/boot1.log"; tap $? "fio zonemode=zbd write with verify=crc32c through the integrity path"
 
 out=$(ZNS_CONTROL="127.0.0.1:$cport" zns fault corrupt-pi --nsid 1 --lba 3 --field guard 2>&1)
 echo "$out" | grep -q -E '"blocks": ?1'; tap $? "zns fault corrupt-pi damages the guard of LBA 3"
@@ -64,7 +73,8 @@ dmesg | grep -i -m2 -E "guard|end-to-end|I/O error|critical" | sed "s/^/dmesg: /
 ' >"$work/boot2.log" 2>&1
 grep -q "^neighbour=ok" "$work/boot2.log"; tap $? "the block beside the damaged one still reads"
 grep -q "^damaged=failed" "$work/boot2.log"; tap $? "the read of the damaged block fails"
+grep -q "^dmesg: .*LBA 3.*sc 0x82" "$work/boot2.log"; tap $? "the kernel logs End-to-end Guard Check Error (SCT 2, SC 82h) for LBA 3"
 grep "^dmesg: " "$work/boot2.log" | sed "s/^/# /"
 echo "# corrupt-pi: $out"
-grep -v -E "^(format|zoned|write|read|append|appended|neighbour|damaged)=" "$work/boot1.log" "$work/boot2.log" | tail -n 5 | sed 's/^/# /'
+grep -v -E "^(format|zoned|write|read|append|appended|fio|neighbour|damaged)=" "$work/boot1.log" "$work/boot2.log" | tail -n 5 | sed 's/^/# /'
 stop_server; tap $? "zns serve stops cleanly"
