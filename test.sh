@@ -51,6 +51,8 @@ run_guest_suite kernel tests/guest/suites/kernel-tests.sh
 run_guest_suite authentication tests/guest/suites/auth-tests.sh
 # The same kernel checks with zns as a PCIe NVMe controller over vfio-user (needs Debian 13's QEMU; skipped without).
 run_guest_suite vfio-user tests/guest/suites/vfio-user-tests.sh
+# End-to-end protection over vfio-user: the integrity path, Zone Append, fio verify, a corrupted guard (Debian 13's QEMU).
+run_guest_suite pi tests/guest/suites/pi-tests.sh
 # The seed's QEMU ZNS command line with `zns qemu` in front, booted twice (Debian 13's QEMU; skipped without).
 run_guest_suite zns-qemu tests/guest/suites/zns-qemu-tests.sh
 run_guest_suite control tests/guest/suites/control-tests.sh

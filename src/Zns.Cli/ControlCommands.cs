@@ -225,6 +225,21 @@ internal static partial class ControlCommands
         }
         {
             var nsid = NsidOption();
+            var lba = new Option<string>("--lba") { Description = "First LBA", Required = true };
+            var blocks = new Option<string>("--blocks") { Description = "Blocks (default 1); only written blocks hold PI to damage" };
+            var field = new Option<string>("--field") { Description = "guard (End-to-end Guard Check Error) or reftag (Reference Tag Check Error)", Required = true };
+            field.AcceptOnlyFromAmong("guard", "reftag");
+            var corrupt = new Command("corrupt-pi", "A media error of stored protection information: the next read that checks it fails") { nsid, lba, blocks, field };
+            corrupt.SetAction(async (r, ct) => Print(await endpoint.Client(r).PostAsync("api/faults/corrupt-pi",
+                JsonSerializer.Serialize(new CorruptPiDto
+                {
+                    Nsid = r.GetValue(nsid), Lba = ParseNumber("--lba", r.GetValue(lba)!), Blocks = r.GetValue(blocks) is { } b ? ParseNumber("--blocks", b) : null,
+                    Field = r.GetValue(field),
+                }, ControlJson.Default.CorruptPiDto), ControlJson.Default.CorruptedDto, ct)));
+            cmd.Subcommands.Add(corrupt);
+        }
+        {
+            var nsid = NsidOption();
             var fzr = new Option<string>("--finish-recommended-after-ms") { Description = "Set Finish Zone Recommended after a zone is active this long (0 = never)" };
             var rzr = new Option<string>("--reset-recommended-after-ms") { Description = "Set Reset Zone Recommended after a zone is Full this long (0 = never)" };
             var frl = new Option<string>("--frl") { Description = "Finish Recommended Limit, seconds: then the controller finishes the zone (ZFC)" };

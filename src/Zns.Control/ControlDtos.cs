@@ -180,6 +180,25 @@ public sealed class ControllerFatalDto
     public string? Then { get; set; }
 }
 
+/// <summary>A media error of stored protection information (POST /api/faults/corrupt-pi).</summary>
+public sealed class CorruptPiDto
+{
+    /// <summary>Namespace ID (default 1).</summary>
+    public uint? Nsid { get; set; }
+
+    /// <summary>First LBA.</summary>
+    public ulong? Lba { get; set; }
+
+    /// <summary>Blocks (default 1).</summary>
+    public ulong? Blocks { get; set; }
+
+    /// <summary>guard or reftag.</summary>
+    public string? Field { get; set; }
+}
+
+/// <summary>How many blocks' protection information a corrupt-pi fault damaged (written blocks only).</summary>
+public sealed record CorruptedDto(int Blocks);
+
 /// <summary>How many controllers an action touched.</summary>
 public sealed record AffectedDto(int Controllers);
 
@@ -209,6 +228,8 @@ public sealed record MapUpdateDto(uint Nsid, uint Zones, bool Full, long[][] Cel
 [JsonSerializable(typeof(FaultsDto))]
 [JsonSerializable(typeof(DropConnectionsDto))]
 [JsonSerializable(typeof(ControllerFatalDto))]
+[JsonSerializable(typeof(CorruptPiDto))]
+[JsonSerializable(typeof(CorruptedDto))]
 [JsonSerializable(typeof(AffectedDto))]
 [JsonSerializable(typeof(PowerCutDto))]
 [JsonSerializable(typeof(PowerCutsDto))]

@@ -73,6 +73,8 @@ internal static class ControlRoutes
         app.MapPost("/api/faults/power-cut", ctx => Run(ctx, async () =>
             await Ok(ctx, service.PowerCut((await Body(ctx, ControlJson.Default.PowerCutDto, required: false)) ?? new()), ControlJson.Default.PowerCutsDto)));
         app.MapGet("/api/faults/power-cuts", ctx => Run(ctx, () => Ok(ctx, service.PowerCuts(), ControlJson.Default.PowerCutsDto)));
+        app.MapPost("/api/faults/corrupt-pi", ctx => Run(ctx, async () =>
+            await Ok(ctx, service.CorruptPi((await Body(ctx, ControlJson.Default.CorruptPiDto, required: true))!), ControlJson.Default.CorruptedDto)));
         app.MapGet("/api/history", ctx => Run(ctx, () =>
             Ok(ctx, service.History(Query(ctx, "nsid"), Query(ctx, "seconds")), ControlJson.Default.HistoryDto)));
         app.MapGet("/api/stats", ctx => Run(ctx, () => Ok(ctx, service.Stats(), ControlJson.Default.StatsDto)));

@@ -318,6 +318,30 @@ public sealed class ControlService(NvmeTarget target, bool historyTimer = true)
         _ => throw ControlException.BadField("then", $"'{request.Then}' is not stall or drop"),
     }));
 
+    /// <summary>Damages the stored guard or reference tag of written blocks: the next checking read fails.</summary>
+    public CorruptedDto CorruptPi(CorruptPiDto request)
+    {
+        uint nsid = request.Nsid ?? 1;
+        ZonedNamespace ns = ZonedOnly(nsid, "nsid");
+        PiCorruption field = request.Field switch
+        {
+            "guard" => PiCorruption.Guard,
+            "reftag" => PiCorruption.ReferenceTag,
+            _ => throw ControlException.BadField("field", $"'{request.Field}' is not guard or reftag"),
+        };
+        if (!ns.Geometry.Metadata.HasPi)
+        {
+            throw ControlException.BadField("nsid", $"namespace {nsid} has no protection information (pi=0)");
+        }
+        ulong lba = request.Lba ?? throw ControlException.BadField("lba", "required");
+        ulong blocks = request.Blocks ?? 1;
+        if (blocks == 0 || lba >= ns.Geometry.NamespaceSizeLbas || ns.Geometry.NamespaceSizeLbas - lba < blocks)
+        {
+            throw ControlException.BadField("lba", $"{lba}+{blocks} is not in namespace {nsid} ({ns.Geometry.NamespaceSizeLbas} blocks)");
+        }
+        return new CorruptedDto(ns.CorruptProtectionInformation(lba, blocks, field));
+    }
+
     public HealthDto Health(uint nsid)
     {
         ZonedOnly(nsid, "nsid");

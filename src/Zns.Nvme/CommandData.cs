@@ -95,11 +95,28 @@ public static class CommandData
     /// <summary>ZSA 10h, Set Zone Descriptor Extension.</summary>
     private const byte ZoneSendActionSetDescriptorExtension = 0x10;
 
-    /// <summary>NLB (CDW12 bits 15:0, 0's based) blocks of the namespace's format.</summary>
-    private static DataTransfer Blocks(DataDirection direction, in SubmissionQueueEntry sqe, NamespaceDataFormat? format) =>
-        format is { } f
-            ? Exact(direction, (long)((sqe.Cdw12 & 0xFFFF) + 1) << f.BlockShift)
-            : new DataTransfer(direction, 0, LengthRule.Any);
+    /// <summary>
+    /// NLB (CDW12 bits 15:0, 0's based) blocks of the namespace's format, with their metadata: in the data for an
+    /// extended LBA format, in a buffer of its own (MPTR) otherwise, and none when PRACT inserts or strips metadata
+    /// that is only the PI.
+    /// </summary>
+    private static DataTransfer Blocks(DataDirection direction, in SubmissionQueueEntry sqe, NamespaceDataFormat? format)
+    {
+        if (format is not { } f)
+        {
+            return new DataTransfer(direction, 0, LengthRule.Any);
+        }
+        long blocks = (sqe.Cdw12 & 0xFFFF) + 1;
+        long data = blocks << f.BlockShift;
+        if (!f.Metadata.HasMetadata)
+        {
+            return Exact(direction, data);
+        }
+        long metadata = f.Metadata.TransferredBytes(blocks, ProtectionFields.Of(in sqe));
+        return f.Metadata.Extended
+            ? Exact(direction, data + metadata)
+            : new DataTransfer(direction, data, LengthRule.Exact, metadata);
+    }
 
     private static DataTransfer SetFeatures(in SubmissionQueueEntry sqe) => (byte)sqe.Cdw10 switch
     {

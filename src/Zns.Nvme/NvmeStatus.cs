@@ -80,6 +80,8 @@ public readonly record struct NvmeStatus(ushort Value)
     public static NvmeStatus IncompatibleNamespaceOrFormat => CommandSpecific(0x85);
     /// <summary>Copy: a source range overlaps the destination (Overlapping I/O Range).</summary>
     public static NvmeStatus OverlappingIoRange => CommandSpecific(0x87);
+    /// <summary>Invalid Protection Information: PRINFO the namespace's protection type does not allow (a Type 1 reference tag other than the LBA, PRCHK on Write Zeroes, Zone Append's PIREMAP rule).</summary>
+    public static NvmeStatus InvalidProtectionInformation => CommandSpecific(0x81);
     public static NvmeStatus InvalidZoneOperation => CommandSpecific(0xB6);
     public static NvmeStatus ZrwaResourcesUnavailable => CommandSpecific(0xB7);
     public static NvmeStatus ZoneBoundaryError => CommandSpecific(0xB8);
@@ -94,6 +96,12 @@ public readonly record struct NvmeStatus(ushort Value)
     // Media and Data Integrity Errors (SCT 2)
     public static NvmeStatus WriteFault => new(0x280);
     public static NvmeStatus UnrecoveredReadError => new(0x281);
+    /// <summary>End-to-end Guard Check Error: a block's guard is not the CRC of its data.</summary>
+    public static NvmeStatus EndToEndGuardCheckError => new(0x282);
+    /// <summary>End-to-end Application Tag Check Error: a block's application tag differs from LBAT under LBATM.</summary>
+    public static NvmeStatus EndToEndApplicationTagCheckError => new(0x283);
+    /// <summary>End-to-end Reference Tag Check Error: a block's reference tag differs from the expected one.</summary>
+    public static NvmeStatus EndToEndReferenceTagCheckError => new(0x284);
     public static NvmeStatus CompareFailure => new(0x285);
 
     /// <inheritdoc/>

@@ -50,6 +50,10 @@ public struct SubmissionQueueEntry
     public readonly uint SglLength => BinaryPrimitives.ReadUInt32LittleEndian(Ro[32..]);
     /// <summary>SGL1 identifier byte (bits 7:4 type, 3:0 subtype).</summary>
     public readonly byte SglIdentifier => Ro[39];
+    /// <summary>MPTR (CDW4-5): the separate metadata buffer, or with PSDT 10b the SGL descriptor that describes it.</summary>
+    public readonly ulong MetadataPointer => BinaryPrimitives.ReadUInt64LittleEndian(Ro[16..]);
+    /// <summary>CDW3: bits 15:0 are bits 47:32 of the expected initial reference tag with a 48-bit reference tag.</summary>
+    public readonly uint Cdw3 => BinaryPrimitives.ReadUInt32LittleEndian(Ro[12..]);
     public readonly uint Cdw10 => BinaryPrimitives.ReadUInt32LittleEndian(Ro[40..]);
     public readonly uint Cdw11 => BinaryPrimitives.ReadUInt32LittleEndian(Ro[44..]);
     public readonly uint Cdw12 => BinaryPrimitives.ReadUInt32LittleEndian(Ro[48..]);

@@ -223,3 +223,42 @@ public sealed class CommandFaultTests
         await Assert.ThrowsAsync<IOException>(() => ControlServer.StartAsync(again, null, new ControlService(f.Target)));
     }
 }
+
+/// <summary>The media-error fault of protection information: POST /api/faults/corrupt-pi damages a stored tag.</summary>
+public sealed class CorruptPiFaultTests
+{
+    private static ProtectionFields Checks(ulong reftag, byte prinfo = ProtectionFields.CheckMask) => new(prinfo, false, reftag, 0, 0);
+
+    [Fact]
+    public async Task CorruptedGuardAndReferenceTagFailTheirChecks_UnwrittenBlocksAreSkipped_BadFieldsAreNamed()
+    {
+        var options = new Zns.Core.Zones.NamespaceOptions { ZoneSize = 1 << 20, Mdts = 5, MetadataSize = 8, PiType = 1, MetadataExtended = true };
+        var ns = Zns.Core.Zones.ZonedNamespace.CreateInMemory(16 * ((1 << 20) / 4096) * (4096 + 8), options);
+        await using var f = await StartAsync(ns: ns);
+        Assert.True(ns.Write(0, new byte[2 * 4096], [], new ProtectionFields(ProtectionFields.PractBit, false, 0, 0, 0)).IsSuccess);
+
+        Assert.Contains("\"blocks\":1", await f.OkAsync(HttpMethod.Post, "api/faults/corrupt-pi", """{"nsid":1,"lba":0,"field":"guard"}"""));
+        var host = new byte[4096 + 8];
+        Assert.Equal(NvmeStatus.EndToEndGuardCheckError, ns.Read(0, host, [], Checks(0, ProtectionFields.CheckGuard)));
+        // Blocks 2 and 3 are above the write pointer: only block 1 holds PI to damage.
+        Assert.Contains("\"blocks\":1", await f.OkAsync(HttpMethod.Post, "api/faults/corrupt-pi", """{"lba":1,"blocks":3,"field":"reftag"}"""));
+        Assert.True(ns.Read(1, host, [], Checks(1, ProtectionFields.CheckGuard)).IsSuccess, "the guard of block 1 is intact");
+        Assert.Equal(NvmeStatus.EndToEndReferenceTagCheckError, ns.Read(1, host, [], Checks(1, ProtectionFields.CheckReferenceTag)));
+
+        var (status, body) = await f.SendAsync(HttpMethod.Post, "api/faults/corrupt-pi", """{"lba":0,"field":"apptag"}""");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("field", body);
+        (status, body) = await f.SendAsync(HttpMethod.Post, "api/faults/corrupt-pi", """{"lba":999999,"field":"guard"}""");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("lba", body);
+    }
+
+    [Fact]
+    public async Task ANamespaceWithoutPiIsRefused()
+    {
+        await using var f = await StartAsync();
+        var (status, body) = await f.SendAsync(HttpMethod.Post, "api/faults/corrupt-pi", """{"lba":0,"field":"guard"}""");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("no protection information", body);
+    }
+}

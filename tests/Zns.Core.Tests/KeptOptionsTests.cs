@@ -24,7 +24,8 @@ public class KeptOptionsTests
     }.WithQemuOptions(
         "zoned.max_open=5,zoned.max_active=6,zoned.cross_read=on,zoned.auto_transition=off,mdts=5,zoned.zasl=3,vsl=4," +
         "zoned.zrwas=4K,zoned.zrwafg=2K,zoned.numzrwa=3,mssrl=16,mcl=64,msrc=3," +
-        "uuid=6b3f1c1e-0d7a-4c1e-9d0a-0123456789ab,nguid=00112233-4455-6677-8899-aabbccddeeff,eui64=0x0011223344556677");
+        "uuid=6b3f1c1e-0d7a-4c1e-9d0a-0123456789ab,nguid=00112233-4455-6677-8899-aabbccddeeff,eui64=0x0011223344556677," +
+        "ms=16,mset=1,pi=2,pil=1,pif=2");
 
     private static readonly Dictionary<string, string> EverythingKept = new()
     {
@@ -33,6 +34,7 @@ public class KeptOptionsTests
         ["zoned.zrwas"] = "4K", ["zoned.zrwafg"] = "2K", ["zoned.numzrwa"] = "3", ["mssrl"] = "16", ["mcl"] = "64", ["msrc"] = "3",
         ["uuid"] = "6b3f1c1e-0d7a-4c1e-9d0a-0123456789ab", ["nguid"] = "00112233445566778899aabbccddeeff",
         ["eui64"] = "0x0011223344556677", ["mdts"] = "5", ["zoned.zasl"] = "3", ["vsl"] = "4", ["zoned.auto_transition"] = "off",
+        ["ms"] = "16", ["mset"] = "1", ["pi"] = "2", ["pil"] = "1", ["pif"] = "2",
     };
 
     private static string NewBackstore(TempDir dir, long size = Backstore)

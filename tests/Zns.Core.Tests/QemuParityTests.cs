@@ -112,10 +112,13 @@ public class QemuParityTests
     }
 
     [Fact]
-    public void OptionsWithoutMeaningOverTcpAreRefusedWithTheReason()
+    public void MetadataOptionsTakeQemusTypes()
     {
-        var ex = Assert.Throws<OptionException>(() => new NamespaceOptions().With("pif", "1"));
-        Assert.Contains("NVMe/TCP", ex.Reason);
+        // ms is a uint16, the others uint8; mset and pil are on for any value but 0, as in QEMU.
+        var o = new NamespaceOptions().WithQemuOptions("ms=16,mset=2,pi=1,pil=7,pif=2");
+        Assert.Equal(((ushort)16, true, (byte)1, true, (byte)2), (o.MetadataSize, o.MetadataExtended, o.PiType, o.PiFirst, o.Pif));
+        Assert.Equal("ms", Assert.Throws<OptionException>(() => new NamespaceOptions().With("ms", "65536")).Option);
+        Assert.Equal("pi", Assert.Throws<OptionException>(() => new NamespaceOptions().With("pi", "256")).Option);
         Assert.Equal(new NamespaceOptions(), new NamespaceOptions().With("ms", "0"));
     }
 

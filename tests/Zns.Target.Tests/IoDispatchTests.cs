@@ -296,6 +296,44 @@ public sealed class IoDispatchTests
     }
 
     [Fact]
+    public async Task MetadataDispatch_DoesNotAllocateOnceWarm()
+    {
+        // PRACT with PI checks on an extended-LBA namespace: the per-command buffers come from the shared pool.
+        var (host, io) = Connected(new NamespaceOptions { ZoneSize = 4L << 20, MetadataSize = 8, PiType = 1, MetadataExtended = true });
+        using (host)
+        {
+            const uint prinfo = (uint)(ProtectionFields.PractBit | ProtectionFields.CheckMask) << 26;
+            SubmissionQueueEntry write = Sqe.ReadWrite(IoOpcode.Write, 1, 0, 1, prinfo);
+            SubmissionQueueEntry read = Sqe.ReadWrite(IoOpcode.Read, 1, 0, 1, prinfo);
+            Memory<byte> block = new byte[Bs];
+            for (int i = 0; i < 8; i++)
+            {
+                write.SetCdw10_11((ulong)i);
+                write.SetCdw(14, (uint)i);
+                Ok(await io.ExecuteAsync(write, block));
+                read.SetCdw10_11((ulong)i);
+                read.SetCdw(14, (uint)i);
+                Ok(await io.ExecuteAsync(read, block));
+            }
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 8; i < 40; i++)
+            {
+                write.SetCdw10_11((ulong)i);
+                write.SetCdw(14, (uint)i);
+                ValueTask<CompletionQueueEntry> vt = io.ExecuteAsync(write, block);
+                Assert.True(vt.IsCompletedSuccessfully);
+                Ok(Completed(vt));
+                read.SetCdw10_11((ulong)i);
+                read.SetCdw(14, (uint)i);
+                vt = io.ExecuteAsync(read, block);
+                Assert.True(vt.IsCompletedSuccessfully);
+                Ok(Completed(vt));
+            }
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+    }
+
+    [Fact]
     public void VolatileWriteCacheDisabled_StillWrites()
     {
         // A file-backed namespace, so the stored zone state shows what is durable.

@@ -17,7 +17,7 @@ namespace Zns.Core.Storage;
 /// Two slots of equal size; commit <c>n</c> goes to slot <c>n mod 2</c>, so a torn write can only damage the slot
 /// being written and the other one still holds the previous commit. Each slot carries a magic, a format version, a
 /// sequence number and a CRC-32C over everything after the CRC field; loading picks the valid slot with the highest
-/// sequence. Slot layout (little-endian), format 2:
+/// sequence. Slot layout (little-endian), format 3:
 /// <code>
 ///   0  8  magic "ZNSSTATE"          40  8  zone size (LBAs)
 ///   8  4  format version            48  8  zone capacity (LBAs)
@@ -29,12 +29,14 @@ namespace Zns.Core.Storage;
 ///                                   92  1  write protected (0/1)
 ///  93  1  vsl     94  1  msrc     95  1  NGUID given (0/1)     96  2  mssrl    100  4  mcl
 /// 104  4  numzrwa                  112  8  zrwas (bytes)        120  8  zrwafg (bytes, -1 = one block)
-/// 128 16  NGUID                    144  8  EUI-64               152..255  zero
+/// 128 16  NGUID                    144  8  EUI-64
+/// 152  2  ms    154  1  mset    155  1  pi    156  1  pil    157  1  pif    158..255  zero
 /// 256 16×zones  zone records: write pointer (8), state (1), attributes (1), reserved (6)
 ///     then zones × extension size bytes of descriptor extensions
 /// </code>
+/// Format 2 is format 3 without bytes 152..157 (it kept no metadata options; a format 2 namespace had no metadata).
 /// Format 1 is the same up to byte 92 with the zone records at 128; it kept none of the format 2 fields, which load
-/// as their defaults (<see cref="KeptNamespaceOptions.Format"/>). The first commit to a format 1 file writes format 2;
+/// as their defaults (<see cref="KeptNamespaceOptions.Format"/>). The first commit to an older file writes format 3;
 /// when that needs larger slots the file is first rewritten beside itself and renamed over (<see cref="Resize"/>).
 /// </remarks>
 internal sealed class ZoneStateFile : IDisposable
@@ -170,6 +172,17 @@ internal sealed class ZoneStateFile : IDisposable
         {
             return kept;
         }
+        if (version >= 3)
+        {
+            kept = kept with
+            {
+                MetadataSize = BinaryPrimitives.ReadUInt16LittleEndian(s[152..]),
+                MetadataExtended = s[154] != 0,
+                PiType = s[155],
+                PiFirst = s[156] != 0,
+                Pif = s[157],
+            };
+        }
         return kept with
         {
             Vsl = s[93],
@@ -287,6 +300,11 @@ internal sealed class ZoneStateFile : IDisposable
         BinaryPrimitives.WriteInt64LittleEndian(s[120..], kept.Zrwafg);
         BinaryPrimitives.WriteUInt128BigEndian(s.Slice(128, 16), kept.Nguid ?? 0);
         BinaryPrimitives.WriteUInt64LittleEndian(s[144..], kept.Eui64);
+        BinaryPrimitives.WriteUInt16LittleEndian(s[152..], kept.MetadataSize);
+        s[154] = kept.MetadataExtended ? (byte)1 : (byte)0;
+        s[155] = kept.PiType;
+        s[156] = kept.PiFirst ? (byte)1 : (byte)0;
+        s[157] = kept.Pif;
         var body = s[HeaderSize..];
         for (int i = 0; i < zones.Length; i++)
         {

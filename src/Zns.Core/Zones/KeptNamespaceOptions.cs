@@ -14,7 +14,7 @@ namespace Zns.Core.Zones;
 public sealed record KeptNamespaceOptions
 {
     /// <summary>The state file format that keeps every field of this record.</summary>
-    public const int CurrentFormat = 2;
+    public const int CurrentFormat = 3;
 
     /// <summary>
     /// The state file format the values were read from. A field newer than it (<see cref="KeptOption.Since"/>) holds
@@ -88,6 +88,21 @@ public sealed record KeptNamespaceOptions
     /// <summary><c>eui64</c>; 0 = none.</summary>
     public ulong Eui64 { get; init; }
 
+    /// <summary><c>ms</c>: metadata bytes per block.</summary>
+    public ushort MetadataSize { get; init; }
+
+    /// <summary><c>mset</c>: extended LBA.</summary>
+    public bool MetadataExtended { get; init; }
+
+    /// <summary><c>pi</c>: protection type; 0 = none.</summary>
+    public byte PiType { get; init; }
+
+    /// <summary><c>pil</c>: PI in the first bytes of the metadata.</summary>
+    public bool PiFirst { get; init; }
+
+    /// <summary><c>pif</c>: PI format (0 or 2).</summary>
+    public byte Pif { get; init; }
+
     /// <summary>Whether this record holds <paramref name="option"/>'s value, rather than the default of a format that predates it.</summary>
     public bool Keeps(KeptOption option) => option.Since <= Format;
 
@@ -125,6 +140,12 @@ public sealed record KeptNamespaceOptions
             Uuid = uuid,
             Nguid = options.Nguid is { } nguid ? System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(nguid.Span) : null,
             Eui64 = options.Eui64,
+            // As the LBA format has them: mset and pil mean nothing without metadata or PI.
+            MetadataSize = (ushort)geometry.Metadata.MetadataSize,
+            MetadataExtended = geometry.Metadata.Extended,
+            PiType = geometry.Metadata.PiType,
+            PiFirst = geometry.Metadata.PiFirst,
+            Pif = geometry.Metadata.Pif,
         };
     }
 
@@ -162,6 +183,11 @@ public sealed record KeptNamespaceOptions
             Uuid = Uuid,
             Nguid = nguid,
             Eui64 = Eui64,
+            MetadataSize = MetadataSize,
+            MetadataExtended = MetadataExtended,
+            PiType = PiType,
+            PiFirst = PiFirst,
+            Pif = Pif,
         };
     }
 }

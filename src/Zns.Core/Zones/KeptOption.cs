@@ -74,6 +74,14 @@ public sealed class KeptOption
         new("uuid", ServeTimeRule.Refused, 1, k => k.Uuid.ToString("D"), (to, from) => to with { Uuid = from.Uuid }),
         new("nguid", ServeTimeRule.Refused, 2, k => k.Nguid is { } n ? n.ToString("x32", CultureInfo.InvariantCulture) : "none (the UUID's bytes)", (to, from) => to with { Nguid = from.Nguid }),
         new("eui64", ServeTimeRule.Refused, 2, k => "0x" + k.Eui64.ToString("x16", CultureInfo.InvariantCulture), (to, from) => to with { Eui64 = from.Eui64 }),
+        // The LBA format: the metadata's place in the backstore and every stored PI tuple depend on it. Format 3 is the
+        // first with fields for them, but every older file is known to hold 0 (nothing else was accepted), which is
+        // what it decodes to: kept since format 1, so that a value given for an older file is compared, not adopted.
+        new("ms", ServeTimeRule.Refused, 1, k => Number(k.MetadataSize), (to, from) => to with { MetadataSize = from.MetadataSize }),
+        new("mset", ServeTimeRule.Refused, 1, k => k.MetadataExtended ? "1" : "0", (to, from) => to with { MetadataExtended = from.MetadataExtended }),
+        new("pi", ServeTimeRule.Refused, 1, k => Number(k.PiType), (to, from) => to with { PiType = from.PiType }),
+        new("pil", ServeTimeRule.Refused, 1, k => k.PiFirst ? "1" : "0", (to, from) => to with { PiFirst = from.PiFirst }),
+        new("pif", ServeTimeRule.Refused, 1, k => Number(k.Pif), (to, from) => to with { Pif = from.Pif }),
         new("mdts", ServeTimeRule.ServeValueApplies, 1, k => Number(k.Mdts), (to, from) => to with { Mdts = from.Mdts }),
         new("zoned.zasl", ServeTimeRule.ServeValueApplies, 1, k => Number(k.Zasl), (to, from) => to with { Zasl = from.Zasl }),
         new("vsl", ServeTimeRule.ServeValueApplies, 2, k => Number(k.Vsl), (to, from) => to with { Vsl = from.Vsl }),

@@ -81,6 +81,21 @@ public sealed record NamespaceOptions
     /// <summary><c>eui64</c>: the IEEE Extended Unique Identifier; 0 = none reported.</summary>
     public ulong Eui64 { get; init; }
 
+    /// <summary><c>ms</c>: metadata bytes per logical block; 0 = none.</summary>
+    public ushort MetadataSize { get; init; }
+
+    /// <summary><c>mset</c>: the metadata follows each block's data in the data buffer (extended LBA), else it has a buffer of its own.</summary>
+    public bool MetadataExtended { get; init; }
+
+    /// <summary><c>pi</c>: end-to-end protection type 1, 2 or 3; 0 = none.</summary>
+    public byte PiType { get; init; }
+
+    /// <summary><c>pil</c>: the protection information is the first bytes of the metadata, else the last.</summary>
+    public bool PiFirst { get; init; }
+
+    /// <summary><c>pif</c>: the protection information format, 0 = 16-bit guard (CRC-16), 2 = 64-bit guard (CRC-64).</summary>
+    public byte Pif { get; init; }
+
     /// <summary><c>nsid</c>: the namespace ID; 0 = the next free one in command-line order.</summary>
     public uint Nsid { get; init; }
 
@@ -140,11 +155,12 @@ public sealed record NamespaceOptions
             "nguid" => this with { Nguid = ParseNguid(name, value) },
             "eui64" => this with { Eui64 = ParseHex64(name, value) },
             "nsid" => this with { Nsid = ParseUInt(name, value) },
-            // Separate metadata and protection information travel beside the data; the Linux NVMe/TCP host carries
-            // neither (it refuses namespaces formatted with metadata), so only the value QEMU defaults to is taken.
-            "ms" or "mset" or "pi" or "pil" or "pif" => ParseUInt(name, value) == 0 ? this : throw new OptionException(name,
-                "metadata and protection information cannot be used over NVMe/TCP: the Linux NVMe/TCP host transfers no " +
-                "metadata and does not attach namespaces formatted with it (only 0 is accepted)"),
+            // QEMU's types: ms a uint16, the others uint8 where any value but 0 turns mset and pil on.
+            "ms" => this with { MetadataSize = checked((ushort)ParseUInt16(name, value)) },
+            "mset" => this with { MetadataExtended = ParseByte(name, value) != 0 },
+            "pi" => this with { PiType = ParseByte(name, value) },
+            "pil" => this with { PiFirst = ParseByte(name, value) != 0 },
+            "pif" => this with { Pif = ParseByte(name, value) },
             _ => throw new OptionException(name, $"unknown option '{name}'"),
         };
     }
@@ -189,6 +205,10 @@ public sealed record NamespaceOptions
     private static uint ParseUInt(string option, string text) =>
         uint.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out uint v)
             ? v : throw new OptionException(option, $"invalid number '{text}'");
+
+    private static ushort ParseUInt16(string option, string text) =>
+        ushort.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out ushort v)
+            ? v : throw new OptionException(option, $"invalid number '{text}' (0 to 65535)");
 
     private static Guid ParseUuid(string option, string text) =>
         Guid.TryParse(text.Trim(), out Guid g) ? g : throw new OptionException(option, $"invalid UUID '{text}'");

@@ -1,4 +1,5 @@
 using System.Numerics;
+using Zns.Nvme;
 
 namespace Zns.Core.Zones;
 
@@ -64,8 +65,20 @@ public sealed class ZoneGeometry
     public int ZoneAppendLimitBytes { get; private init; }
     /// <summary>Whether the zone size in bytes is a power of two (Linux refuses other zone sizes).</summary>
     public bool ZoneSizeIsPowerOfTwo => BitOperations.IsPow2(ZoneSizeLbas);
+    /// <summary>The LBA format's metadata and protection information (QEMU's ms, mset, pi, pil, pif); none by default.</summary>
+    public MetadataFormat Metadata { get; private init; }
+    /// <summary>
+    /// Where the metadata starts in the backstore: after the data of every block the backstore holds (QEMU's layout,
+    /// blocks = size / (block size + ms), so an image serves under either).
+    /// </summary>
+    public long MetadataOffset { get; private init; }
     /// <summary>Bytes of the backstore the namespace uses.</summary>
-    public long UsedBytes => (long)NamespaceSizeLbas << BlockShift;
+    public long UsedBytes => Metadata.HasMetadata
+        ? MetadataOffset + (long)NamespaceSizeLbas * Metadata.MetadataSize
+        : (long)NamespaceSizeLbas << BlockShift;
+
+    /// <summary>Byte offset of an LBA's metadata in the backstore.</summary>
+    public long MetadataByteOffset(ulong lba) => MetadataOffset + (long)lba * Metadata.MetadataSize;
 
     /// <summary>Zone number holding <paramref name="lba"/>.</summary>
     public uint ZoneOf(ulong lba) => (uint)(lba / ZoneSizeLbas);
@@ -109,18 +122,28 @@ public sealed class ZoneGeometry
         {
             throw new OptionException("mdts", $"must be at most 20, got {options.Mdts}");
         }
+        MetadataFormat metadata = CheckMetadata(options);
         int shift = BitOperations.Log2((uint)bs);
         int maxTransfer = NamespaceOptions.TransferLimitBytes(options.Mdts);
-        if (backstoreBytes < bs)
+        int blockBytes = bs + metadata.MetadataSize;
+        if (backstoreBytes < blockBytes)
         {
             throw new OptionException("size", $"backstore of {backstoreBytes} bytes is smaller than one logical block");
         }
+        long blocks = backstoreBytes / blockBytes;
+        long metadataOffset = blocks << shift;
 
         if (!options.Zoned)
         {
-            ulong nsze = (ulong)backstoreBytes >> shift;
+            if (metadata.HasMetadata)
+            {
+                // Unwritten blocks must read with PI no check looks at; only a write pointer tells them apart.
+                throw new OptionException("ms", "metadata is kept on zoned namespaces only (zoned=on): a conventional namespace has no write pointer to tell unwritten blocks, whose PI is not checked, from written ones");
+            }
+            ulong nsze = (ulong)blocks;
             return new ZoneGeometry
             {
+                Metadata = metadata, MetadataOffset = metadataOffset,
                 Zoned = false, BlockSize = bs, BlockShift = shift, ZoneSizeLbas = nsze, ZoneCapacityLbas = nsze,
                 ZoneCount = 1, NamespaceSizeLbas = nsze, Mdts = options.Mdts, MaxTransferBytes = maxTransfer,
                 ZoneAppendLimitBytes = maxTransfer, AutoTransition = options.AutoTransition,
@@ -146,11 +169,11 @@ public sealed class ZoneGeometry
         }
         zoneSize -= zoneSize % bs;
         zoneCap -= zoneCap % bs;
-        if (zoneSize > backstoreBytes - backstoreBytes % bs)
+        long zones = blocks / (zoneSize / bs);
+        if (zones == 0)
         {
             throw new OptionException("zoned.zone_size", $"insufficient drive capacity, must be at least the size of one zone ({options.ZoneSize}B)");
         }
-        long zones = (backstoreBytes / bs) / (zoneSize / bs);
         if (zones > uint.MaxValue)
         {
             throw new OptionException("zoned.zone_size", $"{zones} zones is too many");
@@ -214,6 +237,7 @@ public sealed class ZoneGeometry
         return new ZoneGeometry
         {
             Zoned = true, BlockSize = bs, BlockShift = shift, ZoneSizeLbas = zsze,
+            Metadata = metadata, MetadataOffset = metadataOffset,
             ZoneCapacityLbas = (ulong)(zoneCap >> shift), ZoneCount = (uint)zones, NamespaceSizeLbas = zsze * (ulong)zones,
             MaxOpen = EffectiveMaxOpen(options), MaxActive = options.MaxActive, DescriptorExtensionSize = options.DescriptorExtensionSize,
             CrossRead = options.CrossRead, AutoTransition = options.AutoTransition, Mdts = options.Mdts, Zasl = options.Zasl,
@@ -224,5 +248,28 @@ public sealed class ZoneGeometry
             Mssrl = options.Mssrl, Mcl = options.Mcl, Msrc = options.Msrc, Vsl = options.Vsl,
             VerifyLimitBytes = (long)NamespaceOptions.PageSize << options.Vsl,
         };
+    }
+
+    /// <summary>
+    /// QEMU's <c>nvme_ns_check_constraints</c> for ms, pi and pif, with its messages: a type of 1 to 3, a guard format
+    /// of 0 (16-bit) or 2 (64-bit; QEMU also takes others without PI, zns only these two), and room for the PI tuple.
+    /// </summary>
+    private static MetadataFormat CheckMetadata(NamespaceOptions options)
+    {
+        if (options.PiType > 3)
+        {
+            throw new OptionException("pi", "invalid 'pi' value (0 = none, 1, 2 or 3)");
+        }
+        if (options.Pif is not (MetadataFormat.Guard16 or MetadataFormat.Guard64))
+        {
+            throw new OptionException("pif", "invalid 'pif' (0 = 16-bit guard, 2 = 64-bit guard)");
+        }
+        var format = new MetadataFormat(options.MetadataSize, options.MetadataSize != 0 && options.MetadataExtended,
+            options.PiType, options.PiType != 0 && options.PiFirst, options.Pif);
+        if (format.HasPi && options.MetadataSize < format.PiSize)
+        {
+            throw new OptionException("ms", $"at least {format.PiSize} bytes of metadata required to enable protection information");
+        }
+        return format;
     }
 }

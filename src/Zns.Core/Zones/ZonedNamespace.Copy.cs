@@ -34,6 +34,8 @@ public sealed partial class ZonedNamespace
         // Without protection information only formats 0 and 2 describe ranges; 1 and 3 are for 64-bit guard PI.
         NvmeStatus status =
             format > 3 || (CopyFormatsSupported & context.EnabledFormats & (1 << format)) == 0 ? NvmeStatus.InvalidField :
+            // Copy does not carry metadata yet: refused rather than leaving the copied blocks' metadata behind.
+            Geometry.Metadata.HasMetadata ? NvmeStatus.InvalidField :
             rangeCount > Geometry.Msrc + 1 ? NvmeStatus.CommandSizeLimitExceeded :
             format is not (0 or 2) ? NvmeStatus.InvalidFormat :
             ranges.Length < rangeCount * CopyRangeFormat0Size ? NvmeStatus.DataSglLengthInvalid :
@@ -199,7 +201,7 @@ public sealed partial class ZonedNamespace
                 return status;
             }
             source = other!;
-            return source.Geometry.BlockSize == Geometry.BlockSize ? NvmeStatus.Success : NvmeStatus.IncompatibleNamespaceOrFormat.WithDnr();
+            return source.Geometry.BlockSize == Geometry.BlockSize && source.Geometry.Metadata == Geometry.Metadata ? NvmeStatus.Success : NvmeStatus.IncompatibleNamespaceOrFormat.WithDnr();
         }
         // QEMU's test, kept as it is: the range's end (not its start) against the current destination LBA plus the
         // whole copy's length.

@@ -146,7 +146,8 @@ public sealed partial class ZonedNamespace
             return status.IsSuccess ? status : NvmeStatus.InternalError;
         }
         // On a zoned namespace only whole blocks below the write pointer are data; the rest already reads as zeros.
-        return TryZero(Geometry.ByteOffset(slba), (long)blockCount << Geometry.BlockShift) ? NvmeStatus.Success : NvmeStatus.InternalError;
+        return TryZero(Geometry.ByteOffset(slba), (long)blockCount << Geometry.BlockShift) && WriteUnwrittenMetadata(slba, blockCount)
+            ? NvmeStatus.Success : NvmeStatus.InternalError;
     }
 
     /// <summary>
@@ -213,8 +214,12 @@ public sealed partial class ZonedNamespace
         }
     }
 
-    private NvmeStatus WriteAt(ulong slba, uint nlb, ReadOnlySpan<byte> data, bool zeroes, bool fua, bool append, out ulong assignedLba)
+    // `metadata` (metadata namespaces only) is written after the data; with `remap` its reference tags first move up
+    // by how far past `slba` (the zone start) an append landed.
+    private NvmeStatus WriteAt(ulong slba, uint nlb, ReadOnlySpan<byte> data, bool zeroes, bool fua, bool append, out ulong assignedLba,
+        Span<byte> metadata = default, bool remap = false)
     {
+        ulong requested = slba;
         assignedLba = slba;
         if (!IsZoned)
         {
@@ -258,6 +263,14 @@ public sealed partial class ZonedNamespace
             }
 
             status = ZeroZrwaGap(zi, slba) ? WriteData(slba, nlb, data, zeroes) : NvmeStatus.WriteFault;
+            if (status.IsSuccess && !metadata.IsEmpty)
+            {
+                if (remap)
+                {
+                    ProtectionInformation.Remap(Geometry.Metadata, metadata, slba - requested);
+                }
+                status = TryWrite(Geometry.MetadataByteOffset(slba), metadata) ? NvmeStatus.Success : NvmeStatus.WriteFault;
+            }
             if (!status.IsSuccess)
             {
                 // The write pointer stays where it was: the data is not known to be there.

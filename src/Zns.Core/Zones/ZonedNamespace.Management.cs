@@ -224,6 +224,11 @@ public sealed partial class ZonedNamespace
                     if (end > start)
                     {
                         _backstore.Discard(Geometry.ByteOffset(start), Geometry.ByteOffset(end) - Geometry.ByteOffset(start));
+                        if (Geometry.Metadata.HasMetadata)
+                        {
+                            // The metadata goes with its blocks: below no write pointer, it reads as unwritten.
+                            _backstore.Discard(Geometry.MetadataByteOffset(start), Geometry.MetadataByteOffset(end) - Geometry.MetadataByteOffset(start));
+                        }
                     }
                 }
             }

@@ -19,6 +19,8 @@ public sealed partial class ZonedNamespace
         {
             dataEnd = DataEnd(zi);
         }
-        return slba <= dataEnd || TryZero(Geometry.ByteOffset(dataEnd), Geometry.ByteOffset(slba) - Geometry.ByteOffset(dataEnd));
+        return slba <= dataEnd
+            || (TryZero(Geometry.ByteOffset(dataEnd), Geometry.ByteOffset(slba) - Geometry.ByteOffset(dataEnd))
+                && WriteUnwrittenMetadata(dataEnd, slba - dataEnd));
     }
 }

@@ -30,7 +30,8 @@ public static class Csi
 public readonly record struct ControllerIdentity(
     string Serial, string Model, string Firmware, ushort Cntlid, byte Mdts, ushort MaxCommands, uint NamespaceCount,
     string SubNqn, uint IoCommandCapsuleUnits, bool IsDiscovery, ushort OptionalNvmCommands, byte AsyncEventRequestLimit = 3,
-    ushort CopyFormats = 0, uint Sgls = IdentifyControllerLayout.FabricSgls, ushort OptionalAdminCommands = 0, bool IsMemoryBased = false);
+    ushort CopyFormats = 0, uint Sgls = IdentifyControllerLayout.FabricSgls, ushort OptionalAdminCommands = 0, bool IsMemoryBased = false,
+    bool ExtendedLbaFormats = false);
 
 /// <summary>Identify Controller data structure (CNS 01h; NVMe Base 2.0 Figure 275, offsets of <c>struct nvme_id_ctrl</c>).</summary>
 public static class IdentifyControllerLayout
@@ -59,6 +60,9 @@ public static class IdentifyControllerLayout
     /// All Fast Copy, are not implemented).
     /// </summary>
     public const ushort OptionalNvmCommands = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 6) | (1 << 8);
+
+    /// <summary>CTRATT bit 15: Extended LBA Formats Supported.</summary>
+    public const uint CtrattExtendedLbaFormats = 1u << 15;
 
     /// <summary>ELPE, 0's based: a single error log entry (the log always reads as zeros).</summary>
     public const byte ErrorLogEntries = 0;
@@ -101,6 +105,12 @@ public static class IdentifyControllerLayout
         }
 
         BinaryPrimitives.WriteUInt32LittleEndian(d[Oaes..], OaesNamespaceAttribute | OaesZoneDescriptorChanged);
+        if (id.ExtendedLbaFormats)
+        {
+            // CTRATT bit 15 ELBAS: the NVM command set Identify Namespace reports ELBAF (the host reads the 64-bit
+            // guard format there and nowhere else).
+            BinaryPrimitives.WriteUInt32LittleEndian(d[Ctratt..], CtrattExtendedLbaFormats);
+        }
         d[Acl] = 3;
         // FRMW: slot 1 read-only, one slot.
         d[Frmw] = 0x03;
@@ -132,13 +142,25 @@ public static class IdentifyControllerLayout
 public readonly record struct NamespaceIdentity(
     ulong SizeLbas, int BlockShift, ReadOnlyMemory<byte> Nguid, bool Zoned, ulong ZoneSizeLbas, uint MaxActive,
     uint MaxOpen, bool CrossRead, int DescriptorExtensionSize, ulong Eui64, ushort Mssrl, uint Mcl, byte Msrc,
-    ushort Zrwas, ushort Zrwafg, uint NumZrwa, bool WriteProtected = false);
+    ushort Zrwas, ushort Zrwafg, uint NumZrwa, bool WriteProtected = false, MetadataFormat Metadata = default);
 
 /// <summary>Identify Namespace data structure (CNS 00h, NVM command set; offsets of <c>struct nvme_id_ns</c>).</summary>
 public static class IdentifyNamespaceLayout
 {
     public const int Nsze = 0, Ncap = 8, Nuse = 16, Nsfeat = 24, Nlbaf = 25, Flbas = 26, Nmic = 30, Dlfeat = 33,
-        Mssrl = 74, Mcl = 76, Msrc = 80, Nsattr = 99, Nguid = 104, Eui64 = 120, Lbaf0 = 128;
+        Mc = 27, Dpc = 28, Dps = 29, Mssrl = 74, Mcl = 76, Msrc = 80, Nsattr = 99, Nguid = 104, Eui64 = 120, Lbaf0 = 128;
+
+    /// <summary>FLBAS bit 4: metadata at the end of each block's data (extended LBA).</summary>
+    public const byte FlbasExtended = 0x10;
+
+    /// <summary>MC: metadata as part of an extended LBA (bit 0) or in a separate buffer (bit 1), both as QEMU reports.</summary>
+    public const byte McExtendedAndSeparate = 0x3;
+
+    /// <summary>DPC: Types 1, 2 and 3, PI in the first or the last bytes of the metadata (QEMU's 1Fh).</summary>
+    public const byte DpcAll = 0x1F;
+
+    /// <summary>DPS bit 3: the PI is the first bytes of the metadata.</summary>
+    public const byte DpsFirst = 0x8;
 
     /// <summary>NSATTR bit 0: the namespace is currently write protected (the Linux host then sets the disk read-only).</summary>
     public const byte NsattrWriteProtected = 1;
@@ -164,8 +186,17 @@ public static class IdentifyNamespaceLayout
         ns.Nguid.Span.CopyTo(d.Slice(Nguid, 16));
         // EUI64 is big-endian on the wire (QEMU: cpu_to_be64); 0 = not reported.
         BinaryPrimitives.WriteUInt64BigEndian(d[Eui64..], ns.Eui64);
-        // LBAF0: MS 0, LBADS = log2(block size), RP 0.
+        // LBAF0: MS, LBADS = log2(block size), RP 0. One format: the namespace's (a Format NVM would find no other).
         d[Lbaf0 + 2] = (byte)ns.BlockShift;
+        MetadataFormat metadata = ns.Metadata;
+        if (metadata.HasMetadata)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(d[Lbaf0..], (ushort)metadata.MetadataSize);
+            d[Flbas] = metadata.Extended ? FlbasExtended : (byte)0;
+            d[Mc] = McExtendedAndSeparate;
+            d[Dpc] = DpcAll;
+            d[Dps] = (byte)(metadata.PiType | (metadata.PiFirst ? DpsFirst : 0));
+        }
     }
 }
 
@@ -241,6 +272,23 @@ public static class IdentifyNvmControllerLayout
         d[Dmrl] = MaxRanges;
         BinaryPrimitives.WriteUInt32LittleEndian(d[Dmrsl..], dmrsl);
         BinaryPrimitives.WriteUInt64LittleEndian(d[Dmsl..], (ulong)MaxRanges * dmrsl);
+    }
+}
+
+/// <summary>NVM command set specific Identify Namespace (CNS 05h, CSI 00h; NVM Command Set 1.0 Figure 114).</summary>
+public static class IdentifyNvmNamespaceLayout
+{
+    public const int Lbstm = 0, Pic = 8, Elbaf0 = 12;
+
+    /// <summary>
+    /// ELBAF of format 0: bits 6:0 storage tag size (0), bits 8:7 the PI format (QEMU writes its pif there). PIC 0:
+    /// no 16-bit guard with storage tags, no STC checks.
+    /// </summary>
+    public static void Write(Span<byte> d, in NamespaceIdentity ns)
+    {
+        d = d[..IdentifyCns.DataSize];
+        d.Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(d[Elbaf0..], (uint)(ns.Metadata.Pif & 0x3) << 7);
     }
 }
 

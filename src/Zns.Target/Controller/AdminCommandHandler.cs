@@ -190,8 +190,8 @@ internal sealed partial class AdminCommandHandler(NvmeController controller)
                 switch (csi)
                 {
                     case Csi.Nvm:
-                        // NVM command set specific namespace structure: nothing to report (no ELBAS, no PI).
-                        data.Clear();
+                        // NVM command set specific namespace structure: the extended LBA format (PI format).
+                        IdentifyNvmNamespaceLayout.Write(data, ns.Identity);
                         return NvmeStatus.Success;
                     case Csi.Zoned when ns.Csi == Csi.Zoned:
                         IdentifyZonedNamespaceLayout.Write(data, ns.Identity);
@@ -238,7 +238,8 @@ internal sealed partial class AdminCommandHandler(NvmeController controller)
             Subsystem.IsDiscovery ? 0 : NvmeSubsystem.MaxNamespaces,
             Subsystem.Nqn, (uint)((SubmissionQueueEntry.Size + controller.Traits.InCapsuleDataLength) / 16), Subsystem.IsDiscovery,
             IdentifyControllerLayout.OptionalNvmCommands, o.AsyncEventRequestLimit, Zns.Core.Zones.ZonedNamespace.CopyFormatsSupported,
-            controller.Traits.Sgls, controller.Traits.OptionalAdminCommands, controller.Traits.IsMemoryBased);
+            controller.Traits.Sgls, controller.Traits.OptionalAdminCommands, controller.Traits.IsMemoryBased,
+            Subsystem.HasGuard64Namespace);
     }
 
     // ---- Get Log Page ----------------------------------------------------------------------------------------

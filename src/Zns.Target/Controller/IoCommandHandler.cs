@@ -87,17 +87,19 @@ internal sealed partial class IoCommandHandler
             _metrics.Count(info.Nsid, in sqe, data.Span, cqe.Status);
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
+        DataTransfer transfer = CommandData.Io(in sqe, info.DataFormat);
         if (opcode is IoOpcode.Read or IoOpcode.Write or IoOpcode.ZoneAppend or IoOpcode.Compare
-            && (long)ReadWriteBlocks(in sqe) << ns.Geometry.BlockShift > ns.Geometry.MaxTransferBytes)
+            && transfer.Length > ns.Geometry.MaxTransferBytes)
         {
             // MDTS is judged from NLB before the data buffer (QEMU's nvme_check_mdts comes first; a PRP has no
-            // length), so NLB beyond MDTS is Invalid Field whatever buffer the host described.
+            // length), so NLB beyond MDTS is Invalid Field whatever buffer the host described. The length counts
+            // metadata interleaved with the data (an extended LBA), as MDTS does, but not a separate buffer's.
             cqe.Status = NvmeStatus.InvalidField.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
         }
         // The one length check, against the command data table every transport uses too. Copy's range list is the
         // core's to judge, after its format and range-count checks (QEMU's order).
-        if (opcode != IoOpcode.Copy && !CommandData.Io(in sqe, info.DataFormat).Accepts(data.Length))
+        if (opcode != IoOpcode.Copy && !transfer.Accepts(data.Length))
         {
             cqe.Status = NvmeStatus.DataSglLengthInvalid.WithDnr();
             return new ValueTask<CompletionQueueEntry>(cqe);
@@ -107,7 +109,10 @@ internal sealed partial class IoCommandHandler
         CommandTiming.Before before = timing is null ? default : CommandTiming.Capture(timing, in sqe, ns);
         try
         {
-            cqe.Status = opcode == IoOpcode.Read ? Read(ns, sqe.Cdw10_11, data.Span) : ExecuteSynchronous(in sqe, ns, info, data.Span, ref cqe.Result);
+            cqe.Status =
+                info.DataFormat.Metadata.HasMetadata && IsBlockCommand(opcode) ? ExecuteWithMetadata(in sqe, ns, data.Span, transfer, ref cqe.Result) :
+                opcode == IoOpcode.Read ? Read(ns, sqe.Cdw10_11, data.Span) :
+                ExecuteSynchronous(in sqe, ns, info, data.Span, ref cqe.Result);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or UnauthorizedAccessException)
         {

@@ -21,7 +21,7 @@ internal sealed class NamespaceInfo
         Nguid = ns.Options.Nguid is { } nguid ? nguid.ToArray() : Uuid;
         Eui64 = ns.Options.Eui64;
         ZoneSendDataLength = ns.Geometry.DescriptorExtensionSize;
-        DataFormat = new NamespaceDataFormat(ns.Geometry.BlockShift, ZoneSendDataLength);
+        DataFormat = new NamespaceDataFormat(ns.Geometry.BlockShift, ZoneSendDataLength, ns.Geometry.Metadata);
         SetTiming(ns.Options.Timing);
     }
 
@@ -58,7 +58,7 @@ internal sealed class NamespaceInfo
             return new NamespaceIdentity(
                 g.NamespaceSizeLbas, g.BlockShift, Nguid, Namespace.IsZoned, g.ZoneSizeLbas, g.MaxActive, g.MaxOpen,
                 g.CrossRead, g.DescriptorExtensionSize, Eui64, g.Mssrl, g.Mcl, g.Msrc,
-                (ushort)g.ZrwaSizeLbas, (ushort)g.ZrwaFlushGranularityLbas, g.ZrwaResourcesReported, WriteProtected);
+                (ushort)g.ZrwaSizeLbas, (ushort)g.ZrwaFlushGranularityLbas, g.ZrwaResourcesReported, WriteProtected, g.Metadata);
         }
     }
 }

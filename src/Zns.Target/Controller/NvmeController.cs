@@ -47,6 +47,7 @@ internal sealed partial class NvmeController
         HostNqn = hostNqn;
         HostId = hostId;
         AdminTransport = adminTransport;
+        _memoryBased = adminTransport.Traits.IsMemoryBased;
         _katoMs = katoMs;
         _logger = subsystem.Target.Logger;
         _time = subsystem.Target.Options.TimeProvider;
@@ -62,6 +63,8 @@ internal sealed partial class NvmeController
     public Guid HostId { get; }
     /// <summary>The transport of the admin queue: what the controller is reached through (its traits, its memory queues).</summary>
     public IQueueTransport AdminTransport { get; }
+
+    private readonly bool _memoryBased;
 
     public TransportTraits Traits => AdminTransport.Traits;
     public TargetOptions Options => Subsystem.Target.Options;
@@ -294,8 +297,13 @@ internal sealed partial class NvmeController
     /// The namespace an NSID names for this controller: with CC.CSS = NVM command set only, zoned namespaces are
     /// not attached (QEMU's nvme_start_ctrl / nvme_csi_supported), so such a host never sees them.
     /// </summary>
+    /// <remarks>
+    /// A namespace whose metadata travels in a buffer of its own (MPTR) is not attached over a fabric: NVMe over
+    /// Fabrics carries metadata only inside an extended LBA, and a fabric command has no MPTR.
+    /// </remarks>
     internal NamespaceInfo? AttachedNamespace(uint nsid) =>
-        Subsystem.GetNamespace(nsid) is { } ns && (ns.Csi != Csi.Zoned || !NvmOnly) ? ns : null;
+        Subsystem.GetNamespace(nsid) is { } ns && (ns.Csi != Csi.Zoned || !NvmOnly)
+            && (_memoryBased || !ns.DataFormat.Metadata.HasMetadata || ns.DataFormat.Metadata.Extended) ? ns : null;
 
     /// <summary>What the data length of an I/O command depends on in namespace <paramref name="nsid"/>; null when none is attached.</summary>
     internal NamespaceDataFormat? DataFormat(uint nsid) => AttachedNamespace(nsid)?.DataFormat;

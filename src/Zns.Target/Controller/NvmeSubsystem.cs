@@ -105,6 +105,12 @@ public sealed partial class NvmeSubsystem
     /// <summary>Largest data length of one I/O command (MDTS bytes, at least 4 KiB; 8 MiB when MDTS is unlimited).</summary>
     internal int MaxIoDataLength { get; }
 
+    /// <summary>
+    /// Whether a namespace uses the 64-bit guard PI format: only then is CTRATT.ELBAS reported, which sends the host
+    /// to the NVM command set Identify Namespace for it.
+    /// </summary>
+    internal bool HasGuard64Namespace => _namespaces.Any(n => n.DataFormat.Metadata is { HasPi: true, Pif: MetadataFormat.Guard64 });
+
     internal ReadOnlySpan<NamespaceInfo> NamespaceInfos => _namespaces;
 
     /// <summary>The namespace for an NSID, or null when the NSID is not an active namespace of this subsystem.</summary>

@@ -19,7 +19,8 @@ internal sealed unsafe class CommandSlot : ExecutingCommand
     public CommandSlot(PcieSubmissionQueue sq, int maxDataLength)
     {
         Queue = sq;
-        _segments = new GuestSegment[PrpWalker.MaxSegments(maxDataLength)];
+        // The data's segments, then a separate metadata buffer's (at most as long as the data may be).
+        _segments = new GuestSegment[2 * PrpWalker.MaxSegments(maxDataLength)];
     }
 
     public PcieSubmissionQueue Queue { get; }

@@ -386,8 +386,8 @@ internal sealed partial class PcieQueuePoller : IDisposable
         slot.SegmentCount = 0;
         slot.Pin = -1;
         SubmissionQueue queue = sq.Handler;
-        // PSDT: 00b PRPs, 01b an SGL for the data (MPTR a metadata buffer), 10b SGLs for both; this namespace has no
-        // metadata, so 01b and 10b read the same data SGL. Admin commands use PRPs (as Linux sends them).
+        // PSDT: 00b PRPs, 01b an SGL for the data (MPTR a contiguous metadata buffer), 10b SGLs for both (MPTR the
+        // address of the metadata's SGL descriptor). Admin commands use PRPs (as Linux sends them).
         int psdt = sqe.Flags >> 6;
         if (psdt == 3 || (psdt != 0 && sq.Id == 0))
         {
@@ -401,7 +401,7 @@ internal sealed partial class PcieQueuePoller : IDisposable
             CommandExecutor.Refuse(queue, slot, NvmeStatus.InvalidOpcode.WithDnr());
             return;
         }
-        if (transfer.Length > queue.MaxDataLength)
+        if (transfer.Length > queue.MaxDataLength || transfer.MetadataLength > queue.MaxDataLength)
         {
             CommandExecutor.Refuse(queue, slot, NvmeStatus.InvalidField.WithDnr());
             return;
@@ -416,6 +416,10 @@ internal sealed partial class PcieQueuePoller : IDisposable
                     slot.Segments, out slot.SegmentCount)
                 : SglWalker.Walk(Memory, sqe.Sgl1, slot.Length, deviceWrites: slot.ControllerToHost,
                     slot.Segments, out slot.SegmentCount);
+            if (walked.IsSuccess && transfer.MetadataLength > 0)
+            {
+                walked = WalkMetadata(in sqe, psdt, (int)transfer.MetadataLength, slot);
+            }
             if (!walked.IsSuccess)
             {
                 CommandExecutor.Refuse(queue, slot, walked);
@@ -424,6 +428,43 @@ internal sealed partial class PcieQueuePoller : IDisposable
         }
         Memory<byte> data = slot.PrepareData(gather: !slot.ControllerToHost);
         _executor.Execute(queue, slot, HostData.Owned(data));
+    }
+
+    /// <summary>
+    /// Maps a separate metadata buffer after the data's segments; the handler finds it after the data. With PSDT 10b
+    /// MPTR names one SGL descriptor, otherwise it is the buffer's address, contiguous in guest memory.
+    /// </summary>
+    private unsafe NvmeStatus WalkMetadata(in SubmissionQueueEntry sqe, int psdt, int length, CommandSlot slot)
+    {
+        Span<GuestSegment> free = slot.Segments[slot.SegmentCount..];
+        int count = 0;
+        NvmeStatus status;
+        if (psdt == 2)
+        {
+            Span<byte> descriptor = stackalloc byte[16];
+            status = Memory.Read(sqe.MetadataPointer, descriptor)
+                ? SglWalker.Walk(Memory, descriptor, length, deviceWrites: slot.ControllerToHost, free, out count)
+                : NvmeStatus.DataTransferError;
+        }
+        else
+        {
+            status = NvmeStatus.Success;
+            ulong address = sqe.MetadataPointer;
+            for (int done = 0; done < length && status.IsSuccess;)
+            {
+                // Page by page: guest memory is contiguous per page at least, not necessarily beyond.
+                int n = (int)Math.Min((ulong)(length - done), PrpWalker.PageSize - ((address + (ulong)done) & (PrpWalker.PageSize - 1)));
+                status = Memory.TryTranslate(address + (ulong)done, n, slot.ControllerToHost, out byte* host)
+                    && PrpWalker.TryAppend(free, ref count, host, n) ? NvmeStatus.Success : NvmeStatus.DataTransferError;
+                done += n;
+            }
+        }
+        if (status.IsSuccess)
+        {
+            slot.SegmentCount += count;
+            slot.Length += length;
+        }
+        return status;
     }
 
     private static ulong Prp1(in SubmissionQueueEntry sqe) => sqe.SglAddress;

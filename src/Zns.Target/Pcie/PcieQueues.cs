@@ -51,7 +51,8 @@ internal sealed class PcieSubmissionQueue
         Handler = handler;
         // The queue's own pool, not ArrayPool.Shared: timed completions return buffers on thread-pool threads, and
         // the shared pool's per-thread caches then strand them there, so the poller's next rent would allocate.
-        BouncePool = ArrayPool<byte>.Create(Math.Max(maxDataLength, 16), Math.Min(entries, MaxPooledPerSize));
+        // Twice the data: a separate metadata buffer (at most as long again) is gathered after it.
+        BouncePool = ArrayPool<byte>.Create(Math.Max(2 * maxDataLength, 16), Math.Min(entries, MaxPooledPerSize));
         _free = new CommandSlot[entries];
         for (int i = 0; i < entries; i++)
         {

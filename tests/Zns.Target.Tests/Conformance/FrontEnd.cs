@@ -23,8 +23,10 @@ public enum FrontEndKind
 /// <summary>
 /// A command as a scenario submits it: the SQE (its CID, FLAGS and data pointer are the front end's to fill) and
 /// its data, host-to-controller (<paramref name="DataOut"/>) or controller-to-host (<paramref name="DataInLength"/>).
+/// The last <paramref name="MetadataLength"/> bytes of that data are a separate metadata buffer: the PCIe front end
+/// puts them where MPTR points (a fabric has no MPTR, so only namespaces it does not attach are given one).
 /// </summary>
-internal readonly record struct Command(SubmissionQueueEntry Sqe, byte[]? DataOut = null, int DataInLength = 0);
+internal readonly record struct Command(SubmissionQueueEntry Sqe, byte[]? DataOut = null, int DataInLength = 0, int MetadataLength = 0);
 
 /// <summary>What came back for one command.</summary>
 internal sealed class Completion
@@ -53,6 +55,9 @@ internal sealed record TargetSpec
 
     /// <summary>Adds NSID 3: a zoned namespace of 512-byte blocks whose last zone starts at LBA 2^32 (64-bit ALBAs).</summary>
     public bool LargeNamespace { get; init; }
+
+    /// <summary>Adds the namespaces with metadata and PI of <see cref="ConformanceTarget.PiFormats"/>.</summary>
+    public bool Protection { get; init; }
 }
 
 /// <summary>
@@ -91,6 +96,32 @@ internal sealed class ConformanceTarget : IDisposable
         LogicalBlockSize = 512, ZoneSize = (long)LargeZoneLbas * 512, Mdts = 4, Zasl = 2,
     };
 
+    /// <summary>Zones of the PI namespaces (512-byte blocks, 4 zones).</summary>
+    public const ulong PiZoneLbas = 32;
+
+    /// <summary>NSID of the namespace whose metadata travels in a separate buffer (MPTR): Type 1, 8 bytes.</summary>
+    public const uint SeparateMetadataNsid = 30;
+
+    /// <summary>
+    /// Every PI type with either guard and the PI last (metadata of only the PI, which PRACT strips) or first (8 more
+    /// bytes after it), all extended LBA (NSIDs 10 to 21); and one with a separate metadata buffer.
+    /// </summary>
+    public static readonly (uint Nsid, NamespaceOptions Options)[] PiFormats =
+    [
+        .. from type in new byte[] { 1, 2, 3 }
+           from pif in new byte[] { 0, 2 }
+           from first in new[] { false, true }
+           select ((uint)(10 + (type - 1) * 4 + pif + (first ? 1 : 0)), PiOptions(type, pif, first, extended: true)),
+        (SeparateMetadataNsid, PiOptions(1, 0, false, extended: false)),
+    ];
+
+    private static NamespaceOptions PiOptions(byte type, byte pif, bool first, bool extended) => new()
+    {
+        LogicalBlockSize = 512, ZoneSize = (long)PiZoneLbas * 512, Mdts = 4, Zasl = 2,
+        PiType = type, Pif = pif, PiFirst = first, MetadataExtended = extended,
+        MetadataSize = (ushort)((pif == 2 ? 16 : 8) + (first ? 8 : 0)),
+    };
+
     public ConformanceTarget(TargetSpec spec)
     {
         var namespaces = new List<ZonedNamespace>
@@ -98,6 +129,14 @@ internal sealed class ConformanceTarget : IDisposable
             ZonedNamespace.CreateInMemory((long)(ZoneLbas * ZoneCount) * BlockSize, Zoned, Guid.Parse("6c6f6e67-0000-4000-8000-000000000001")),
             ZonedNamespace.CreateInMemory(1L << 20, Conventional, Guid.Parse("6c6f6e67-0000-4000-8000-000000000002")),
         };
+        if (spec.Protection)
+        {
+            foreach (var (nsid, options) in PiFormats)
+            {
+                namespaces.Add(ZonedNamespace.CreateInMemory((long)(PiZoneLbas * 4) * (512 + options.MetadataSize), options with { Nsid = nsid },
+                    Guid.Parse($"6c6f6e67-0000-4000-8000-0000000000{nsid:x2}")));
+            }
+        }
         if (spec.LargeNamespace)
         {
             namespaces.Add(ZonedNamespace.CreateInMemory((long)(LargeZoneLbas * 1025) * 512, Large, Guid.Parse("6c6f6e67-0000-4000-8000-000000000003")));
@@ -172,8 +211,8 @@ internal abstract class FrontEnd : IAsyncDisposable
     public async Task<Completion> AdminAsync(SubmissionQueueEntry sqe, byte[]? dataOut = null, int dataInLength = 0) =>
         (await RunAsync(0, [[new Command(sqe, dataOut, dataInLength)]]))[0][0];
 
-    public async Task<Completion> IoAsync(SubmissionQueueEntry sqe, byte[]? dataOut = null, int dataInLength = 0) =>
-        (await RunAsync(1, [[new Command(sqe, dataOut, dataInLength)]]))[0][0];
+    public async Task<Completion> IoAsync(SubmissionQueueEntry sqe, byte[]? dataOut = null, int dataInLength = 0, int metadataLength = 0) =>
+        (await RunAsync(1, [[new Command(sqe, dataOut, dataInLength, metadataLength)]]))[0][0];
 
     /// <summary>
     /// Submits each batch on I/O queue 1 at once (one receive over TCP, one doorbell write over PCIe, one run of

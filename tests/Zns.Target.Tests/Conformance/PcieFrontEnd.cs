@@ -81,6 +81,7 @@ internal sealed class PcieFrontEnd : FrontEnd
         _arenaUsed = 0;
         var buffers = new Dictionary<ushort, (ulong Address, int Length)>();
         var done = new Dictionary<ushort, (CompletionQueueEntry Cqe, TimeSpan Elapsed)>();
+        var metadataAt = new Dictionary<ushort, (ulong Address, int Length)>();
         long start = Stopwatch.GetTimestamp();
         foreach (Command[] batch in batches)
         {
@@ -89,14 +90,29 @@ internal sealed class PcieFrontEnd : FrontEnd
                 Command c = batch[i];
                 SubmissionQueueEntry sqe = c.Sqe;
                 sqe.SetFlags(0); // PSDT 00b: PRPs
-                int length = c.DataOut?.Length ?? c.DataInLength;
+                int length = (c.DataOut?.Length ?? c.DataInLength) - c.MetadataLength;
                 ulong address = 0;
+                if (c.MetadataLength > 0)
+                {
+                    ulong metadata = Take(c.MetadataLength);
+                    Span<byte> m = _ram.Span(metadata, c.MetadataLength);
+                    if (c.DataOut is { } output)
+                    {
+                        output.AsSpan(length).CopyTo(m);
+                    }
+                    else
+                    {
+                        m.Fill(0xA5);
+                    }
+                    BinaryPrimitives.WriteUInt64LittleEndian(sqe.Bytes[16..], metadata);
+                    metadataAt.Add(sqe.CommandId, (metadata, c.MetadataLength));
+                }
                 if (length > 0)
                 {
                     address = Buffer(length, out List<ulong> pages);
                     if (c.DataOut is { } output)
                     {
-                        output.CopyTo(_ram.Span(address, length));
+                        output.AsSpan(0, length).CopyTo(_ram.Span(address, length));
                     }
                     else
                     {
@@ -104,7 +120,7 @@ internal sealed class PcieFrontEnd : FrontEnd
                     }
                     SetPrps(ref sqe, address, pages);
                 }
-                buffers.Add(sqe.CommandId, (address, c.DataInLength));
+                buffers.Add(sqe.CommandId, (address, c.DataInLength - (c.DataOut is null ? c.MetadataLength : 0)));
                 // One doorbell write per batch.
                 _driver.Submit(qid, in sqe, ring: i == batch.Length - 1);
             }
@@ -134,7 +150,12 @@ internal sealed class PcieFrontEnd : FrontEnd
         {
             var (cqe, elapsed) = done[c.Sqe.CommandId];
             var (address, length) = buffers[c.Sqe.CommandId];
-            return new Exchanged(cqe, length > 0 ? _ram.Span(address, length).ToArray() : [], elapsed);
+            byte[] data = length > 0 ? _ram.Span(address, length).ToArray() : [];
+            if (c.DataOut is null && metadataAt.TryGetValue(c.Sqe.CommandId, out var m))
+            {
+                data = [.. data, .. _ram.Span(m.Address, m.Length)];
+            }
+            return new Exchanged(cqe, data, elapsed);
         }).ToArray())];
     }
 
