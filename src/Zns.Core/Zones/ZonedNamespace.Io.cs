@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Zns.Nvme;
 using Zns.Core.Storage;
+using Zns.Core.Recording;
 
 namespace Zns.Core.Zones;
 
@@ -119,6 +120,17 @@ public sealed partial class ZonedNamespace
     /// <summary>Flush: makes every completed write and the zone state durable.</summary>
     public NvmeStatus Flush()
     {
+        NvmeStatus status = FlushData();
+        if (status.IsSuccess)
+        {
+            _writeLog?.Record(WriteLogKind.Flush, WriteLogFlags.None, 0, 0, 0, default);
+        }
+        return status;
+    }
+
+    // What Flush and a write with FUA do (the write log records a FUA as the write's flag, not as a Flush).
+    private NvmeStatus FlushData()
+    {
         try
         {
             Commit(force: false);
@@ -144,7 +156,12 @@ public sealed partial class ZonedNamespace
             return NvmeStatus.Success;
         }
         // On a zoned namespace only whole blocks below the write pointer are data; the rest already reads as zeros.
-        return TryZero(Geometry.ByteOffset(slba), (long)blockCount << Geometry.BlockShift) ? NvmeStatus.Success : NvmeStatus.InternalError;
+        if (!TryZero(Geometry.ByteOffset(slba), (long)blockCount << Geometry.BlockShift))
+        {
+            return NvmeStatus.InternalError;
+        }
+        _writeLog?.Record(WriteLogKind.Deallocate, WriteLogFlags.None, 0, slba, blockCount, default);
+        return NvmeStatus.Success;
     }
 
     /// <summary>
@@ -218,7 +235,11 @@ public sealed partial class ZonedNamespace
         {
             var s = WriteData(slba, nlb, data, zeroes);
             Interlocked.Increment(ref _changes);
-            return s.IsSuccess && fua ? Flush() : s;
+            if (s.IsSuccess)
+            {
+                RecordData(zeroes ? WriteLogKind.WriteZeroes : WriteLogKind.Write, slba, nlb, data, fua);
+            }
+            return s.IsSuccess && fua ? FlushData() : s;
         }
 
         uint zi = Geometry.ZoneOf(slba);
@@ -274,9 +295,10 @@ public sealed partial class ZonedNamespace
                     CompleteZonedWrite(zi, slba, nlb);
                 }
             }
+            RecordData(append ? WriteLogKind.Append : zeroes ? WriteLogKind.WriteZeroes : WriteLogKind.Write, slba, nlb, data, fua);
         }
         Interlocked.Increment(ref _changes);
-        return fua ? Flush() : NvmeStatus.Success;
+        return fua ? FlushData() : NvmeStatus.Success;
     }
 
     private NvmeStatus WriteData(ulong slba, uint nlb, ReadOnlySpan<byte> data, bool zeroes)

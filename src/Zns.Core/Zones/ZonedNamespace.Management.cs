@@ -43,20 +43,29 @@ public sealed partial class ZonedNamespace
             {
                 Func<uint, NvmeStatus> open = zsaso ? _zones.OpenWithZrwa : z => _zones.Open(z, implicitly: false);
                 // QEMU walks the closed zones in the order they closed (zones auto-closed meanwhile join the walk).
-                status = selectAll ? WalkLists(open, ZoneStateMachine.ClosedList) : OneZone(zi, open);
+                status = selectAll ? WalkLists(open, action, zsaso, ZoneStateMachine.ClosedList) : OneZone(zi, open, action, slba, zsaso);
                 break;
             }
             case ZoneSendAction.Close:
-                status = selectAll ? WalkLists(_zones.Close, ZoneStateMachine.ImplicitList, ZoneStateMachine.ExplicitList) : OneZone(zi, _zones.Close);
+                status = selectAll ? WalkLists(_zones.Close, action, false, ZoneStateMachine.ImplicitList, ZoneStateMachine.ExplicitList) : OneZone(zi, _zones.Close, action, slba);
                 break;
             case ZoneSendAction.Finish:
-                status = selectAll ? WalkLists(_zones.Finish, ZoneStateMachine.ClosedList, ZoneStateMachine.ImplicitList, ZoneStateMachine.ExplicitList) : OneZone(zi, _zones.Finish);
+                status = selectAll ? WalkLists(_zones.Finish, action, false, ZoneStateMachine.ClosedList, ZoneStateMachine.ImplicitList, ZoneStateMachine.ExplicitList) : OneZone(zi, _zones.Finish, action, slba);
                 break;
             case ZoneSendAction.Reset:
                 status = ResetZones(zi, selectAll);
                 break;
             case ZoneSendAction.Offline:
-                status = selectAll ? ForEachZone(s => s == ZoneState.ReadOnly, _zones.Offline) : OneZone(zi, _zones.Offline);
+                if (selectAll)
+                {
+                    // Only Read Only zones are taken Offline, and no write reaches them: no zone lock needs to order the entry.
+                    status = ForEachZone(s => s == ZoneState.ReadOnly, _zones.Offline);
+                    RecordZoneAction(action, 0, selectAll: true, zsaso: false, status: status);
+                }
+                else
+                {
+                    status = OneZone(zi, _zones.Offline, action, slba);
+                }
                 break;
             case ZoneSendAction.SetDescriptorExtension:
                 if (selectAll || Geometry.DescriptorExtensionSize == 0 || extension.Length != Geometry.DescriptorExtensionSize)
@@ -69,11 +78,15 @@ public sealed partial class ZonedNamespace
                     {
                         status = _zones.SetDescriptorExtension(zi, extension);
                     }
+                    if (status.IsSuccess)
+                    {
+                        RecordZoneAction(action, slba, selectAll: false, zsaso: false, extension);
+                    }
                 }
                 break;
             case ZoneSendAction.FlushZrwa:
                 // SLBA is the last LBA to commit; Select All has no meaning here (Invalid Field, as QEMU).
-                status = selectAll ? NvmeStatus.InvalidField : OneZone(zi, z => _zones.FlushZrwa(z, slba));
+                status = selectAll ? NvmeStatus.InvalidField : OneZone(zi, z => _zones.FlushZrwa(z, slba), action, slba);
                 break;
             default:
                 status = NvmeStatus.InvalidField;
@@ -87,20 +100,27 @@ public sealed partial class ZonedNamespace
         return status.WithDnr();
     }
 
-    private NvmeStatus OneZone(uint zi, Func<uint, NvmeStatus> op)
+    private NvmeStatus OneZone(uint zi, Func<uint, NvmeStatus> op, ZoneSendAction action, ulong slba, bool zsaso = false)
     {
         lock (_zoneLocks[zi])
         {
+            NvmeStatus status;
             lock (_stateLock)
             {
-                return op(zi);
+                status = op(zi);
             }
+            if (status.IsSuccess)
+            {
+                RecordZoneAction(action, slba, selectAll: false, zsaso);
+            }
+            return status;
         }
     }
 
     // Select All over QEMU's state lists, in their order. Every zone lock is taken (index order, as Reset does)
     // so no write is between its checks and its write pointer update while zones change state under it.
-    private NvmeStatus WalkLists(Func<uint, NvmeStatus> op, params int[] lists)
+    // A Select All that stops at a failing zone has changed the zones before it: it is recorded with its status.
+    private NvmeStatus WalkLists(Func<uint, NvmeStatus> op, ZoneSendAction action, bool zsaso, params int[] lists)
     {
         int taken = 0;
         try
@@ -109,10 +129,13 @@ public sealed partial class ZonedNamespace
             {
                 Monitor.Enter(_zoneLocks[taken]);
             }
+            NvmeStatus status;
             lock (_stateLock)
             {
-                return _zones.WalkLists(op, lists);
+                status = _zones.WalkLists(op, lists);
             }
+            RecordZoneAction(action, 0, selectAll: true, zsaso, status: status);
+            return status;
         }
         finally
         {
@@ -175,11 +198,16 @@ public sealed partial class ZonedNamespace
                     var status = _zones.Reset(zi, out releasedEnd[(int)(zi - from)]);
                     if (!status.IsSuccess)
                     {
+                        if (all)
+                        {
+                            RecordZoneAction(ZoneSendAction.Reset, 0, selectAll: true, zsaso: false, status: status);
+                        }
                         return status;
                     }
                     any |= s != ZoneState.Empty;
                 }
             }
+            RecordZoneAction(ZoneSendAction.Reset, all ? 0 : Geometry.ZoneStart(first), all, zsaso: false);
             if (!any)
             {
                 return NvmeStatus.Success;
