@@ -32,7 +32,7 @@ public static class WriteLogReplay
             long last = entries.Count - 1;
             if (index < 0 || index > last)
             {
-                throw new WriteLogException($"--to {index}: the log's entries are 0..{last}{end}");
+                throw new WriteLogException(last < 0 ? $"--to {index}: the log has no entries{end}" : $"--to {index}: the log's entries are 0..{last}{end}");
             }
             return index;
         }
