@@ -122,7 +122,13 @@ internal static partial class Commands
         {
             return null;
         }
-        throw new UsageException($"--keep {keep}: not available yet (needs the power cut of the zone core)");
+        ulong seed = seedText is null ? 0
+            : ulong.TryParse(seedText, NumberStyles.None, CultureInfo.InvariantCulture, out ulong s) ? s
+            : throw new UsageException($"--seed: '{seedText}' is not a whole number ≥ 0");
+        var policy = new PowerCutPolicy(PowerCutPolicy.ParseKeep(keep)!.Value, torn, seed);
+        // The same cut zns fault power-cut makes, on the rebuilt namespace (its flushes were replayed, so it knows
+        // what was durable at the point).
+        return ns => ns.CutPower(policy, policy.CreateRandom());
     }
 
     private static int List(string path)
@@ -156,11 +162,12 @@ internal static partial class Commands
     private static string Line(in WriteLogEntry e, uint nsid, long zoneLbas)
     {
         bool selectAll = (e.Flags & WriteLogFlags.SelectAll) != 0;
-        bool hasLba = e.Kind is not (WriteLogKind.Flush or WriteLogKind.Full) && !selectAll;
+        bool hasLba = e.Kind is not (WriteLogKind.Flush or WriteLogKind.Full or WriteLogKind.PowerCut) && !selectAll;
         string kind = e.Kind switch
         {
             WriteLogKind.Flush => $"FLUSH {e.FlushOrdinal}",
             WriteLogKind.Full => "LOG FULL",
+            WriteLogKind.PowerCut => "POWER CUT",
             WriteLogKind.ZoneAction => $"zone-{e.Action.ToString().ToLowerInvariant()}",
             WriteLogKind.WriteZeroes => "write-zeroes",
             _ => e.Kind.ToString().ToLowerInvariant(),

@@ -321,3 +321,90 @@ public sealed class WriteLogTests
         Assert.Equal(8 + 1 + 2 * 248, log.Entries);
     }
 }
+
+/// <summary>Replay with a crash after the point, and the log's end at a live power cut.</summary>
+public sealed class WriteLogCrashTests
+{
+    private static NamespaceOptions Options() => TestNamespaces.Small();
+
+    private static string Stream(TempDir dir, ZonedNamespace ns)
+    {
+        string path = WriteLogFormat.PathFor(dir.Path, 1);
+        using var log = WriteLog.Create(path, 1, ns);
+        Assert.Equal(NvmeStatus.Success, ns.Write(0, TestNamespaces.Blocks(3, 0x11)));
+        Assert.Equal(NvmeStatus.Success, ns.Write(16, TestNamespaces.Blocks(2, 0x22)));
+        Assert.Equal(NvmeStatus.Success, ns.Flush());
+        Assert.Equal(NvmeStatus.Success, ns.Write(3, TestNamespaces.Blocks(4, 0x33)));
+        Assert.Equal(NvmeStatus.Success, ns.Write(18, TestNamespaces.Blocks(1, 0x44), fua: true));
+        Assert.Equal(NvmeStatus.Success, ns.Write(32, TestNamespaces.Blocks(5, 0x55)));
+        return path;
+    }
+
+    [Fact]
+    public void KeepNoneDropsWhatNoFlushOrFuaCoveredAtThePoint()
+    {
+        using var dir = new TempDir();
+        using var ns = TestNamespaces.Ram(Options());
+        string path = Stream(dir, ns);
+        var policy = new PowerCutPolicy(PowerCutKeep.None, false, 0);
+        WriteLogReplay.Rebuild(path, dir.File("none.raw"), new ReplayTarget(5, null), n => n.CutPower(policy, policy.CreateRandom()));
+        var zones = ZonedNamespace.ReadStoredZones(dir.File("none.raw"))!.Value.Zones;
+        // Zone 0: flushed at 3, the 4 blocks after are gone. Zone 1: FUA made 19 durable. Zone 2: nothing flushed.
+        Assert.Equal((3UL, ZoneState.Closed), (zones[0].WritePointer, zones[0].State));
+        Assert.Equal((19UL, ZoneState.Closed), (zones[1].WritePointer, zones[1].State));
+        Assert.Equal((32UL, ZoneState.Empty), (zones[2].WritePointer, zones[2].State));
+        byte[] image = File.ReadAllBytes(dir.File("none.raw"));
+        Assert.All(image.AsSpan(3 * 512, 4 * 512).ToArray(), b => Assert.Equal(0, b));
+        Assert.All(image.AsSpan(32 * 512, 5 * 512).ToArray(), b => Assert.Equal(0, b));
+        Assert.All(image.AsSpan(18 * 512, 512).ToArray(), b => Assert.Equal(0x44, b));
+
+        // The same point kept whole: exactly the live state.
+        WriteLogReplay.Rebuild(path, dir.File("all.raw"), new ReplayTarget(5, null));
+        Assert.Equal(7UL, ZonedNamespace.ReadStoredZones(dir.File("all.raw"))!.Value.Zones[0].WritePointer);
+    }
+
+    [Fact]
+    public void KeepRandomIsReproducibleBySeedAndKeepsAPrefix()
+    {
+        using var dir = new TempDir();
+        using var ns = TestNamespaces.Ram(Options());
+        string path = Stream(dir, ns);
+        byte[] Cut(string name, ulong seed)
+        {
+            var policy = new PowerCutPolicy(PowerCutKeep.Random, true, seed);
+            WriteLogReplay.Rebuild(path, dir.File(name), new ReplayTarget(5, null), n => n.CutPower(policy, policy.CreateRandom()));
+            var z = ZonedNamespace.ReadStoredZones(dir.File(name))!.Value.Zones;
+            Assert.InRange(z[0].WritePointer, 3UL, 7UL);
+            Assert.InRange(z[2].WritePointer, 32UL, 37UL);
+            return [.. File.ReadAllBytes(dir.File(name)), .. File.ReadAllBytes(dir.File(name) + ".zns").AsSpan(0, 256 + 8 * 16)[16..]];
+        }
+        var a = Cut("a.raw", 7);
+        var b = Cut("b.raw", 7);
+        Assert.Equal(a, b);
+        var distinct = new HashSet<string>(Enumerable.Range(0, 12).Select(s => Convert.ToHexString(Cut($"s{s}.raw", (ulong)s + 100))));
+        Assert.True(distinct.Count > 1, "every seed cut the same way");
+    }
+
+    [Fact]
+    public void ALivePowerCutEndsTheLogWithAMarkerAndEarlierPointsStillReplay()
+    {
+        using var dir = new TempDir();
+        using var ns = TestNamespaces.Ram(Options());
+        string path = WriteLogFormat.PathFor(dir.Path, 1);
+        var told = new List<string>();
+        using (var log = WriteLog.Create(path, 1, ns, stopped: told.Add))
+        {
+            Assert.Equal(NvmeStatus.Success, ns.Write(0, TestNamespaces.Blocks(3, 0x11)));
+            Assert.Equal(NvmeStatus.Success, ns.Flush());
+            ns.CutPower(new PowerCutPolicy(PowerCutKeep.None, false, 0), new Random(0));
+            Assert.Equal(NvmeStatus.Success, ns.Write(3, TestNamespaces.Blocks(1, 0x22)));
+            Assert.Equal(1, log.Dropped);
+        }
+        Assert.Equal($"{path}: write log stopped at a power cut: entries 0..1 are kept and replay to any point before the cut; nothing after it is recorded, the namespace goes on serving", Assert.Single(told));
+        using var reader = WriteLogReader.Open(path);
+        Assert.Equal(["Write lba 0 blocks 3", "flush 1", "power cut: the log stopped here"], reader.ReadAll().Select(e => WriteLogReplay.Describe(in e)));
+        Assert.Null(reader.Damage);
+        WriteLogReplay.Rebuild(path, dir.File("x.raw"), new ReplayTarget(null, 1));
+        Assert.Equal(3UL, ZonedNamespace.ReadStoredZones(dir.File("x.raw"))!.Value.Zones[0].WritePointer);
+    }
+}

@@ -173,6 +173,31 @@ public sealed class WriteLog : IDisposable
         _accepted += size;
     }
 
+    /// <summary>
+    /// Power is being cut: a <see cref="WriteLogKind.PowerCut"/> entry ends the log. A replay rebuilds any point
+    /// before the cut; what the cut dropped, and what the host did after it, is not recorded.
+    /// </summary>
+    internal void StopAtPowerCut()
+    {
+        string? stopped = null;
+        lock (_gate)
+        {
+            if (_stopReason is not null)
+            {
+                return;
+            }
+            long recorded = _nextIndex;
+            if (_accepted + WriteLogFormat.EntryHeaderSize <= _maxBytes)
+            {
+                Append(WriteLogFormat.EntryHeaderSize, _nextIndex++, WriteLogKind.PowerCut, WriteLogFlags.None, 0, 0, 0, 0, 0, default);
+            }
+            _stopReason = stopped = $"{Path}: write log stopped at a power cut: entries 0..{recorded - 1} are kept and replay to any point before the cut; " +
+                                    "nothing after it is recorded, the namespace goes on serving";
+            Monitor.PulseAll(_gate);
+        }
+        _stopped?.Invoke(stopped);
+    }
+
     // Caller holds _gate.
     private string StopFull()
     {

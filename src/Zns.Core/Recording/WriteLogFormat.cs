@@ -23,6 +23,8 @@ public enum WriteLogKind : byte
     Flush = 7,
     /// <summary>The log reached its size bound here; nothing after it was recorded.</summary>
     Full = 8,
+    /// <summary>Power was cut here (<c>zns fault power-cut</c>); the log stopped: what the cut dropped is not in it.</summary>
+    PowerCut = 9,
 }
 
 /// <summary>Entry flags.</summary>

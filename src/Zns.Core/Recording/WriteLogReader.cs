@@ -141,9 +141,9 @@ public sealed class WriteLogReader : IDisposable
         _offset += length;
         _nextIndex++;
         payload = _payload.AsSpan(0, payloadLength);
-        if (entry.Kind == WriteLogKind.Full)
+        if (entry.Kind is WriteLogKind.Full or WriteLogKind.PowerCut)
         {
-            ReachedFull = true;
+            ReachedFull = entry.Kind == WriteLogKind.Full;
             _ended = true;
         }
         return true;

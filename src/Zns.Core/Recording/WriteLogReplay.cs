@@ -125,6 +125,7 @@ public static class WriteLogReplay
     {
         WriteLogKind.Flush => $"flush {e.FlushOrdinal}",
         WriteLogKind.Full => "log full: nothing after this was recorded",
+        WriteLogKind.PowerCut => "power cut: the log stopped here",
         WriteLogKind.ZoneAction => $"zone {e.Action}{((e.Flags & WriteLogFlags.SelectAll) != 0 ? " select-all" : $" lba {e.Lba}")}" +
                                    $"{((e.Flags & WriteLogFlags.Zsaso) != 0 ? " zrwa" : "")}" +
                                    $"{(e.Status.IsSuccess ? "" : $" (stopped with {e.Status})")}",
