@@ -84,6 +84,10 @@ public sealed class WriteLog : IDisposable
         {
             throw new WriteLogException($"{path}: a size bound of {maxBytes} bytes is below the least, {WriteLogFormat.MinMaxBytes} (1 MiB)");
         }
+        if (File.Exists(path))
+        {
+            throw new WriteLogException($"{path}: a write log is already there; replay or move it, or choose another directory");
+        }
         if (ns.FirstNonEmptyZone() is { } zone)
         {
             throw new WriteLogException($"{path}: namespace {nsid} is not empty (zone {zone.Index} is {zone.State}); a replay starts from an empty namespace: reset its zones or reformat it first");
