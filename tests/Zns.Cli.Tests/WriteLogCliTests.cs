@@ -176,6 +176,49 @@ public sealed class WriteLogCliTests
         }
     }
 
+    [Fact]
+    public async Task TheCrashPointScriptRebuildsEachPointAndRunsTheCheckOnIt()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        await LogAStreamAsync(dir, ct);
+        string script = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "tools", "replay-crash-points.sh");
+        string zns = CliRunner.ZnsExecutable ?? $"dotnet {CliRunner.ZnsDll}";
+        async Task<(int Exit, string Out)> RunAsync(params string[] args)
+        {
+            var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir.Path };
+            psi.ArgumentList.Add(script);
+            foreach (string a in args)
+            {
+                psi.ArgumentList.Add(a);
+            }
+            psi.Environment["ZNS"] = zns;
+            using var p = Process.Start(psi)!;
+            string output = await p.StandardOutput.ReadToEndAsync(ct);
+            await p.WaitForExitAsync(ct);
+            return (p.ExitCode, output);
+        }
+
+        // The check saves each image's zone 0 report line; it fails on the point after flush 2.
+        string check = "$ZNS report \"$1\" | head -n 1 > \"$(basename \"$1\").txt\"; [ \"$ZNS_POINT\" != '--flush 2' ]";
+        var flushes = await RunAsync("logs", "--every-flush", "--check", check, "--work", "work", "--keep", "none");
+        Assert.Equal(1, flushes.Exit);
+        string[] lines = flushes.Out.TrimEnd().Split('\n');
+        Assert.Equal("1..2", lines[0]);
+        Assert.Equal("ok 1 - --flush 1 --keep none", lines[1]);
+        Assert.StartsWith("not ok 2 - --flush 2 --keep none: check failed; rebuild it with: zns replay logs --flush 2 --image FILE --keep none", lines[2]);
+        // After flush 1 zone 0 holds 4 blocks (32 sectors); after flush 2, 6 (48).
+        Assert.Contains("wptr 0x000020 ", File.ReadAllText(Path.Combine(dir.Path, "point-1.raw.txt")));
+        Assert.Contains("wptr 0x000030 ", File.ReadAllText(Path.Combine(dir.Path, "point-2.raw.txt")));
+        Assert.False(File.Exists(Path.Combine(dir.Path, "work", "point-1.raw")));
+
+        var spread = await RunAsync("logs", "--count", "3", "--check", "test -s \"$ZNS_IMAGE\" && test -s \"$1.zns\"", "--keep", "random", "--torn", "--seed", "5");
+        Assert.Equal((0, "1..3\nok 1 - --to 2 --keep random --seed 5 --torn\nok 2 - --to 4 --keep random --seed 6 --torn\nok 3 - --to 6 --keep random --seed 7 --torn\n"), spread);
+
+        var bad = await RunAsync("logs", "--count", "3", "--check", "true", "--keep", "most");
+        Assert.Equal(2, bad.Exit);
+    }
+
     private static string CreateDirectoryError(string path)
     {
         try
