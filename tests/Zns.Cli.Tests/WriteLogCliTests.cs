@@ -219,6 +219,39 @@ public sealed class WriteLogCliTests
         Assert.Equal(2, bad.Exit);
     }
 
+    [Fact]
+    public async Task AFullLogStopsWithItsReasonInTheControlApiAndTheDeviceGoesOn()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        using var server = Process.Start(CliRunner.StartInfo(dir.Path, "serve", "ram:8M,zoned.zone_size=2M", "--listen", "127.0.0.1:0",
+            "--control", "127.0.0.1:0", "--write-log", "logs", "--write-log-size", "1M"))!;
+        var (endPoint, control) = await CliRunner.WaitForControlAsync(server, ct);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{control}/") };
+        var (admin, io) = await ConnectAsync(endPoint, ct);
+        await using (admin)
+        await using (io)
+        {
+            Assert.Contains("\"writeLog\":{\"path\":\"logs/ns1.wlog\",\"entries\":0,\"flushes\":0,\"bytes\":4096,\"maxBytes\":1048576,\"dropped\":0}",
+                await http.GetStringAsync("api/namespaces", ct));
+            // 10 writes of 128 KiB: the eighth no longer fits in 1 MiB.
+            for (int i = 0; i < 10; i++)
+            {
+                Assert.True((await io.WriteAsync(1, (ulong)(i * 32), 32, Data(32, (byte)i), ct)).Status.IsSuccess);
+            }
+            string json = await http.GetStringAsync("api/namespaces", ct);
+            Assert.Contains("\"entries\":8,\"flushes\":0,", json);
+            Assert.Contains("\"dropped\":3,\"stopped\":\"logs/ns1.wlog: write log full (", json);
+            Assert.Contains("entries 0..6 are kept; nothing after them is recorded, the namespace goes on serving", json);
+            var back = new byte[32 * Bs];
+            Assert.True((await io.ReadAsync(1, 9 * 32, 32, back, ct)).Status.IsSuccess);
+            Assert.Equal(Data(32, 9), back);
+        }
+        await StopAsync(server, ct);
+        var list = await CliRunner.RunAsync(dir.Path, "replay", "logs", "--list");
+        Assert.Contains("       7  LOG FULL         1             -       -       -\n8 entries, 0 flushes; the log filled up: nothing after the last entry was recorded\n", list.Out);
+    }
+
     private static string CreateDirectoryError(string path)
     {
         try
