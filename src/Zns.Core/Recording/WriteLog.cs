@@ -139,8 +139,17 @@ public sealed class WriteLog : IDisposable
                 return;
             }
             int size = WriteLogFormat.EntryHeaderSize + payload.Length;
+            if (size > _active.Length)
+            {
+                // Only a Copy range read from another namespace with a larger MSSRL can be larger than the buffers
+                // were sized for (this namespace's largest transfer): the log stops rather than wait forever.
+                _dropped++;
+                _stopReason = stopped = $"{Path}: write log stopped: an entry of {size} bytes is larger than its {_active.Length}-byte buffer; " +
+                                        $"entries 0..{_nextIndex - 1} are kept; nothing after them is recorded, the namespace goes on serving";
+                Monitor.PulseAll(_gate);
+            }
             // Room is kept for the entry that marks a full log.
-            if (_accepted + size + WriteLogFormat.EntryHeaderSize > _maxBytes)
+            else if (_accepted + size + WriteLogFormat.EntryHeaderSize > _maxBytes)
             {
                 _dropped++;
                 stopped = StopFull();
