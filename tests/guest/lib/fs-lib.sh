@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Sourced by the guest filesystem scripts (in-guest/fs-btrfs.sh, fs-f2fs.sh, fs-reconnect.sh, studies/btrfs-study.sh).
+# Sourced by the guest filesystem scripts (in-guest/fs-btrfs.sh, fs-f2fs.sh, fs-reconnect.sh, powercut-fs.sh,
+# studies/btrfs-study.sh).
 # Needs PORT NQN SHARE HOST_REQUESTS set. TAP lines are unnumbered ("ok - ..."); fs-tests.sh numbers them.
 lib=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 for l in tap attach host-requests; do source "$lib/$l.sh"; done
@@ -68,3 +69,28 @@ evidence() {
     [ -b "$dev" ] && blkzone report "$dev" >"$SHARE/evidence/$tag.zones" 2>&1
     dmesg >"$SHARE/evidence/$tag.dmesg" 2>&1
 }
+
+# The checkers, read-only; their output goes to the share, its tail as comments when they fail.
+btrfs_check() { btrfs check --readonly "$1" >"$SHARE/check.out" 2>&1 || { sed 's/^/#   /' "$SHARE/check.out" | tail -n 8; return 1; }; }
+# fsck.f2fs -f --dry-run (check everything, change nothing) of the f2fs whose first device is $1: any [Fail] line or
+# a non-zero exit fails, except a free segment count mismatch, an f2fs-tools quirk on zoned devices seen on QEMU's
+# device too (see docs/tests.md).
+f2fs_check() {
+    fsck.f2fs -f --dry-run "$1" >"$SHARE/fsck.out" 2>&1
+    local rc=$? bad
+    bad=$(grep -i -E '\[fail\]' "$SHARE/fsck.out" | grep -v -i 'free segment' | head -n 5)
+    if [ -z "$bad" ]; then
+        [ $rc = 0 ] && return 0
+        grep -q -i -E 'free segment.*\[fail\]' "$SHARE/fsck.out" && { note "fsck.f2fs: only the free segment count quirk"; return 0; }
+    fi
+    echo "$bad" | sed 's/^/#   /'; tail -n 3 "$SHARE/fsck.out" | sed 's/^/#   /'
+    note "fsck.f2fs exit $rc"
+    return 1
+}
+
+# f2fs records its devices by the paths given to mkfs: it opens the extra device by that path at mount, and
+# fsck.f2fs wants the first one by the same path. Kernels that scan namespaces in parallel (6.2 and later) may give
+# nsid 1 and 2 each other's names on a reconnect (/dev/nvme0n2 is then the conventional device). So both are given by
+# the links udev makes for them (/dev/disk/by-id/nvme-WWID, 60-persistent-storage.rules); this guest has no udev, so
+# the links are made here. Prints the link to device $1.
+by_id() { local w; w=$(cat "/sys/block/${1#/dev/}/wwid") && mkdir -p /dev/disk/by-id && ln -sfn "$1" "/dev/disk/by-id/nvme-$w" && echo "/dev/disk/by-id/nvme-$w"; }

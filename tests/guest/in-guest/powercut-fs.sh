@@ -1,0 +1,115 @@
+#!/bin/bash
+# Guest side of suites/powercut-tests.sh: a file system on zns through CUTS power cuts at random points of an
+# fsync-heavy workload (crashload.py). Environment: FS (btrfs | f2fs), PORT NQN SHARE HOST_REQUESTS, CUTS, SEED,
+# CONTROL_NSID (set: run the negative control, powercut-control.sh, on that namespace first).
+#
+# Cut c uses seed SEED+c for the workload, the instant of the cut and zns's choice of what to keep; odd cuts keep
+# nothing unflushed (--keep none), even ones a random prefix of each zone's unflushed writes, the last one torn
+# (--keep random --torn). After a cut the guest acts as a host that lost power with its drive: it deletes the
+# controller at once (nvme disconnect, while zns is still off; nothing it had queued reaches the device), kills the
+# workload, unmounts, attaches again, mounts (log replay / roll-forward recovery), verifies every file whose fsync
+# returned, unmounts and runs the checker read-only.
+# shellcheck source=tests/guest/lib/fs-lib.sh
+source "$(dirname "$0")/../lib/fs-lib.sh"
+load="$(dirname "$0")/crashload.py"
+state=/tmp/crash.state
+oplog=/tmp/crash.log
+label="$FS"
+
+# The workload's controller: a long reconnect delay, so that after a cut the kernel does not reconnect and send
+# what the file system had queued before this script has deleted the controller.
+fs_connect_opts=(--reconnect-delay=10 --ctrl-loss-tmo=60)
+case $FS in
+    btrfs)
+        modprobe -a btrfs
+        attach() { connect "$@" && dev=$(ns_dev 1) && set_sched "$dev"; }
+        mkfs_fs() { mkfs.btrfs -f -O zoned -d single -m single "$dev"; }
+        mount_fs() { mount "$dev" "$mnt"; }
+        check_fs() { btrfs_check "$dev"; } ;;
+    f2fs)
+        modprobe -a f2fs
+        attach() { connect "$@" && conv_dev=$(ns_dev 1) && dev=$(ns_dev 2) && set_sched "$dev" && conv=$(by_id "$conv_dev") && zoned=$(by_id "$dev"); }
+        mkfs_fs() { mkfs.f2fs -f -m -c "$zoned" "$conv"; }
+        mount_fs() { mount -t f2fs "$conv" "$mnt"; }
+        check_fs() { f2fs_check "$conv"; } ;;
+    *) echo "powercut-fs: unknown FS '$FS'" >&2; exit 2 ;;
+esac
+# Attach again after a cut: zns may still be off for a moment.
+reattach() {
+    local deadline=$((SECONDS + 30))
+    until attach "${fs_connect_opts[@]}" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || return 1
+        disconnect; read -r -t 0.2 <> <(:) || true
+    done
+}
+# Milliseconds since the epoch, without a process.
+ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+
+if [ -n "${CONTROL_NSID:-}" ]; then
+    # shellcheck source=tests/guest/in-guest/powercut-control.sh
+    source "$(dirname "$0")/powercut-control.sh"
+    control_cut
+fi
+
+attach "${fs_connect_opts[@]}"; tap $? "$label: nvme connect ($dev)"
+note "kernel $(uname -r), scheduler: $(cat /sys/block/"${dev#/dev/}"/queue/scheduler)"
+mkfs_fs >"$SHARE/mkfs.out" 2>&1; rc=$?
+tap $rc "$label: mkfs"; [ $rc = 0 ] || tail -5 "$SHARE/mkfs.out" | sed 's/^/#   /'
+mount_fs && python3 "$load" init "$mnt" && umount "$mnt"; tap $? "$label: mount, work directories made durable, umount"
+rm -f "$state" "$oplog"
+
+# The workload and its check: one Python process for all cycles (crashload.py serve).
+coproc LOAD { exec python3 "$load" serve "$mnt" "$state" "$oplog" 2>"$SHARE/load.err"; }
+load_do() { echo "$*" >&"${LOAD[1]}"; read -r answer <&"${LOAD[0]}"; echo "$answer"; }
+# The verify answer: failure lines as comments, then "= STATUS SUMMARY".
+load_verify() {
+    local line
+    echo verify >&"${LOAD[1]}"
+    while read -r line <&"${LOAD[0]}"; do
+        [[ $line == =* ]] && { summary=${line#= * }; line=${line#= }; return "${line%% *}"; }
+        echo "$line"
+    done
+    summary="the workload process is gone"; return 1
+}
+
+for c in $(seq 1 "$CUTS"); do
+    seed=$((SEED + c))
+    if [ $((c % 2)) = 1 ]; then keep=none; else keep=random-torn; fi
+    c0=$(ms)
+    mount_fs || { tap 1 "$label: cut $c: mount before the workload"; break; }
+    # The cut comes 0.1-1.6 s after the workload's first completed operation (the seed picks the instant).
+    RANDOM=$seed
+    running=$(load_do run "$seed" $((100 + RANDOM % 1500)))
+    t1=$(ms)
+    host cut "$keep" "$seed" >"$SHARE/cut.out"; cut_rc=$?
+    t2=$(ms)
+    # A host that lost power: nothing it had queued may reach the device. Deleting the controller fails that I/O,
+    # which lets the workload die; then the file system (with write errors, maybe read-only) is unmounted.
+    disconnect
+    ops=$(load_do kill)
+    timeout 60 umount "$mnt" 2>/dev/null || timeout 30 umount -l "$mnt"
+    t3=$(ms)
+    reattach; att_rc=$?
+    t4=$(ms)
+    mount_fs; mount_rc=$?
+    t5=$(ms)
+    load_verify; verify_rc=$?
+    t6=$(ms)
+    umount "$mnt"; check_fs; check_rc=$?
+    t7=$(ms)
+    what=()
+    [ "$running" = running ] || what+=("$running")
+    [ $cut_rc = 0 ] || what+=("the cut failed ($(tail -n 1 "$SHARE/cut.out"))")
+    [ $att_rc = 0 ] || what+=("no reattach")
+    [ $mount_rc = 0 ] || what+=("mount failed")
+    [ $verify_rc = 0 ] || what+=("files lost")
+    [ $check_rc = 0 ] || what+=("checker failed")
+    rc=$((${#what[@]} > 0))
+    [ $rc = 0 ] || { evidence "$FS-cut$c" "$dev"; cp "$state" "$oplog" "$SHARE/evidence/" 2>/dev/null; }
+    tap $rc "$label: cut $c/$CUTS (--keep ${keep/-/ --}, seed $seed) after $ops operations: mount, $summary, checker clean${what:+ -- FAILED: ${what[*]}}"
+    note "cut $c: workload $((t1 - c0)) ms, cut $((t2 - t1)) ms, cleanup $((t3 - t2)) ms, attach $((t4 - t3)) ms, mount $((t5 - t4)) ms, verify $((t6 - t5)) ms, umount+check $((t7 - t6)) ms, total $((t7 - c0)) ms"
+    [ $att_rc = 0 ] || break
+done
+disconnect
+note "$label total: $((SECONDS - t0)) s"
+exit 0
