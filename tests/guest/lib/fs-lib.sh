@@ -93,4 +93,14 @@ f2fs_check() {
 # nsid 1 and 2 each other's names on a reconnect (/dev/nvme0n2 is then the conventional device). So both are given by
 # the links udev makes for them (/dev/disk/by-id/nvme-WWID, 60-persistent-storage.rules); this guest has no udev, so
 # the links are made here. Prints the link to device $1.
-by_id() { local w; w=$(cat "/sys/block/${1#/dev/}/wwid") && mkdir -p /dev/disk/by-id && ln -sfn "$1" "/dev/disk/by-id/nvme-$w" && echo "/dev/disk/by-id/nvme-$w"; }
+# The link is made only when it does not already lead to $1 (a process costs 0.1-0.3 s under TCG).
+by_id() {
+    local w link
+    read -r w <"/sys/block/${1#/dev/}/wwid" || return 1
+    link=/dev/disk/by-id/nvme-$w
+    if ! [[ -L $link && $link -ef $1 ]]; then
+        [ -d /dev/disk/by-id ] || mkdir -p /dev/disk/by-id
+        ln -sfn "$1" "$link" || return 1
+    fi
+    echo "$link"
+}
