@@ -6,7 +6,7 @@
 # Cut c uses seed SEED+c for the workload, the instant of the cut and zns's choice of what to keep; odd cuts keep
 # nothing unflushed (--keep none), even ones a random prefix of each zone's unflushed writes, the last one torn
 # (--keep random --torn). After a cut the guest acts as a host that lost power with its drive: it deletes the
-# controller at once (nvme disconnect, while zns is still off; nothing it had queued reaches the device), kills the
+# controller at once (as nvme disconnect does, while zns is still off; nothing it had queued reaches the device), kills the
 # workload, unmounts, attaches again, mounts (log replay / roll-forward recovery), verifies every file whose fsync
 # returned, unmounts and runs the checker read-only.
 # shellcheck source=tests/guest/lib/fs-lib.sh
@@ -16,19 +16,36 @@ state=/tmp/crash.state
 oplog=/tmp/crash.log
 label="$FS"
 
-# The workload's controller: a long reconnect delay, so that after a cut the kernel does not reconnect and send
-# what the file system had queued before this script has deleted the controller.
-fs_connect_opts=(--reconnect-delay=10 --ctrl-loss-tmo=60)
+# The workload's controller is made through the kernel's fabrics device, which is what nvme connect does, without
+# nvme-cli's start-up and sysfs scan (a second or more per cycle under TCG). Its reconnect delay is long, so that
+# after a cut the kernel does not reconnect and send what the file system had queued before this script deleted
+# the controller. Sets ctrl (nvmeN).
+ctrl=
+connect_fs() {
+    local fd line v opts="nqn=$NQN,transport=tcp,traddr=10.0.2.2,trsvcid=$PORT,reconnect_delay=10,ctrl_loss_tmo=60"
+    [ -r /etc/nvme/hostnqn ] && read -r v </etc/nvme/hostnqn && opts+=",hostnqn=$v"
+    [ -r /etc/nvme/hostid ] && read -r v </etc/nvme/hostid && opts+=",hostid=$v"
+    exec {fd}<>/dev/nvme-fabrics || return 1
+    if echo "$opts" >&"$fd" 2>/dev/null && read -r line <&"$fd"; then
+        exec {fd}>&-
+        line=${line#instance=}; ctrl=nvme${line%%,*}
+        return 0
+    fi
+    exec {fd}>&-
+    return 1
+}
+# Deleting the controller fails every command it holds, as nvme disconnect does.
+delete_fs_ctrl() { [ -z "$ctrl" ] || echo 1 >"/sys/class/nvme/$ctrl/delete_controller" 2>/dev/null; ctrl=; }
 case $FS in
     btrfs)
         modprobe -a btrfs
-        attach() { connect "$@" && dev=$(ns_dev 1) && set_sched "$dev"; }
+        attach() { connect_fs && dev=$(ns_dev 1) && set_sched "$dev"; }
         mkfs_fs() { mkfs.btrfs -f -O zoned -d single -m single "$dev"; }
         mount_fs() { mount "$dev" "$mnt"; }
         check_fs() { btrfs_check "$dev"; } ;;
     f2fs)
         modprobe -a f2fs
-        attach() { connect "$@" && conv_dev=$(ns_dev 1) && dev=$(ns_dev 2) && set_sched "$dev" && conv=$(by_id "$conv_dev") && zoned=$(by_id "$dev"); }
+        attach() { connect_fs && conv_dev=$(ns_dev 1) && dev=$(ns_dev 2) && set_sched "$dev" && conv=$(by_id "$conv_dev") && zoned=$(by_id "$dev"); }
         mkfs_fs() { mkfs.f2fs -f -m -c "$zoned" "$conv"; }
         mount_fs() { mount -t f2fs "$conv" "$mnt"; }
         check_fs() { f2fs_check "$conv"; } ;;
@@ -37,9 +54,9 @@ esac
 # Attach again after a cut: zns may still be off for a moment.
 reattach() {
     local deadline=$((SECONDS + 30))
-    until attach "${fs_connect_opts[@]}" 2>/dev/null; do
+    until attach 2>/dev/null; do
         [ $SECONDS -lt $deadline ] || return 1
-        disconnect; read -r -t 0.2 <> <(:) || true
+        delete_fs_ctrl; read -r -t 0.2 <> <(:) || true
     done
 }
 # Milliseconds since the epoch, without a process.
@@ -51,7 +68,7 @@ if [ -n "${CONTROL_NSID:-}" ]; then
     control_cut
 fi
 
-attach "${fs_connect_opts[@]}"; tap $? "$label: nvme connect ($dev)"
+attach; tap $? "$label: connect ($ctrl, $dev)"
 note "kernel $(uname -r), scheduler: $(cat /sys/block/"${dev#/dev/}"/queue/scheduler)"
 mkfs_fs >"$SHARE/mkfs.out" 2>&1; rc=$?
 tap $rc "$label: mkfs"; [ $rc = 0 ] || tail -5 "$SHARE/mkfs.out" | sed 's/^/#   /'
@@ -85,7 +102,7 @@ for c in $(seq 1 "$CUTS"); do
     t2=$(ms)
     # A host that lost power: nothing it had queued may reach the device. Deleting the controller fails that I/O,
     # which lets the workload die; then the file system (with write errors, maybe read-only) is unmounted.
-    disconnect
+    delete_fs_ctrl
     ops=$(load_do kill)
     timeout 60 umount "$mnt" 2>/dev/null || timeout 30 umount -l "$mnt"
     t3=$(ms)
@@ -110,6 +127,6 @@ for c in $(seq 1 "$CUTS"); do
     note "cut $c: workload $((t1 - c0)) ms, cut $((t2 - t1)) ms, cleanup $((t3 - t2)) ms, attach $((t4 - t3)) ms, mount $((t5 - t4)) ms, verify $((t6 - t5)) ms, umount+check $((t7 - t6)) ms, total $((t7 - c0)) ms"
     [ $att_rc = 0 ] || break
 done
-disconnect
+delete_fs_ctrl
 note "$label total: $((SECONDS - t0)) s"
 exit 0
