@@ -9,6 +9,10 @@
 # controller at once (as nvme disconnect does, while zns is still off; nothing it had queued reaches the device), kills the
 # workload, unmounts, attaches again, mounts (log replay / roll-forward recovery), verifies every file whose fsync
 # returned, unmounts and runs the checker read-only.
+# RECONNECT=1 (a study, not part of the suite's checks): the controller reconnects by itself after a cut (reconnect
+# delay 1 s) and the workload runs on for 5 s against the device that lost its unflushed writes; what the file system
+# did is printed (read-only or not, its kernel messages), then the cycle goes on as after a power loss. Files the
+# workload completed after the reconnect are checked too, so losses there are reported.
 # shellcheck source=tests/guest/lib/fs-lib.sh
 source "$(dirname "$0")/../lib/fs-lib.sh"
 load="$(dirname "$0")/crashload.py"
@@ -22,7 +26,8 @@ label="$FS"
 # the controller. Sets ctrl (nvmeN).
 ctrl=
 connect_fs() {
-    local fd line v opts="nqn=$NQN,transport=tcp,traddr=10.0.2.2,trsvcid=$PORT,reconnect_delay=10,ctrl_loss_tmo=60"
+    local fd line v opts="nqn=$NQN,transport=tcp,traddr=10.0.2.2,trsvcid=$PORT,ctrl_loss_tmo=60"
+    if [ "${RECONNECT:-0}" = 1 ]; then opts+=",reconnect_delay=1"; else opts+=",reconnect_delay=10"; fi
     [ -r /etc/nvme/hostnqn ] && read -r v </etc/nvme/hostnqn && opts+=",hostnqn=$v"
     [ -r /etc/nvme/hostid ] && read -r v </etc/nvme/hostid && opts+=",hostid=$v"
     exec {fd}<>/dev/nvme-fabrics || return 1
@@ -59,6 +64,17 @@ reattach() {
         delete_fs_ctrl; read -r -t 0.2 <> <(:) || true
     done
 }
+# RECONNECT=1: the host reconnects by itself and the workload goes on; what the file system makes of it.
+host_view() {
+    local deadline=$((SECONDS + 30)) before state
+    before=$(grep -c '"D"' "$oplog")
+    until read -r state <"/sys/class/nvme/$ctrl/state" && [ "$state" = live ]; do
+        [ $SECONDS -lt $deadline ] || break; read -r -t 0.2 <> <(:) || true
+    done
+    read -r -t 5 <> <(:) || true
+    note "reconnect: controller $state; operations completed $before at the cut, $(grep -c '"D"' "$oplog") 5 s after the reconnect; mount: $(grep " $mnt " /proc/mounts | cut -d' ' -f4 | cut -d, -f1)"
+    dmesg | grep -i -E 'btrfs|f2fs|I/O error|invalid|reconnect' | grep -v -i 'attempt' | tail -n 8 | sed 's/^/#   dmesg: /'
+}
 # Milliseconds since the epoch, without a process.
 ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
@@ -93,6 +109,7 @@ for c in $(seq 1 "$CUTS"); do
     seed=$((SEED + c))
     if [ $((c % 2)) = 1 ]; then keep=none; else keep=random-torn; fi
     c0=$(ms)
+    [ "${RECONNECT:-0}" = 1 ] && dmesg -C
     mount_fs || { tap 1 "$label: cut $c: mount before the workload"; break; }
     # The cut comes 0.1-1.6 s after the workload's first completed operation (the seed picks the instant).
     RANDOM=$seed
@@ -100,6 +117,7 @@ for c in $(seq 1 "$CUTS"); do
     t1=$(ms)
     host cut "$keep" "$seed" >"$SHARE/cut.out"; cut_rc=$?
     t2=$(ms)
+    [ "${RECONNECT:-0}" = 1 ] && host_view
     # A host that lost power: nothing it had queued may reach the device. Deleting the controller fails that I/O,
     # which lets the workload die; then the file system (with write errors, maybe read-only) is unmounted.
     delete_fs_ctrl

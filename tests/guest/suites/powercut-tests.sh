@@ -13,7 +13,9 @@
 # (lib/host-requests.sh). Prints one TAP line per check ("ok N - ...").
 # Environment: ZNS_POWERCUT_CUTS (cuts per file system and kernel), ZNS_POWERCUT_SEED (the base seed, printed; cut c
 # of a run uses SEED+c, so a failing cut reproduces with the same SEED), ZNS_POWERCUT_OFF_MS (how long zns stays
-# off after a cut, default 300), ZNS_KEEP_WORK=1 (keep the work dirs: logs, evidence).
+# off after a cut, default 300), ZNS_POWERCUT_FS (default "btrfs f2fs"), ZNS_KEEP_WORK=1 (keep the work dirs: logs,
+# evidence), ZNS_POWERCUT_RECONNECT=1 (a study: the host reconnects by itself after each cut and the workload goes on
+# for 5 s before the power-loss cleanup; see in-guest/powercut-fs.sh).
 set -uo pipefail
 suites=$(cd "$(dirname "$0")" && pwd)
 guest=$(dirname "$suites")
@@ -61,7 +63,7 @@ run_fs() {
     ( "$guest/harness/run-guest.sh" -t "${ZNS_POWERCUT_TIMEOUT:-900}" --kernel-version "$spec" -w "$work/share" \
         --tap-name "$spec $fs power cuts" \
         -e "FS=$fs" -e "PORT=$port" -e "NQN=$nqn" -e "SHARE=$work/share" -e "HOST_REQUESTS=$work/share/requests" \
-        -e "CUTS=$cuts" -e "SEED=$seed" "${control[@]}" \
+        -e "CUTS=$cuts" -e "SEED=$seed" -e "RECONNECT=${ZNS_POWERCUT_RECONNECT:-0}" "${control[@]}" \
         "$guest/in-guest/powercut-fs.sh" 2>"$work/guest.err"; echo $? >"$work/guest-rc" ) |
         sed -u -E "s/^(ok|not ok) - /\1 - $spec /" &
     guest_pid=$!
