@@ -167,6 +167,44 @@ internal sealed class ZoneStateMachine
         }
     }
 
+    /// <summary>
+    /// A power cut: the write pointer goes back to <paramref name="writePointer"/> (what the cut kept), the Zone
+    /// Random Write Area is gone as after a restart, and the zone goes through the power cycle: an open or Closed zone
+    /// becomes Closed, or Empty without data or extension; a Full zone that lost data is no longer full and does the
+    /// same, except that when Closed would pass the active limit it stays Full with Zone Finished by Controller set
+    /// (a drive has no other state to put it in). Read Only, Offline and Empty zones stay as they are.
+    /// </summary>
+    public void PowerCut(uint zi, ulong writePointer)
+    {
+        ref var z = ref _zones[zi];
+        ReleaseZrwa(zi);
+        if (_g.ZrwaSupported)
+        {
+            _zrwaDataEnd[zi] = 0;
+        }
+        bool lowered = writePointer < z.WritePointer;
+        Volatile.Write(ref z.WritePointer, writePointer);
+        switch (z.State)
+        {
+            case ZoneState.ImplicitlyOpened:
+            case ZoneState.ExplicitlyOpened:
+            case ZoneState.Closed:
+                SetState(zi, PowerCycleState(zi));
+                break;
+            case ZoneState.Full when lowered:
+            {
+                ZoneState target = PowerCycleState(zi);
+                if (target == ZoneState.Closed && _g.MaxActive != 0 && _activeCount + 1 > _g.MaxActive)
+                {
+                    z.Attributes |= ZoneAttributes.FinishedByController;
+                    break;
+                }
+                SetState(zi, target);
+                break;
+            }
+        }
+    }
+
     private ZoneState PowerCycleState(uint zone) =>
         _zones[zone].WritePointer != _g.ZoneStart(zone) || (_zones[zone].Attributes & ZoneAttributes.DescriptorExtensionValid) != 0
             ? ZoneState.Closed : ZoneState.Empty;

@@ -138,17 +138,26 @@ public sealed partial class ZonedNamespace
                         return status;
                     }
                 }
-                if ((IsZoned && !ZeroZrwaGap(dz, dlba)) || !TryWrite(Geometry.ByteOffset(dlba), data))
+                if (!IsZoned)
+                {
+                    // Through the undo capture, so a power cut can put back what the copy overwrote.
+                    status = WriteConventional(dlba, nlb, data, zeroes: false, fua: false);
+                    if (!status.IsSuccess)
+                    {
+                        return status;
+                    }
+                    dlba += nlb;
+                    continue;
+                }
+                if (!ZeroZrwaGap(dz, dlba) || !TryWrite(Geometry.ByteOffset(dlba), data))
                 {
                     return NvmeStatus.WriteFault;
                 }
-                if (IsZoned)
+                lock (_stateLock)
                 {
-                    lock (_stateLock)
-                    {
-                        CompleteZonedWrite(dz, dlba, nlb);
-                    }
+                    CompleteZonedWrite(dz, dlba, nlb);
                 }
+                RecordWrite(dz);
                 Interlocked.Increment(ref _changes);
                 dlba += nlb;
             }

@@ -55,6 +55,7 @@ public sealed partial class ZonedNamespace
                 {
                     return repaired;
                 }
+                MarkZoneDurable(zone);
             }
             // Committed before the blocks are released, as a Zone Reset is.
             var status = CommitNow();
@@ -111,6 +112,11 @@ public sealed partial class ZonedNamespace
             lock (_stateLock)
             {
                 status = change(zone);
+            }
+            // Committed below: a controller change (and the zone's data under it) is durable when made.
+            if (status.IsSuccess && status != ZoneStateMachine.Unchanged)
+            {
+                MarkZoneDurable(zone);
             }
         }
         if (status == ZoneStateMachine.Unchanged)

@@ -119,16 +119,12 @@ public sealed partial class ZonedNamespace
     /// <summary>Flush: makes every completed write and the zone state durable.</summary>
     public NvmeStatus Flush()
     {
-        try
+        var status = CommitData();
+        if (status.IsSuccess)
         {
-            Commit(force: false);
-            return NvmeStatus.Success;
+            MarkAllDurable();
         }
-        catch (IOException)
-        {
-            // QEMU's status for a failed flush of the backing file; no DNR: it may succeed once space is freed.
-            return NvmeStatus.WriteFault;
-        }
+        return status;
     }
 
     /// <summary>Dataset Management deallocate: the range reads as zeros afterwards; write pointers do not move.</summary>
@@ -142,6 +138,12 @@ public sealed partial class ZonedNamespace
         if (blockCount == 0)
         {
             return NvmeStatus.Success;
+        }
+        if (!IsZoned)
+        {
+            // Deallocated blocks read as zeros: a change a power cut may undo, as a write of zeros.
+            status = WriteConventional(slba, blockCount, default, zeroes: true, fua: false);
+            return status.IsSuccess ? status : NvmeStatus.InternalError;
         }
         // On a zoned namespace only whole blocks below the write pointer are data; the rest already reads as zeros.
         return TryZero(Geometry.ByteOffset(slba), (long)blockCount << Geometry.BlockShift) ? NvmeStatus.Success : NvmeStatus.InternalError;
@@ -216,9 +218,7 @@ public sealed partial class ZonedNamespace
         assignedLba = slba;
         if (!IsZoned)
         {
-            var s = WriteData(slba, nlb, data, zeroes);
-            Interlocked.Increment(ref _changes);
-            return s.IsSuccess && fua ? Flush() : s;
+            return WriteConventional(slba, nlb, data, zeroes, fua);
         }
 
         uint zi = Geometry.ZoneOf(slba);
@@ -274,9 +274,65 @@ public sealed partial class ZonedNamespace
                     CompleteZonedWrite(zi, slba, nlb);
                 }
             }
+            RecordWrite(zi);
+            Interlocked.Increment(ref _changes);
+            if (!fua)
+            {
+                return NvmeStatus.Success;
+            }
+            // FUA: this write (and so the zone below its end, written in order) is durable before it completes;
+            // other zones are not flushed by it. Committed under the zone lock so no later write of the zone counts.
+            status = CommitData();
+            if (status.IsSuccess)
+            {
+                MarkZoneDurable(zi);
+            }
+            return status;
         }
-        Interlocked.Increment(ref _changes);
-        return fua ? Flush() : NvmeStatus.Success;
+    }
+
+    // A conventional write: the blocks' flushed contents are saved first so a power cut can put them back.
+    private NvmeStatus WriteConventional(ulong slba, uint nlb, ReadOnlySpan<byte> data, bool zeroes, bool fua)
+    {
+        _cutLock.EnterReadLock();
+        try
+        {
+            var status = CaptureUndo(slba, nlb, out bool captured);
+            if (status.IsSuccess)
+            {
+                status = WriteData(slba, nlb, data, zeroes);
+            }
+            Interlocked.Increment(ref _changes);
+            if (!status.IsSuccess || (captured && !fua))
+            {
+                return status;
+            }
+            status = CommitData();
+            if (status.IsSuccess)
+            {
+                MarkBlocksDurable(slba, nlb);
+            }
+            return status;
+        }
+        finally
+        {
+            _cutLock.ExitReadLock();
+        }
+    }
+
+    // Makes the data and zone state durable (what Flush and FUA do on the medium); Write Fault when that fails.
+    private NvmeStatus CommitData()
+    {
+        try
+        {
+            Commit(force: false);
+            return NvmeStatus.Success;
+        }
+        catch (IOException)
+        {
+            // QEMU's status for a failed flush of the backing file; no DNR: it may succeed once space is freed.
+            return NvmeStatus.WriteFault;
+        }
     }
 
     private NvmeStatus WriteData(ulong slba, uint nlb, ReadOnlySpan<byte> data, bool zeroes)

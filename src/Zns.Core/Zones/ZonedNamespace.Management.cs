@@ -50,7 +50,12 @@ public sealed partial class ZonedNamespace
                 status = selectAll ? WalkLists(_zones.Close, ZoneStateMachine.ImplicitList, ZoneStateMachine.ExplicitList) : OneZone(zi, _zones.Close);
                 break;
             case ZoneSendAction.Finish:
-                status = selectAll ? WalkLists(_zones.Finish, ZoneStateMachine.ClosedList, ZoneStateMachine.ImplicitList, ZoneStateMachine.ExplicitList) : OneZone(zi, _zones.Finish);
+                status = selectAll ? WalkLists(FinishDurably, ZoneStateMachine.ClosedList, ZoneStateMachine.ImplicitList, ZoneStateMachine.ExplicitList) : OneZone(zi, FinishDurably);
+                // Durable when it completes: a power cut never hands back as writable a zone the host was told is full.
+                if (status.IsSuccess)
+                {
+                    status = CommitNow();
+                }
                 break;
             case ZoneSendAction.Reset:
                 status = ResetZones(zi, selectAll);
@@ -73,7 +78,7 @@ public sealed partial class ZonedNamespace
                 break;
             case ZoneSendAction.FlushZrwa:
                 // SLBA is the last LBA to commit; Select All has no meaning here (Invalid Field, as QEMU).
-                status = selectAll ? NvmeStatus.InvalidField : OneZone(zi, z => _zones.FlushZrwa(z, slba));
+                status = selectAll ? NvmeStatus.InvalidField : OneZone(zi, z => CommitZrwa(z, slba));
                 break;
             default:
                 status = NvmeStatus.InvalidField;
@@ -85,6 +90,28 @@ public sealed partial class ZonedNamespace
             return status;
         }
         return status.WithDnr();
+    }
+
+    // Finish makes the zone durable at its write pointer (the caller commits). Caller holds the zone lock.
+    private NvmeStatus FinishDurably(uint zi)
+    {
+        var status = _zones.Finish(zi);
+        if (status.IsSuccess)
+        {
+            MarkZoneDurable(zi);
+        }
+        return status;
+    }
+
+    // An explicit ZRWA flush moves the write pointer like a completed write: durable only at the next Flush or FUA.
+    private NvmeStatus CommitZrwa(uint zi, ulong elba)
+    {
+        var status = _zones.FlushZrwa(zi, elba);
+        if (status.IsSuccess)
+        {
+            RecordWrite(zi);
+        }
+        return status;
     }
 
     private NvmeStatus OneZone(uint zi, Func<uint, NvmeStatus> op)
@@ -177,6 +204,8 @@ public sealed partial class ZonedNamespace
                     {
                         return status;
                     }
+                    // Durable when it completes (committed below, before its blocks are released).
+                    MarkZoneDurable(zi);
                     any |= s != ZoneState.Empty;
                 }
             }

@@ -63,6 +63,16 @@ public sealed partial class ZonedNamespace : IDisposable
         {
             _zoneLocks[i] = new object();
         }
+        if (Geometry.Zoned)
+        {
+            _durability = new ZoneDurability(Geometry);
+        }
+        else
+        {
+            // Room for the default undo area, and at least for one write of the largest transfer.
+            int blocks = Math.Max(ConventionalUndoLog.DefaultBytes, Geometry.MaxTransferBytes) >> Geometry.BlockShift;
+            _undo = new ConventionalUndoLog(Geometry.BlockSize, (int)Math.Min((ulong)blocks, Geometry.NamespaceSizeLbas));
+        }
     }
 
     /// <summary>The options the namespace was opened with.</summary>
@@ -124,6 +134,7 @@ public sealed partial class ZonedNamespace : IDisposable
                 {
                     ns._zones.Restore(loaded.Zones, loaded.Extensions);
                 }
+                ns.MarkRestoredDurable();
                 ns._writeProtected = loaded.WriteProtected;
             }
             ns.Commit(force: true);
@@ -248,6 +259,7 @@ public sealed partial class ZonedNamespace : IDisposable
         finally
         {
             _store.Dispose();
+            _cutLock.Dispose();
         }
     }
 }

@@ -23,6 +23,19 @@ internal sealed partial class IoCommandHandler
         FaultPlan plan = _subsystem.Target.Faults;
         byte opcode = sqe.Opcode;
         uint nsid = sqe.NamespaceId;
+        if (_subsystem.IsPoweredOff)
+        {
+            return HeldByPowerCut(cqe);
+        }
+        PowerCutStep cut = _subsystem.CountForPowerCut(opcode, out PowerCutArm? fired);
+        if (cut == PowerCutStep.Before)
+        {
+            return HeldByPowerCut(cqe);
+        }
+        if (cut == PowerCutStep.After)
+        {
+            return CutAfter(Execute(in sqe, data.Memory, cqe, arrival), fired!, cqe);
+        }
         if (IsKnownIoOpcode(opcode) && _subsystem.GetNamespace(nsid) is { } info)
         {
             bool fails = plan.TryTransient(nsid, opcode, out NvmeStatus status);
@@ -46,6 +59,24 @@ internal sealed partial class IoCommandHandler
         // The command completes after the handler returned: data lent by the transport (an NVMe/TCP receive buffer)
         // moves on to the next command then, so the delayed command keeps its own copy.
         return Delayed(sqe, data.Detach(), cqe, arrival, delay, ordered);
+    }
+
+    // A command that meets a power cut never completes for the host: its connection or queue goes with the power. It
+    // is held until power is back and then answered as aborted, for a transport that still has the queue.
+    private async ValueTask<CompletionQueueEntry> HeldByPowerCut(CompletionQueueEntry cqe)
+    {
+        await _subsystem.PoweredOn.ConfigureAwait(false);
+        cqe.Status = NvmeStatus.CommandInterruptedOrAbortedSqDeletion;
+        return cqe;
+    }
+
+    // An armed cut that fires after this command (a Flush): its effect is durable, then power fails before its
+    // completion reaches the host.
+    private async ValueTask<CompletionQueueEntry> CutAfter(ValueTask<CompletionQueueEntry> command, PowerCutArm arm, CompletionQueueEntry cqe)
+    {
+        await command.ConfigureAwait(false);
+        _subsystem.FireArmed(arm);
+        return await HeldByPowerCut(cqe).ConfigureAwait(false);
     }
 
     private async ValueTask<CompletionQueueEntry> Delayed(SubmissionQueueEntry sqe, DetachedHostData data, CompletionQueueEntry cqe, long arrival, TimeSpan delay, bool ordered)

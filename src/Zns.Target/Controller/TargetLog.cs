@@ -42,4 +42,14 @@ internal static partial class TargetLog
     [LoggerMessage(EventId = 110, Level = LogLevel.Error,
         Message = "{Name}: command {Opcode:x2} (CID {CommandId}) on queue {Qid} threw; answered Internal Error")]
     public static partial void CommandException(this ILogger logger, Exception exception, string name, byte opcode, ushort commandId, ushort qid);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Warning,
+        Message = "Power cut {Sequence} of {SubNqn} ({Trigger}): keep {Keep}, torn {Torn}, seed {Seed}, off {OffMs} ms, {Controllers} controllers lost power. {Dropped}")]
+    public static partial void PowerCut(this ILogger logger, int sequence, string subNqn, string trigger, string keep, bool torn, ulong seed, int offMs, int controllers, string dropped);
+
+    [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "Power restored to {SubNqn}")]
+    public static partial void PowerRestored(this ILogger logger, string subNqn);
+
+    [LoggerMessage(EventId = 113, Level = LogLevel.Error, Message = "Power cut of {SubNqn} failed")]
+    public static partial void PowerCutFailed(this ILogger logger, Exception exception, string subNqn);
 }

@@ -200,6 +200,13 @@ internal sealed class FabricsQueue : IQueueHandler
             return;
         }
         ushort cntlid = ConnectDataLayout.Cntlid(data);
+        if (subsystem.IsPoweredOff)
+        {
+            // Retryable (no DNR): a host keeps reconnecting until power is back, as it does to an unreachable target.
+            cqe.Status = NvmeStatus.ConnectControllerBusy;
+            _target.Logger.ConnectRejected(_transport.RemoteEndPoint, cqe.Status.ToString(), "power is off", subNqn, hostNqn, qid);
+            return;
+        }
         if (qid == 0)
         {
             ConnectAdmin(ref cqe, subsystem, cntlid, sqSize, ConnectCommandLayout.Kato(in sqe), ConnectDataLayout.HostId(data), subNqn, hostNqn);

@@ -59,6 +59,32 @@ public sealed class NvmePcieFunction : IDisposable
         {
             _queues.Controller = CreateController();
         }
+        target.Subsystem.PowerChanged += OnPowerChanged;
+    }
+
+    /// <summary>
+    /// A power cut of the subsystem. Off: the controller and every queue go at once (commands in flight never
+    /// complete) and, until power is back, registers read as zeros (CSTS.RDY = 0) and writes are dropped. Reading all
+    /// ones, as a removed device does, would be taken by Linux's nvme-pci for a dead device if its reset ran during the
+    /// off time (it then removes the device for good). On: a new controller, with CSTS.CFS set so the host's timeout
+    /// handler resets it at once (instead of first trying an Abort) and re-creates its queues; configuration space,
+    /// MSI-X and the namespaces' identity stay, so the block device stays too.
+    /// </summary>
+    private void OnPowerChanged(bool on)
+    {
+        lock (_queues.Lock)
+        {
+            if (!on)
+            {
+                DestroyControllerLocked("power cut");
+                return;
+            }
+            if (_queues.Controller is null)
+            {
+                _queues.Controller = CreateController();
+                _queues.Controller?.SetFatal();
+            }
+        }
     }
 
     public string Name { get; }
@@ -226,7 +252,8 @@ public sealed class NvmePcieFunction : IDisposable
             DestroyControllerLocked(reason);
             _config.Reset();
             _msix.Reset();
-            _queues.Controller = CreateController();
+            // While power is off the controller comes back with it (OnPowerChanged).
+            _queues.Controller = _target.Subsystem.IsPoweredOff ? null : CreateController();
         }
     }
 
@@ -239,6 +266,7 @@ public sealed class NvmePcieFunction : IDisposable
 
     public void Dispose()
     {
+        _target.Subsystem.PowerChanged -= OnPowerChanged;
         _queues.Dispose();
         lock (_queues.Lock)
         {
