@@ -54,7 +54,7 @@ run_fs() {
         btrfs) files=(fs.raw:2G ctl.raw:64M); serve_args=(--zone-size 16M --zone-capacity 15M fs.raw ctl.raw)
                control=(-e CONTROL_NSID=2) ;;
         # f2fs keeps its metadata on a conventional namespace (nsid 1) beside the zoned one (nsid 2).
-        f2fs) files=(conv.raw:256M fs.raw:2G); serve_args=(--zone-size 16M --zone-capacity 15M conv.raw,zoned=off fs.raw) ;;
+        f2fs) files=(conv.raw:${ZNS_POWERCUT_CONV:-256M} fs.raw:${ZNS_POWERCUT_ZONED:-2G}); serve_args=(--zone-size 16M --zone-capacity 15M conv.raw,zoned=off fs.raw) ;;
     esac
     for f in "${files[@]}"; do truncate -s "${f#*:}" "$work/target/${f%%:*}"; done
     if ! start_server "${serve_args[@]}" --nqn "$nqn" --listen "127.0.0.1:$port" --control "127.0.0.1:$cport"; then
