@@ -217,6 +217,12 @@ internal static partial class ControlCommands
                 JsonSerializer.Serialize(new ControllerFatalDto { Then = r.GetValue(then) }, ControlJson.Default.ControllerFatalDto), ControlJson.Default.AffectedDto, ct)));
             cmd.Subcommands.Add(fatal);
         }
+        cmd.Subcommands.Add(PowerCut(endpoint));
+        {
+            var cuts = new Command("power-cuts", "Print the armed power cut, the last cuts (what each dropped, per zone) and whether power is off");
+            cuts.SetAction(async (r, ct) => Print(await endpoint.Client(r).GetAsync("api/faults/power-cuts", ControlJson.Default.PowerCutsDto, ct)));
+            cmd.Subcommands.Add(cuts);
+        }
         {
             var nsid = NsidOption();
             var fzr = new Option<string>("--finish-recommended-after-ms") { Description = "Set Finish Zone Recommended after a zone is active this long (0 = never)" };
@@ -245,6 +251,72 @@ internal static partial class ControlCommands
             cmd.Subcommands.Add(health);
         }
         return cmd;
+    }
+
+    /// <summary>
+    /// <c>zns fault power-cut [--nsid N] [--keep none|all|random] [--torn] [--seed S] [--off-ms T] [--at-command N | --after-flushes N]</c>:
+    /// every controller loses power now (or when armed: at the N-th I/O command, or after the N-th Flush).
+    /// </summary>
+    private static Command PowerCut(Endpoint endpoint)
+    {
+        var nsid = new Option<string>("--nsid", "-n") { Description = "Only this namespace drops data (default: every namespace; every controller loses power anyway)" };
+        var keep = new Option<string>("--keep") { Description = "What is kept of data no Flush or FUA covered: none (default), all, random" };
+        var torn = new Option<bool>("--torn") { Description = "With --keep random: cut the last kept write of each zone at a block boundary" };
+        var seed = new Option<string>("--seed") { Description = "Seed of the random choices (default: a random one, reported)" };
+        var offMs = new Option<string>("--off-ms") { Description = "How long the device stays off, in ms (0..3600000; default 0)" };
+        var atCommand = new Option<string>("--at-command") { Description = "Arm instead: cut at the N-th I/O command from now (it is not executed)" };
+        var afterFlushes = new Option<string>("--after-flushes") { Description = "Arm instead: cut right after the N-th Flush from now" };
+        var cut = new Command("power-cut", "Cut power: unflushed data is dropped by --keep, zones power-cycle, hosts reconnect after --off-ms")
+        {
+            nsid, keep, torn, seed, offMs, atCommand, afterFlushes,
+        };
+        cut.SetAction(async (r, ct) =>
+        {
+            var request = PowerCutRequest(r.GetValue(nsid), r.GetValue(keep), r.GetValue(torn), r.GetValue(seed), r.GetValue(offMs),
+                r.GetValue(atCommand), r.GetValue(afterFlushes));
+            return Print(await endpoint.Client(r).PostAsync("api/faults/power-cut",
+                JsonSerializer.Serialize(request, ControlJson.Default.PowerCutDto), ControlJson.Default.PowerCutsDto, ct));
+        });
+        return cut;
+    }
+
+    /// <summary>The request of <c>zns fault power-cut</c>; a bad value is a usage error naming its option.</summary>
+    internal static PowerCutDto PowerCutRequest(string? nsid, string? keep, bool torn, string? seed, string? offMs, string? atCommand, string? afterFlushes)
+    {
+        PowerCutKeep? policy = keep is null ? PowerCutKeep.None : PowerCutPolicy.ParseKeep(keep);
+        if (policy is null)
+        {
+            throw new UsageException($"--keep: '{keep}' is not none, all or random");
+        }
+        if (torn && policy != PowerCutKeep.Random)
+        {
+            throw new UsageException("--torn: needs --keep random (a torn write is a partly kept one)");
+        }
+        long? Count(string name, string? text, long min, long max)
+        {
+            if (text is null)
+            {
+                return null;
+            }
+            return long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long v) && v >= min && v <= max
+                ? v : throw new UsageException($"{name}: '{text}' is not a whole number from {min} to {max}");
+        }
+        long? at = Count("--at-command", atCommand, 1, long.MaxValue);
+        long? flushes = Count("--after-flushes", afterFlushes, 1, long.MaxValue);
+        if (at is not null && flushes is not null)
+        {
+            throw new UsageException("--at-command: give --at-command or --after-flushes, not both");
+        }
+        return new PowerCutDto
+        {
+            Nsid = nsid is null ? null : (uint)Count("--nsid", nsid, 1, uint.MaxValue)!.Value,
+            Keep = PowerCutPolicy.KeepName(policy.Value),
+            Torn = torn ? true : null,
+            Seed = seed is null ? null : ParseNumber("--seed", seed),
+            OffMs = Count("--off-ms", offMs, 0, Zns.Target.Controller.NvmeSubsystem.MaxPowerOffMs),
+            AtCommand = at,
+            AfterFlushes = flushes,
+        };
     }
 
     private static Command Stats()

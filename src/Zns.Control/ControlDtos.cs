@@ -123,7 +123,45 @@ public sealed class FaultScenarioDto
     public TransientDto[]? Transient { get; set; }
     public ZoneFaultDto[]? Zones { get; set; }
     public HealthDto[]? Health { get; set; }
+    /// <summary>A power cut armed at a command count or after a number of flushes (<c>atCommand</c> or <c>afterFlushes</c>).</summary>
+    public PowerCutDto? PowerCut { get; set; }
 }
+
+/// <summary>
+/// <c>POST /api/faults/power-cut</c> (a cut now, or armed with <c>atCommand</c>/<c>afterFlushes</c>) and the
+/// <c>powerCut</c> entry of a scenario.
+/// </summary>
+public sealed class PowerCutDto
+{
+    /// <summary>Only this namespace drops data (every controller loses power anyway); absent: every namespace.</summary>
+    public uint? Nsid { get; set; }
+    /// <summary>none (default), all or random.</summary>
+    public string? Keep { get; set; }
+    /// <summary>With keep random: the last kept write of a zone is cut at a block boundary.</summary>
+    public bool? Torn { get; set; }
+    /// <summary>Seeds the random choices; absent: a random seed, reported.</summary>
+    public ulong? Seed { get; set; }
+    /// <summary>How long the device stays off (0..3600000 ms, default 0).</summary>
+    public long? OffMs { get; set; }
+    /// <summary>Arm: cut at the N-th I/O command from now (not executed).</summary>
+    public long? AtCommand { get; set; }
+    /// <summary>Arm: cut right after the N-th Flush from now.</summary>
+    public long? AfterFlushes { get; set; }
+}
+
+/// <summary>One zone a power cut dropped data of.</summary>
+public sealed record ZoneCutDto(uint Zone, ulong WritePointerBefore, ulong DurableWritePointer, ulong WritePointerAfter, ulong BlocksDropped,
+    bool Torn, bool BlockGranularity, string StateBefore, string StateAfter);
+
+/// <summary>What a power cut dropped in one namespace.</summary>
+public sealed record NamespaceCutDto(uint Nsid, ulong BlocksDropped, ulong BlocksKept, ZoneCutDto[] Zones);
+
+/// <summary>One power cut.</summary>
+public sealed record PowerCutReportDto(int Sequence, DateTimeOffset At, string Trigger, string Keep, bool Torn, ulong Seed, int OffMs,
+    int Controllers, NamespaceCutDto[] Namespaces);
+
+/// <summary><c>GET /api/faults/power-cuts</c>: the armed cut, the last cuts (oldest first) and whether power is off now.</summary>
+public sealed record PowerCutsDto(PowerCutDto? Armed, PowerCutReportDto[] Cuts, bool PoweredOff);
 
 /// <summary><c>GET /api/faults</c>: what is armed now.</summary>
 public sealed record FaultsDto(MediaErrorDto[] MediaErrors, LatencyDto[] Latency, TransientDto[] Transient, int FatalControllers);
@@ -172,6 +210,8 @@ public sealed record MapUpdateDto(uint Nsid, uint Zones, bool Full, long[][] Cel
 [JsonSerializable(typeof(DropConnectionsDto))]
 [JsonSerializable(typeof(ControllerFatalDto))]
 [JsonSerializable(typeof(AffectedDto))]
+[JsonSerializable(typeof(PowerCutDto))]
+[JsonSerializable(typeof(PowerCutsDto))]
 [JsonSerializable(typeof(HealthDto))]
 [JsonSerializable(typeof(WriteProtectDto))]
 [JsonSerializable(typeof(StatsDto))]

@@ -70,6 +70,9 @@ internal static class ControlRoutes
             await Ok(ctx, service.DropConnections(await Body(ctx, ControlJson.Default.DropConnectionsDto, required: false) ?? new()), ControlJson.Default.AffectedDto)));
         app.MapPost("/api/faults/controller-fatal", ctx => Run(ctx, async () =>
             await Ok(ctx, service.ControllerFatal(await Body(ctx, ControlJson.Default.ControllerFatalDto, required: false) ?? new()), ControlJson.Default.AffectedDto)));
+        app.MapPost("/api/faults/power-cut", ctx => Run(ctx, async () =>
+            await Ok(ctx, service.PowerCut((await Body(ctx, ControlJson.Default.PowerCutDto, required: false)) ?? new()), ControlJson.Default.PowerCutsDto)));
+        app.MapGet("/api/faults/power-cuts", ctx => Run(ctx, () => Ok(ctx, service.PowerCuts(), ControlJson.Default.PowerCutsDto)));
         app.MapGet("/api/history", ctx => Run(ctx, () =>
             Ok(ctx, service.History(Query(ctx, "nsid"), Query(ctx, "seconds")), ControlJson.Default.HistoryDto)));
         app.MapGet("/api/stats", ctx => Run(ctx, () => Ok(ctx, service.Stats(), ControlJson.Default.StatsDto)));

@@ -189,6 +189,7 @@ public sealed class ControlService(NvmeTarget target, bool historyTimer = true)
         var transient = (scenario.Transient ?? []).Select((t, i) => ToRule(t, $"transient[{i}]")).ToArray();
         var zones = (scenario.Zones ?? []).Select((z, i) => ToZoneFault(z, $"zones[{i}]")).ToArray();
         var health = (scenario.Health ?? []).Select((h, i) => (Nsid: h.Nsid ?? 1, Policy: ToPolicy(h, $"health[{i}]"))).ToArray();
+        PowerCutArm? cut = scenario.PowerCut is { } p ? ToArm(p, "powerCut", requireTrigger: true) : null;
         if (scenario.Seed is { } seed)
         {
             Faults.Seed(seed);
@@ -198,6 +199,10 @@ public sealed class ControlService(NvmeTarget target, bool historyTimer = true)
         foreach (var r in transient) { Faults.Add(r); }
         foreach (var (nsid, zone, condition) in zones) { ZoneAction(nsid, zone, condition); }
         foreach (var (nsid, policy) in health) { target.Subsystem.HealthMonitor(nsid).Policy = policy; }
+        if (cut is not null)
+        {
+            target.Subsystem.ArmPowerCut(cut);
+        }
         return ListFaults();
     }
 
@@ -209,7 +214,100 @@ public sealed class ControlService(NvmeTarget target, bool historyTimer = true)
         }
     }
 
-    public void ClearFaults() => Faults.Clear();
+    public void ClearFaults()
+    {
+        Faults.Clear();
+        target.Subsystem.DisarmPowerCut();
+    }
+
+    /// <summary>
+    /// <c>POST /api/faults/power-cut</c>: cuts power now, or arms a cut when <c>atCommand</c> or <c>afterFlushes</c>
+    /// is given. 409 while power is already off.
+    /// </summary>
+    public PowerCutsDto PowerCut(PowerCutDto request)
+    {
+        PowerCutArm arm = ToArm(request, "powerCut", requireTrigger: false);
+        if (arm.AtCommand is not null || arm.AfterFlushes is not null)
+        {
+            target.Subsystem.ArmPowerCut(arm);
+            return PowerCuts();
+        }
+        try
+        {
+            target.Subsystem.CutPower(arm.Nsid, arm.Policy, arm.OffMs, "control API");
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ControlException(409, $"powerCut: {e.Message}");
+        }
+        catch (IOException e)
+        {
+            throw new ControlException(500, $"powerCut: {e.Message}");
+        }
+        return PowerCuts();
+    }
+
+    /// <summary><c>GET /api/faults/power-cuts</c>.</summary>
+    public PowerCutsDto PowerCuts()
+    {
+        NvmeSubsystem s = target.Subsystem;
+        PowerCutDto? armed = s.ArmedPowerCut is { } a ? new PowerCutDto
+        {
+            Nsid = a.Nsid, Keep = PowerCutPolicy.KeepName(a.Policy.Keep), Torn = a.Policy.Torn, Seed = a.Policy.Seed, OffMs = a.OffMs,
+            AtCommand = a.AtCommand, AfterFlushes = a.AfterFlushes,
+        } : null;
+        return new PowerCutsDto(armed, [.. s.PowerCuts.Select(ToDto)], s.IsPoweredOff);
+    }
+
+    private static PowerCutReportDto ToDto(SubsystemPowerCut c) => new(c.Sequence, c.At, c.Trigger, PowerCutPolicy.KeepName(c.Policy.Keep),
+        c.Policy.Torn, c.Policy.Seed, c.OffMs, c.Controllers,
+        [.. c.Namespaces.Select(n => new NamespaceCutDto(n.Nsid, n.Report.BlocksDropped, n.Report.BlocksKept,
+            [.. n.Report.Zones.Select(z => new ZoneCutDto(z.Zone, z.WritePointerBefore, z.DurableWritePointer, z.WritePointerAfter, z.BlocksDropped,
+                z.Torn, z.BlockGranularity, StateName(z.StateBefore), StateName(z.StateAfter)))]))]);
+
+    private static string StateName(ZoneState s) => s switch
+    {
+        ZoneState.Empty => "empty", ZoneState.ImplicitlyOpened => "implicitly_opened", ZoneState.ExplicitlyOpened => "explicitly_opened",
+        ZoneState.Closed => "closed", ZoneState.Full => "full", ZoneState.ReadOnly => "read_only", ZoneState.Offline => "offline",
+        _ => ((int)s).ToString(CultureInfo.InvariantCulture),
+    };
+
+    private PowerCutArm ToArm(PowerCutDto p, string at, bool requireTrigger)
+    {
+        if (p.Nsid is { } nsid)
+        {
+            Namespace(nsid, $"{at}.nsid");
+        }
+        PowerCutKeep keep = p.Keep is null ? PowerCutKeep.None
+            : PowerCutPolicy.ParseKeep(p.Keep) ?? throw ControlException.BadField($"{at}.keep", $"'{p.Keep}' is not none, all or random");
+        var policy = new PowerCutPolicy(keep, p.Torn ?? false, p.Seed ?? (ulong)Random.Shared.NextInt64());
+        if (policy.Validate() is string problem)
+        {
+            throw ControlException.BadField($"{at}.{problem[..problem.IndexOf(':')]}", problem[(problem.IndexOf(':') + 2)..]);
+        }
+        long offMs = p.OffMs ?? 0;
+        if (offMs is < 0 or > NvmeSubsystem.MaxPowerOffMs)
+        {
+            throw ControlException.BadField($"{at}.offMs", $"{offMs} is not between 0 and {NvmeSubsystem.MaxPowerOffMs}");
+        }
+        if (p.AtCommand is not null && p.AfterFlushes is not null)
+        {
+            throw ControlException.BadField($"{at}.atCommand", "give atCommand or afterFlushes, not both");
+        }
+        if (requireTrigger && p.AtCommand is null && p.AfterFlushes is null)
+        {
+            throw ControlException.BadField($"{at}.atCommand", "a scenario's power cut needs atCommand or afterFlushes");
+        }
+        if (p.AtCommand is < 1)
+        {
+            throw ControlException.BadField($"{at}.atCommand", $"{p.AtCommand} is not a command count of at least 1");
+        }
+        if (p.AfterFlushes is < 1)
+        {
+            throw ControlException.BadField($"{at}.afterFlushes", $"{p.AfterFlushes} is not a flush count of at least 1");
+        }
+        return new PowerCutArm(p.Nsid, policy, (int)offMs, p.AtCommand, p.AfterFlushes);
+    }
 
     public AffectedDto DropConnections(DropConnectionsDto request) => new(target.Subsystem.DropConnections(request.Admin ?? false));
 

@@ -61,11 +61,12 @@ internal sealed partial class IoCommandHandler
         return Delayed(sqe, data.Detach(), cqe, arrival, delay, ordered);
     }
 
-    // A command that meets a power cut never completes for the host: its connection or queue goes with the power. It
-    // is held until power is back and then answered as aborted, for a transport that still has the queue.
+    // A command that meets a power cut is not executed and never completes for the host: it is held until the cut has
+    // dropped the connections (then answered as aborted, an answer no host receives; a PCIe function deletes its
+    // queues only once their commands are done, so it must not wait for power to come back).
     private async ValueTask<CompletionQueueEntry> HeldByPowerCut(CompletionQueueEntry cqe)
     {
-        await _subsystem.PoweredOn.ConfigureAwait(false);
+        await _subsystem.ControllersGone.ConfigureAwait(false);
         cqe.Status = NvmeStatus.CommandInterruptedOrAbortedSqDeletion;
         return cqe;
     }

@@ -153,6 +153,13 @@ internal sealed partial class NvmeController
                     _fatal = false;
                 }
             }
+            else if (!CcEnabled(value) && _fatal && _stalled is null)
+            {
+                // A host resetting a controller that was never enabled (one back from a power cut with CSTS.CFS set)
+                // writes EN = 0 without a 1 -> 0 transition: the fatal condition the transport reported ends too.
+                _csts &= ~CstsFatal;
+                _fatal = false;
+            }
             if (CcShn(value) != 0 && CcShn(old) == 0)
             {
                 // Normal/abrupt shutdown: stop processing (commands now get Command Sequence Error), shut the

@@ -60,6 +60,7 @@ public sealed partial class NvmeSubsystem
     private volatile bool _poweredOff;
     private int _powerCutSequence;
     private TaskCompletionSource _powerOn = Completed();
+    private TaskCompletionSource _controllersGone = Completed();
     private PowerCutArm? _armedCut;
     private long _armedCommands, _armedFlushes;
 
@@ -80,6 +81,16 @@ public sealed partial class NvmeSubsystem
     public IReadOnlyList<SubsystemPowerCut> PowerCuts
     {
         get { lock (_powerLock) { return [.. _powerCuts]; } }
+    }
+
+    /// <summary>
+    /// Completes once the last cut has taken the fabric controllers' connections down. Commands held by the cut are
+    /// answered then (aborted): no host sees that answer over a dropped connection, and a PCIe function must see its
+    /// commands done before it deletes its queues.
+    /// </summary>
+    internal Task ControllersGone
+    {
+        get { lock (_powerLock) { return _controllersGone.Task; } }
     }
 
     /// <summary>Completes when power is back after the last cut.</summary>
@@ -138,6 +149,7 @@ public sealed partial class NvmeSubsystem
             }
             _poweredOff = true;
             _powerOn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _controllersGone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
         Target.Faults.ArmExternal();
         return true;
@@ -155,6 +167,10 @@ public sealed partial class NvmeSubsystem
                 {
                     controller.DropConnections(includeAdmin: true);
                 }
+            }
+            lock (_powerLock)
+            {
+                _controllersGone.TrySetResult();
             }
             // PCIe functions drop their controller themselves.
             PowerChanged?.Invoke(false);
@@ -212,6 +228,7 @@ public sealed partial class NvmeSubsystem
             }
             _poweredOff = false;
             on = _powerOn;
+            _controllersGone.TrySetResult();
         }
         Target.Faults.Disarm();
         PowerChanged?.Invoke(true);

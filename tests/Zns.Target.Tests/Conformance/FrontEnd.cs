@@ -217,6 +217,12 @@ internal abstract class FrontEnd : IAsyncDisposable
     /// <summary>What the transport returned for one command: its CQE, read data (all of DataInLength) and time.</summary>
     protected readonly record struct Exchanged(CompletionQueueEntry Cqe, byte[] Data, TimeSpan Elapsed);
 
+    /// <summary>
+    /// After a power cut: sets the controller up again as a host recovering from it does (a fabric host reconnects,
+    /// retrying while Connect is refused; a PCIe host resets the controller once CSTS.CFS shows), outside the transcript.
+    /// </summary>
+    public abstract Task ReconnectAsync();
+
     /// <summary>Runs the numbered commands on queue <paramref name="qid"/>; the result is in the batches' order.</summary>
     protected abstract Task<Exchanged[][]> ExchangeAsync(ushort qid, Command[][] batches);
 

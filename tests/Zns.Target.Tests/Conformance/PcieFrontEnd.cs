@@ -57,6 +57,22 @@ internal sealed class PcieFrontEnd : FrontEnd
         }
     }
 
+    public override async Task ReconnectAsync()
+    {
+        // Power is back when the new controller shows CSTS.CFS; then the host resets it (EN 1 -> 0 is a no-op on a
+        // controller never enabled) and enables it, and re-creates its I/O queue pair.
+        var deadline = DateTime.UtcNow + Conformance.Timeout;
+        while ((_driver.Csts & 2) == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"power never came back (CSTS {_driver.Csts:x})");
+            await Task.Delay(5);
+        }
+        _driver.Device.Write32(0x14, 0);
+        _driver.Enable();
+        _driver.WaitReady();
+        _driver.CreateIoQueuePair(1, IoQueueEntries);
+    }
+
     protected override async Task<Exchanged[][]> ExchangeAsync(ushort qid, Command[][] batches)
     {
         _arenaUsed = 0;

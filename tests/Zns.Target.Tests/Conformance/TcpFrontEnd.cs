@@ -41,19 +41,7 @@ internal sealed class TcpFrontEnd : FrontEnd
         var fe = new TcpFrontEnd(spec);
         try
         {
-            string nqn = fe.Target.Subsystem.Nqn;
-            Guid hostId = ZnsLoopback.HostIdOf(ZnsLoopback.HostA);
-            fe._admin = await Connection.OpenAsync(fe.Target);
-            CompletionQueueEntry connect = await fe._admin.ExecuteAsync(Connect(0, 31), NvmeTcpInitiator.BuildConnectData(nqn, ZnsLoopback.HostA, hostId, 0xFFFF));
-            Assert.True(connect.Status.IsSuccess, $"admin Connect: {connect.Status}");
-            ushort cntlid = (ushort)connect.Result;
-            SubmissionQueueEntry cc = Fabrics(FabricsCommandType.PropertySet);
-            cc.SetCdw(11, ControllerProperties.Cc);
-            cc.SetCdw(12, 0x00460061);
-            Assert.True((await fe._admin.ExecuteAsync(cc)).Status.IsSuccess, "Property Set CC.EN");
-            fe._io = await Connection.OpenAsync(fe.Target);
-            connect = await fe._io.ExecuteAsync(Connect(1, 127), NvmeTcpInitiator.BuildConnectData(nqn, ZnsLoopback.HostA, hostId, cntlid));
-            Assert.True(connect.Status.IsSuccess, $"I/O Connect: {connect.Status}");
+            await fe.ConnectAsync(retryWhileBusy: false);
             return fe;
         }
         catch
@@ -63,19 +51,63 @@ internal sealed class TcpFrontEnd : FrontEnd
         }
     }
 
+    public override async Task ReconnectAsync()
+    {
+        await CloseAsync();
+        await ConnectAsync(retryWhileBusy: true);
+    }
+
+    private async Task CloseAsync()
+    {
+        if (_io is not null)
+        {
+            await _io.DisposeAsync();
+            _io = null;
+        }
+        if (_admin is not null)
+        {
+            await _admin.DisposeAsync();
+            _admin = null;
+        }
+    }
+
+    private async Task ConnectAsync(bool retryWhileBusy)
+    {
+        var fe = this;
+        {
+            string nqn = fe.Target.Subsystem.Nqn;
+            Guid hostId = ZnsLoopback.HostIdOf(ZnsLoopback.HostA);
+            CompletionQueueEntry connect;
+            var deadline = DateTime.UtcNow + Conformance.Timeout;
+            while (true)
+            {
+                fe._admin = await Connection.OpenAsync(fe.Target);
+                connect = await fe._admin.ExecuteAsync(Connect(0, 31), NvmeTcpInitiator.BuildConnectData(nqn, ZnsLoopback.HostA, hostId, 0xFFFF));
+                if (!retryWhileBusy || connect.Status != NvmeStatus.ConnectControllerBusy || DateTime.UtcNow > deadline)
+                {
+                    break;
+                }
+                await fe._admin.DisposeAsync();
+                await Task.Delay(10);
+            }
+            Assert.True(connect.Status.IsSuccess, $"admin Connect: {connect.Status}");
+            ushort cntlid = (ushort)connect.Result;
+            SubmissionQueueEntry cc = Fabrics(FabricsCommandType.PropertySet);
+            cc.SetCdw(11, ControllerProperties.Cc);
+            cc.SetCdw(12, 0x00460061);
+            Assert.True((await fe._admin.ExecuteAsync(cc)).Status.IsSuccess, "Property Set CC.EN");
+            fe._io = await Connection.OpenAsync(fe.Target);
+            connect = await fe._io.ExecuteAsync(Connect(1, 127), NvmeTcpInitiator.BuildConnectData(nqn, ZnsLoopback.HostA, hostId, cntlid));
+            Assert.True(connect.Status.IsSuccess, $"I/O Connect: {connect.Status}");
+        }
+    }
+
     protected override Task<Exchanged[][]> ExchangeAsync(ushort qid, Command[][] batches) =>
         (qid == 0 ? _admin! : _io!).RunAsync(batches);
 
     public override async ValueTask DisposeAsync()
     {
-        if (_io is not null)
-        {
-            await _io.DisposeAsync();
-        }
-        if (_admin is not null)
-        {
-            await _admin.DisposeAsync();
-        }
+        await CloseAsync();
         Host.Dispose();
     }
 
