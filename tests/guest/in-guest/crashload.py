@@ -3,7 +3,8 @@
 
   crashload.py init DIR                  make the work directories (DIR/d0..d3) durable
   crashload.py run DIR STATE LOG SEED    files created, replaced by rename, appended, renamed and deleted, each
-                                         step made durable with fsync (file, then directory), until killed
+                                         step made durable with fsync (file, then directory), until killed; and
+                                         scratch files written without fsync (nothing promised about them)
   crashload.py serve DIR STATE LOG       the same from commands on stdin, one answer line each, in one process
                                          for all cycles (under TCG starting Python costs about a second):
                                            run SEED DELAY_MS  start the workload in a child; answer once it has
@@ -94,11 +95,20 @@ def run(root, state_path, log_path, seed):
         seq += 1
         return f"{rng.choice(DIRS)}/f{seed}-{seq:05d}"
 
+    scratch = []
     while True:
         count = len(files)
-        ops = ["create", "replace", "append", "rename", "delete"]
-        weights = [60, 0, 0, 0, 0] if count < 10 else [25, 15, 25, 15, 20 if count < 120 else 60]
+        ops = ["create", "replace", "append", "rename", "delete", "scratch"]
+        weights = [60, 0, 0, 0, 0, 0] if count < 10 else [25, 15, 25, 15, 20 if count < 120 else 60, 30]
         op = rng.choices(ops, weights)[0]
+        if op == "scratch":
+            # Written and never fsynced: nothing is promised about it, but the writeback of such files keeps
+            # unflushed data on the device, which a cut then drops (or tears) under the fsynced files' feet.
+            if len(scratch) < 8:
+                scratch.append(f"{rng.choice(DIRS)}/s{seed}-{len(scratch)}")
+            with open(os.path.join(root, rng.choice(scratch)), "wb") as f:
+                f.write(rng.randbytes(rng.choice([65536, 200_000, 262_144])))
+            continue
         if op == "create":
             name = new_name()
             data = rng.randbytes(rng.choices(SIZES, WEIGHTS)[0] + rng.randrange(0, 512))
@@ -151,12 +161,15 @@ def run(root, state_path, log_path, seed):
 
 
 def found(root, name):
-    """(sha256, size) of a file, or None if it does not exist."""
+    """(sha256, size, data) of a file, None if it does not exist; a file that cannot be read (EIO: a checksum
+    error) counts as present with a content no operation wrote."""
     try:
         with open(os.path.join(root, name), "rb") as f:
             data = f.read()
     except FileNotFoundError:
         return None
+    except OSError as e:
+        return f"unreadable ({e.strerror})", -1, b""
     return sha(data), len(data), data
 
 
@@ -208,7 +221,7 @@ def verify(root, state_path, log_path):
         if not ok:
             bad.append(f"in-flight {op['op']} of {name}: found {now[:2] if now else 'nothing'}, "
                        f"expected {op.get('old')} or {op.get('sha')}")
-        if now is None:
+        if now is None or now[1] < 0:
             files.pop(name, None)
         else:
             files[name] = [now[0], now[1]]
@@ -221,6 +234,9 @@ def verify(root, state_path, log_path):
         now = found(root, name)
         if now is None:
             bad.append(f"{name}: missing (sha256 {want_sha[:16]}.., {want_size} bytes)")
+            lost.append(name)
+        elif now[1] < 0:
+            bad.append(f"{name}: {now[0]}, expected {want_size} bytes, sha256 {want_sha[:16]}..")
             lost.append(name)
         elif now[0] != want_sha:
             bad.append(f"{name}: {now[1]} bytes, sha256 {now[0][:16]}.., expected {want_size} bytes, {want_sha[:16]}..")

@@ -5,9 +5,9 @@
 #
 # Cut c uses seed SEED+c for the workload, the instant of the cut and zns's choice of what to keep; odd cuts keep
 # nothing unflushed (--keep none), even ones a random prefix of each zone's unflushed writes, the last one torn
-# (--keep random --torn). After a cut the guest acts as a host that lost power with its drive: it deletes the
-# controller at once (as nvme disconnect does, while zns is still off; nothing it had queued reaches the device), kills the
-# workload, unmounts, attaches again, mounts (log replay / roll-forward recovery), verifies every file whose fsync
+# (--keep random --torn). After a cut the guest acts as a host that lost power with its drive: its kernel deletes
+# the controller at once (nothing it had queued reaches the device), the workload is killed, the file system
+# unmounted; then it attaches again, mounts (log replay / roll-forward recovery), verifies every file whose fsync
 # returned, unmounts and runs the checker read-only.
 # RECONNECT=1 (a study, not part of the suite's checks): the controller reconnects by itself after a cut (reconnect
 # delay 1 s) and the workload runs on for 5 s against the device that lost its unflushed writes; what the file system
@@ -21,13 +21,15 @@ oplog=/tmp/crash.log
 label="$FS"
 
 # The workload's controller is made through the kernel's fabrics device, which is what nvme connect does, without
-# nvme-cli's start-up and sysfs scan (a second or more per cycle under TCG). Its reconnect delay is long, so that
-# after a cut the kernel does not reconnect and send what the file system had queued before this script deleted
-# the controller. Sets ctrl (nvmeN).
+# nvme-cli's start-up and sysfs scan (a second or more per cycle under TCG). It has ctrl_loss_tmo=0: at the cut the
+# kernel deletes the controller itself, failing what it held, and never reconnects to send what the file system had
+# queued to a device that lost its unflushed writes (a host that lost power sends nothing more either). A reconnect
+# delay does not do it: a guest slowed down by a loaded machine was seen to reconnect before it could delete the
+# controller, and the stale writes then corrupted the file system. Sets ctrl (nvmeN).
 ctrl=
 connect_fs() {
-    local fd line v opts="nqn=$NQN,transport=tcp,traddr=10.0.2.2,trsvcid=$PORT,ctrl_loss_tmo=60"
-    if [ "${RECONNECT:-0}" = 1 ]; then opts+=",reconnect_delay=1"; else opts+=",reconnect_delay=10"; fi
+    local fd line v opts="nqn=$NQN,transport=tcp,traddr=10.0.2.2,trsvcid=$PORT"
+    if [ "${RECONNECT:-0}" = 1 ]; then opts+=",reconnect_delay=1,ctrl_loss_tmo=60"; else opts+=",ctrl_loss_tmo=0"; fi
     [ -r /etc/nvme/hostnqn ] && read -r v </etc/nvme/hostnqn && opts+=",hostnqn=$v"
     [ -r /etc/nvme/hostid ] && read -r v </etc/nvme/hostid && opts+=",hostid=$v"
     exec {fd}<>/dev/nvme-fabrics || return 1
@@ -39,7 +41,7 @@ connect_fs() {
     exec {fd}>&-
     return 1
 }
-# Deleting the controller fails every command it holds, as nvme disconnect does.
+# Deleting the controller fails every command it holds, as nvme disconnect does (after a cut the kernel has done it).
 delete_fs_ctrl() { [ -z "$ctrl" ] || echo 1 >"/sys/class/nvme/$ctrl/delete_controller" 2>/dev/null; ctrl=; }
 case $FS in
     btrfs)
@@ -84,6 +86,10 @@ if [ -n "${CONTROL_NSID:-}" ]; then
     control_cut
 fi
 
+# Writeback within a fraction of a second (the default waits 30 s), so that what the workload writes without fsync
+# (its scratch files) reaches the device between flushes, and a cut has unflushed data to drop under the fsynced files.
+echo 20 >/proc/sys/vm/dirty_expire_centisecs
+echo 10 >/proc/sys/vm/dirty_writeback_centisecs
 attach; tap $? "$label: connect ($ctrl, $dev)"
 note "kernel $(uname -r), scheduler: $(cat /sys/block/"${dev#/dev/}"/queue/scheduler)"
 mkfs_fs >"$SHARE/mkfs.out" 2>&1; rc=$?
