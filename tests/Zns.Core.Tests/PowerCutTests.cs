@@ -416,4 +416,34 @@ public class PowerCutTests
         Assert.Equal(2ul, reopened.DurableWritePointer(0));
         Assert.Equal([.. TestNamespaces.Blocks(2, 0xA7), .. new byte[3 * Bs]], Read(reopened, 0, 5));
     }
+
+    [Fact]
+    public void Tracking_allocates_nothing_per_write_or_flush()
+    {
+        using var zoned = Zoned();
+        using var conventional = Conventional(blocks: 4096);
+        byte[] block = TestNamespaces.Blocks(1, 0x5A);
+        void Round(ulong i)
+        {
+            Assert.True(zoned.Write(i % 12, block).IsSuccess);
+            Assert.True(zoned.Write(16 + i % 12, block, fua: true).IsSuccess);
+            Assert.True(conventional.Write(i % 4096, block).IsSuccess);
+            Assert.True(conventional.Write((i + 7) % 4096, block, fua: true).IsSuccess);
+            Assert.True(zoned.Flush().IsSuccess);
+            Assert.True(conventional.Flush().IsSuccess);
+        }
+        for (ulong i = 0; i < 11; i++)
+        {
+            Round(i); // warm-up: JIT, the lock's per-thread state
+        }
+        // The zones fill at 12 blocks; a reset is not an I/O of the hot path.
+        Assert.True(zoned.ZoneManagementSend(0, ZoneSendAction.Reset, false).IsSuccess);
+        Assert.True(zoned.ZoneManagementSend(16, ZoneSendAction.Reset, false).IsSuccess);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (ulong i = 0; i < 11; i++)
+        {
+            Round(i);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
 }

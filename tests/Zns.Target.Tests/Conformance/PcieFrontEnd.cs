@@ -57,6 +57,9 @@ internal sealed class PcieFrontEnd : FrontEnd
         }
     }
 
+    /// <summary>CSTS as the host reads it.</summary>
+    public uint Csts => _driver.Csts;
+
     public override async Task ReconnectAsync()
     {
         // Power is back when the new controller shows CSTS.CFS; then the host resets it (EN 1 -> 0 is a no-op on a

@@ -146,6 +146,25 @@ public sealed class ArmedPowerCutTests
     });
 
     [Fact]
+    public Task A_pcie_function_reads_as_not_ready_while_off_and_returns_fatal_for_the_host_to_reset() => RunAsync(FrontEndKind.Pcie, async fe =>
+    {
+        var pcie = (PcieFrontEnd)fe;
+        await WriteOkAsync(fe, 0, 2, 5);
+        var off = System.Diagnostics.Stopwatch.StartNew();
+        fe.Target.Subsystem.CutPower(null, new PowerCutPolicy(PowerCutKeep.None, false, 0), offMs: 300, "test");
+        // Off: not all ones (Linux would take the device for removed), not ready.
+        Assert.Equal(0u, pcie.Csts);
+        await fe.Target.Subsystem.PoweredOn.WaitAsync(Conformance.Timeout);
+        Assert.True(off.ElapsedMilliseconds >= 250, $"power came back after {off.ElapsedMilliseconds} ms");
+        // Back: a new controller with CSTS.CFS (and RDY = 0) until the host resets it.
+        Assert.Equal(2u, pcie.Csts);
+        await fe.ReconnectAsync();
+        Assert.Equal(1u, pcie.Csts);
+        await ReadsAsync(fe, 0, new byte[2 * BlockSize]);
+        Assert.Equal(0ul, (await ZoneAsync(fe, 0)).WritePointer);
+    });
+
+    [Fact]
     public void Bad_requests_are_refused_naming_the_field()
     {
         using var host = new ConformanceTarget(TargetSpec.Default);
