@@ -9,6 +9,7 @@ internal static partial class Commands
     {
         yield return Serve();
         yield return Qemu();
+        yield return Replay();
         foreach (var c in ControlCommands.All())
         {
             yield return c;

@@ -56,6 +56,7 @@ internal static partial class Commands
         var geometry = new GeometryOptions { ExcludedKeys = ControllerOptions.Keys };
         var controller = new ControllerOptions();
         var authentication = new AuthenticationOptions();
+        var writeLog = new ServeWriteLogOptions();
         var cmd = new Command("serve", "Serve zoned namespaces over NVMe/TCP until Ctrl-C")
         {
             files, listen, vfioUser, nqn, serial, model, firmware, allowHost, size, ephemeral, reformat, maxConnections, receivePoll, verbose,
@@ -64,6 +65,7 @@ internal static partial class Commands
         geometry.AddTo(cmd);
         controller.AddTo(cmd);
         authentication.AddTo(cmd);
+        writeLog.AddTo(cmd);
         cmd.SetAction(async (r, ct) =>
         {
             bool tcp = r.GetValue(listen) != "none";
@@ -95,6 +97,7 @@ internal static partial class Commands
             var controllerLimits = controller.Apply(r, geometry.QemuList, new TargetOptions());
 
             var namespaces = new List<ZonedNamespace>();
+            var logs = new List<Zns.Core.Recording.WriteLog>();
             try
             {
                 foreach (string spec in specs)
@@ -115,6 +118,7 @@ internal static partial class Commands
                     throw new UsageException(e.Message);
                 }
                 var controlSettings = control.Read(r);
+                logs = writeLog.Start(r, namespaces, reason => Console.Error.WriteLine($"zns: warning: {reason}"));
                 await RunAsync(targetOptions, tcp ? transport : null, vfioPaths, namespaces, specs, r.GetValue(verbose), controlSettings, ct);
             }
             finally
@@ -123,6 +127,7 @@ internal static partial class Commands
                 {
                     ns.Dispose(); // clean shutdown: open zones become Closed, state committed
                 }
+                ServeWriteLogOptions.Stop(logs, Console.Out);
             }
             return 0;
         });
@@ -281,6 +286,10 @@ internal static partial class Commands
             for (int i = 0; i < namespaces.Count; i++)
             {
                 stdout.WriteLine($"  nsid {i + 1}: {specs[i]}: {Output.Summary(namespaces[i].Geometry)}{(namespaces[i].StatePath is { } sp ? $", zone state in {sp}" : ", zone state not kept")}{(namespaces[i].Options.Timing.Enabled ? $", {namespaces[i].Options.Timing.Describe()}" : "")}");
+                if (namespaces[i].WriteLog is { } log)
+                {
+                    stdout.WriteLine($"    write log {log.Path} (at most {Output.Bytes(log.MaxBytes)})");
+                }
             }
             stdout.WriteLine($"subsystem NQN: {options.SubsystemNqn}");
             if (listener is not null)

@@ -5,7 +5,14 @@ namespace Zns.Control;
 /// <summary>One namespace as <c>GET /api/namespaces</c> lists it.</summary>
 public sealed record NamespaceDto(
     uint Nsid, bool Zoned, int BlockSize, ulong SizeLbas, uint Zones, ulong ZoneSizeLbas, ulong ZoneCapacityLbas,
-    uint MaxOpen, uint MaxActive, uint Open, uint Active, Dictionary<string, uint> Conditions, bool WriteProtected);
+    uint MaxOpen, uint MaxActive, uint Open, uint Active, Dictionary<string, uint> Conditions, bool WriteProtected,
+    WriteLogDto? WriteLog = null);
+
+/// <summary>
+/// A namespace's write log (<c>zns serve --write-log</c>): entries, flushes and bytes recorded, the size bound, changes
+/// not recorded since it stopped, and why it stopped (null while it records).
+/// </summary>
+public sealed record WriteLogDto(string Path, long Entries, long Flushes, long Bytes, long MaxBytes, long Dropped, string? Stopped);
 
 /// <summary>One zone: the report fields plus attribute names, per-zone activity and whether a media error is armed in it.</summary>
 public sealed record ZoneDto(

@@ -45,7 +45,8 @@ public sealed class ControlService(NvmeTarget target, bool historyTimer = true)
         ZoneGeometry g = ns.Geometry;
         return new NamespaceDto(nsid, ns.IsZoned, g.BlockSize, g.NamespaceSizeLbas, ns.IsZoned ? g.ZoneCount : 0,
             g.ZoneSizeLbas, g.ZoneCapacityLbas, g.MaxOpen, g.MaxActive, ns.OpenZoneCount, ns.ActiveZoneCount, Conditions(ns),
-            target.Subsystem.IsWriteProtected(nsid));
+            target.Subsystem.IsWriteProtected(nsid),
+            ns.WriteLog is { } log ? new WriteLogDto(log.Path, log.Entries, log.Flushes, log.Bytes, log.MaxBytes, log.Dropped, log.StopReason) : null);
     }
 
     /// <summary>

@@ -255,10 +255,29 @@ internal sealed class ZoneStateFile : IDisposable
     }
 
     /// <summary>Encodes the kept options, header and zone records into the slot buffer.</summary>
-    public void Encode(KeptNamespaceOptions kept, long backstoreLength, ReadOnlySpan<ZoneRecord> zones, ReadOnlySpan<byte> extensions, bool writeProtected = false)
+    public void Encode(KeptNamespaceOptions kept, long backstoreLength, ReadOnlySpan<ZoneRecord> zones, ReadOnlySpan<byte> extensions, bool writeProtected = false) =>
+        EncodeSlot(_slot, kept, backstoreLength, zones, extensions, writeProtected);
+
+    /// <summary>
+    /// One commit's bytes (sequence 1, CRC set) as a stand-alone record of the namespace's options and zones, for
+    /// files that must say which namespace they belong to (the write log's header).
+    /// </summary>
+    public static byte[] Snapshot(KeptNamespaceOptions kept, long backstoreLength, ReadOnlySpan<ZoneRecord> zones, ReadOnlySpan<byte> extensions, bool writeProtected)
+    {
+        int used = (int)UsedBytes(HeaderSize, (uint)zones.Length, kept.DescriptorExtensionSize);
+        byte[] slot = new byte[used];
+        EncodeSlot(slot, kept, backstoreLength, zones, extensions, writeProtected);
+        BinaryPrimitives.WriteUInt64LittleEndian(slot.AsSpan(16), 1);
+        BinaryPrimitives.WriteUInt32LittleEndian(slot.AsSpan(12), Crc32C.Compute(slot.AsSpan(16)));
+        return slot;
+    }
+
+    /// <summary>What a <see cref="Snapshot"/> (or one slot) holds, or null when it is not a valid commit.</summary>
+    public static Loaded? ParseSnapshot(ReadOnlySpan<byte> slot) => slot.Length < Format1HeaderSize ? null : TryParse(slot, out _);
+
+    private static void EncodeSlot(Span<byte> s, KeptNamespaceOptions kept, long backstoreLength, ReadOnlySpan<ZoneRecord> zones, ReadOnlySpan<byte> extensions, bool writeProtected)
     {
         int shift = System.Numerics.BitOperations.Log2((uint)kept.LogicalBlockSize);
-        Span<byte> s = _slot;
         s.Clear();
         Magic.CopyTo(s);
         BinaryPrimitives.WriteInt32LittleEndian(s[8..], FormatVersion);

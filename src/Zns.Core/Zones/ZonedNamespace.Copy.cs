@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Zns.Nvme;
 using Zns.Core.Storage;
+using Zns.Core.Recording;
 
 namespace Zns.Core.Zones;
 
@@ -157,6 +158,7 @@ public sealed partial class ZonedNamespace
                 {
                     CompleteZonedWrite(dz, dlba, nlb);
                 }
+                RecordData(WriteLogKind.Copy, dlba, nlb, data, fua: false);
                 RecordWrite(dz);
                 Interlocked.Increment(ref _changes);
                 dlba += nlb;

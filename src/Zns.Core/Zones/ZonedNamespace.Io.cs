@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Zns.Nvme;
 using Zns.Core.Storage;
+using Zns.Core.Recording;
 
 namespace Zns.Core.Zones;
 
@@ -123,6 +124,7 @@ public sealed partial class ZonedNamespace
         if (status.IsSuccess)
         {
             MarkAllDurable();
+            _writeLog?.Record(WriteLogKind.Flush, WriteLogFlags.None, 0, 0, 0, default);
         }
         return status;
     }
@@ -143,10 +145,18 @@ public sealed partial class ZonedNamespace
         {
             // Deallocated blocks read as zeros: a change a power cut may undo, as a write of zeros.
             status = WriteConventional(slba, blockCount, default, zeroes: true, fua: false);
-            return status.IsSuccess ? status : NvmeStatus.InternalError;
         }
-        // On a zoned namespace only whole blocks below the write pointer are data; the rest already reads as zeros.
-        return TryZero(Geometry.ByteOffset(slba), (long)blockCount << Geometry.BlockShift) ? NvmeStatus.Success : NvmeStatus.InternalError;
+        else
+        {
+            // On a zoned namespace only whole blocks below the write pointer are data; the rest already reads as zeros.
+            status = TryZero(Geometry.ByteOffset(slba), (long)blockCount << Geometry.BlockShift) ? NvmeStatus.Success : NvmeStatus.InternalError;
+        }
+        if (!status.IsSuccess)
+        {
+            return NvmeStatus.InternalError;
+        }
+        _writeLog?.Record(WriteLogKind.Deallocate, WriteLogFlags.None, 0, slba, blockCount, default);
+        return NvmeStatus.Success;
     }
 
     /// <summary>
@@ -218,7 +228,12 @@ public sealed partial class ZonedNamespace
         assignedLba = slba;
         if (!IsZoned)
         {
-            return WriteConventional(slba, nlb, data, zeroes, fua);
+            var s = WriteConventional(slba, nlb, data, zeroes, fua);
+            if (s.IsSuccess)
+            {
+                RecordData(zeroes ? WriteLogKind.WriteZeroes : WriteLogKind.Write, slba, nlb, data, fua);
+            }
+            return s;
         }
 
         uint zi = Geometry.ZoneOf(slba);
@@ -274,6 +289,7 @@ public sealed partial class ZonedNamespace
                     CompleteZonedWrite(zi, slba, nlb);
                 }
             }
+            RecordData(append ? WriteLogKind.Append : zeroes ? WriteLogKind.WriteZeroes : WriteLogKind.Write, slba, nlb, data, fua);
             RecordWrite(zi);
             Interlocked.Increment(ref _changes);
             if (!fua)

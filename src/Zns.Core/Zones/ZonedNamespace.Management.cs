@@ -43,14 +43,14 @@ public sealed partial class ZonedNamespace
             {
                 Func<uint, NvmeStatus> open = zsaso ? _zones.OpenWithZrwa : z => _zones.Open(z, implicitly: false);
                 // QEMU walks the closed zones in the order they closed (zones auto-closed meanwhile join the walk).
-                status = selectAll ? WalkLists(open, ZoneStateMachine.ClosedList) : OneZone(zi, open);
+                status = selectAll ? WalkLists(open, action, zsaso, ZoneStateMachine.ClosedList) : OneZone(zi, open, action, slba, zsaso);
                 break;
             }
             case ZoneSendAction.Close:
-                status = selectAll ? WalkLists(_zones.Close, ZoneStateMachine.ImplicitList, ZoneStateMachine.ExplicitList) : OneZone(zi, _zones.Close);
+                status = selectAll ? WalkLists(_zones.Close, action, false, ZoneStateMachine.ImplicitList, ZoneStateMachine.ExplicitList) : OneZone(zi, _zones.Close, action, slba);
                 break;
             case ZoneSendAction.Finish:
-                status = selectAll ? WalkLists(FinishDurably, ZoneStateMachine.ClosedList, ZoneStateMachine.ImplicitList, ZoneStateMachine.ExplicitList) : OneZone(zi, FinishDurably);
+                status = selectAll ? WalkLists(FinishDurably, action, false, ZoneStateMachine.ClosedList, ZoneStateMachine.ImplicitList, ZoneStateMachine.ExplicitList) : OneZone(zi, FinishDurably, action, slba);
                 // Durable when it completes: a power cut never hands back as writable a zone the host was told is full.
                 if (status.IsSuccess)
                 {
@@ -61,7 +61,16 @@ public sealed partial class ZonedNamespace
                 status = ResetZones(zi, selectAll);
                 break;
             case ZoneSendAction.Offline:
-                status = selectAll ? ForEachZone(s => s == ZoneState.ReadOnly, _zones.Offline) : OneZone(zi, _zones.Offline);
+                if (selectAll)
+                {
+                    // Only Read Only zones are taken Offline, and no write reaches them: no zone lock needs to order the entry.
+                    status = ForEachZone(s => s == ZoneState.ReadOnly, _zones.Offline);
+                    RecordZoneAction(action, 0, selectAll: true, zsaso: false, status: status);
+                }
+                else
+                {
+                    status = OneZone(zi, _zones.Offline, action, slba);
+                }
                 break;
             case ZoneSendAction.SetDescriptorExtension:
                 if (selectAll || Geometry.DescriptorExtensionSize == 0 || extension.Length != Geometry.DescriptorExtensionSize)
@@ -74,11 +83,15 @@ public sealed partial class ZonedNamespace
                     {
                         status = _zones.SetDescriptorExtension(zi, extension);
                     }
+                    if (status.IsSuccess)
+                    {
+                        RecordZoneAction(action, slba, selectAll: false, zsaso: false, extension);
+                    }
                 }
                 break;
             case ZoneSendAction.FlushZrwa:
                 // SLBA is the last LBA to commit; Select All has no meaning here (Invalid Field, as QEMU).
-                status = selectAll ? NvmeStatus.InvalidField : OneZone(zi, z => CommitZrwa(z, slba));
+                status = selectAll ? NvmeStatus.InvalidField : OneZone(zi, z => CommitZrwa(z, slba), action, slba);
                 break;
             default:
                 status = NvmeStatus.InvalidField;
@@ -114,20 +127,27 @@ public sealed partial class ZonedNamespace
         return status;
     }
 
-    private NvmeStatus OneZone(uint zi, Func<uint, NvmeStatus> op)
+    private NvmeStatus OneZone(uint zi, Func<uint, NvmeStatus> op, ZoneSendAction action, ulong slba, bool zsaso = false)
     {
         lock (_zoneLocks[zi])
         {
+            NvmeStatus status;
             lock (_stateLock)
             {
-                return op(zi);
+                status = op(zi);
             }
+            if (status.IsSuccess)
+            {
+                RecordZoneAction(action, slba, selectAll: false, zsaso);
+            }
+            return status;
         }
     }
 
     // Select All over QEMU's state lists, in their order. Every zone lock is taken (index order, as Reset does)
     // so no write is between its checks and its write pointer update while zones change state under it.
-    private NvmeStatus WalkLists(Func<uint, NvmeStatus> op, params int[] lists)
+    // A Select All that stops at a failing zone has changed the zones before it: it is recorded with its status.
+    private NvmeStatus WalkLists(Func<uint, NvmeStatus> op, ZoneSendAction action, bool zsaso, params int[] lists)
     {
         int taken = 0;
         try
@@ -136,10 +156,13 @@ public sealed partial class ZonedNamespace
             {
                 Monitor.Enter(_zoneLocks[taken]);
             }
+            NvmeStatus status;
             lock (_stateLock)
             {
-                return _zones.WalkLists(op, lists);
+                status = _zones.WalkLists(op, lists);
             }
+            RecordZoneAction(action, 0, selectAll: true, zsaso, status: status);
+            return status;
         }
         finally
         {
@@ -202,6 +225,10 @@ public sealed partial class ZonedNamespace
                     var status = _zones.Reset(zi, out releasedEnd[(int)(zi - from)]);
                     if (!status.IsSuccess)
                     {
+                        if (all)
+                        {
+                            RecordZoneAction(ZoneSendAction.Reset, 0, selectAll: true, zsaso: false, status: status);
+                        }
                         return status;
                     }
                     // Durable when it completes (committed below, before its blocks are released).
@@ -209,6 +236,7 @@ public sealed partial class ZonedNamespace
                     any |= s != ZoneState.Empty;
                 }
             }
+            RecordZoneAction(ZoneSendAction.Reset, all ? 0 : Geometry.ZoneStart(first), all, zsaso: false);
             if (!any)
             {
                 return NvmeStatus.Success;

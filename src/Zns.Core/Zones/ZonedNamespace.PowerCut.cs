@@ -86,6 +86,7 @@ public sealed partial class ZonedNamespace
         {
             throw new ArgumentException(problem, nameof(policy));
         }
+        _writeLog?.StopAtPowerCut();
         var report = IsZoned ? CutZones(policy, random) : CutConventional(policy, random);
         Interlocked.Increment(ref _changes);
         Commit(force: true);
