@@ -42,7 +42,7 @@ connect_fs() {
     return 1
 }
 # Deleting the controller fails every command it holds, as nvme disconnect does (after a cut the kernel has done it).
-delete_fs_ctrl() { [ -z "$ctrl" ] || echo 1 >"/sys/class/nvme/$ctrl/delete_controller" 2>/dev/null; ctrl=; }
+delete_fs_ctrl() { [ -z "$ctrl" ] || { echo 1 >"/sys/class/nvme/$ctrl/delete_controller"; } 2>/dev/null; ctrl=; }
 case $FS in
     btrfs)
         modprobe -a btrfs
@@ -147,7 +147,8 @@ for c in $(seq 1 "$CUTS"); do
     [ $check_rc = 0 ] || what+=("checker failed")
     rc=$((${#what[@]} > 0))
     [ $rc = 0 ] || { evidence "$FS-cut$c" "$dev"; cp "$state" "$oplog" "$SHARE/evidence/" 2>/dev/null; }
-    tap $rc "$label: cut $c/$CUTS (--keep ${keep/-/ --}, seed $seed) after $ops operations: mount, $summary, checker clean${what:+ -- FAILED: ${what[*]}}"
+    checked="checker clean"; [ $check_rc = 0 ] || checked="checker not clean"
+    tap $rc "$label: cut $c/$CUTS (--keep ${keep/-/ --}, seed $seed) after $ops operations: mount, $summary, $checked${what:+ -- FAILED: ${what[*]}}"
     note "cut $c: workload $((t1 - c0)) ms, cut $((t2 - t1)) ms, cleanup $((t3 - t2)) ms, attach $((t4 - t3)) ms, mount $((t5 - t4)) ms, verify $((t6 - t5)) ms, umount+check $((t7 - t6)) ms, total $((t7 - c0)) ms"
     [ $att_rc = 0 ] || break
 done

@@ -30,7 +30,6 @@ echo "# power-cut tests: kernels ${kernels[*]}, $cuts cuts per file system, seed
 # The guest's requests: "cut none|random-torn SEED".
 cut_request() {
     [ "$1" = cut ] || return 2
-    if [ "${ZNS_POWERCUT_BY_KILL:-0}" = 1 ]; then kill_server; start_server "${serve_args[@]}" --nqn "$nqn" --listen "127.0.0.1:$port" --control "127.0.0.1:$cport"; return; fi
     local keep=(--keep "${2%-torn}")
     [[ $2 == *-torn ]] && keep+=(--torn)
     echo "# host: zns fault power-cut ${keep[*]} --seed $3 --off-ms $off_ms" >>"$work/host.log"
