@@ -57,6 +57,8 @@ run_guest_suite pi tests/guest/suites/pi-tests.sh
 run_guest_suite zns-qemu tests/guest/suites/zns-qemu-tests.sh
 run_guest_suite control tests/guest/suites/control-tests.sh
 run_guest_suite differential tests/guest/differential/run-differential.sh
+# btrfs and f2fs through power cuts on Linux 6.12 and 7.x, and the negative control (docs/crash-testing.md).
+run_guest_suite powercut tests/guest/suites/powercut-tests.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -4,7 +4,7 @@
 source "$(dirname "$0")/../lib/fs-lib.sh"
 L=$SHARE/lists
 modprobe -a btrfs
-check() { btrfs check --readonly "$1" >"$SHARE/check.out" 2>&1 || { sed 's/^/#   /' "$SHARE/check.out" | tail -n 8; return 1; }; }
+check() { btrfs_check "$1"; }
 
 connect; tap $? "nvme connect"
 dev=$(ns_dev 1); tap $? "zoned namespace attached ($dev, $(cat /sys/block/"${dev#/dev/}"/queue/zoned 2>/dev/null))"

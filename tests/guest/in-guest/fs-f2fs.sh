@@ -5,28 +5,10 @@
 source "$(dirname "$0")/../lib/fs-lib.sh"
 L=$SHARE/lists
 modprobe -a f2fs
-# f2fs records its devices by the paths given to mkfs: it opens the extra device by that path at mount, and
-# fsck.f2fs wants the first one by the same path. Kernels that scan namespaces in parallel (6.2 and later) may give
-# nsid 1 and 2 each other's names on a reconnect (/dev/nvme0n2 is then the conventional device). So both are given by
-# the links udev makes for them (/dev/disk/by-id/nvme-WWID, 60-persistent-storage.rules); this guest has no udev, so
-# the links are made here.
-by_id() { local w; w=$(cat "/sys/block/${1#/dev/}/wwid") && mkdir -p /dev/disk/by-id && ln -sfn "$1" "/dev/disk/by-id/nvme-$w" && echo "/dev/disk/by-id/nvme-$w"; }
+# The devices by their by-id links (by_id in fs-lib.sh: why).
 attach() { connect "$@" && conv_dev=$(ns_dev 1) && dev=$(ns_dev 2) && set_sched "$dev" && conv=$(by_id "$conv_dev") && zoned=$(by_id "$dev"); }
 mount_fs() { mount -t f2fs "$conv" "$mnt"; }
-# fsck.f2fs -f --dry-run (check everything, change nothing): any [Fail] line or a non-zero exit fails, except a
-# free segment count mismatch, an f2fs-tools quirk on zoned devices seen on QEMU's device too (see docs/tests.md).
-check() {
-    fsck.f2fs -f --dry-run "$conv" >"$SHARE/fsck.out" 2>&1
-    local rc=$? bad
-    bad=$(grep -i -E '\[fail\]' "$SHARE/fsck.out" | grep -v -i 'free segment' | head -n 5)
-    if [ -z "$bad" ]; then
-        [ $rc = 0 ] && return 0
-        grep -q -i -E 'free segment.*\[fail\]' "$SHARE/fsck.out" && { note "fsck.f2fs: only the free segment count quirk"; return 0; }
-    fi
-    echo "$bad" | sed 's/^/#   /'; tail -n 3 "$SHARE/fsck.out" | sed 's/^/#   /'
-    note "fsck.f2fs exit $rc"
-    return 1
-}
+check() { f2fs_check "$conv"; }
 # Sections that held data and were reset: zones whose write pointer went back since the report in $1.
 zones_reset_since() {
     local r=0 a b

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 required=(qemu-system-x86 linux-image-amd64 busybox-static kmod cpio iproute2
-          nvme-cli fio util-linux netcat-openbsd xz-utils zstd procps btrfs-progs f2fs-tools)
+          nvme-cli fio util-linux netcat-openbsd xz-utils zstd procps btrfs-progs f2fs-tools python3)
 optional=(zbd-utils)
 
 # The Debian 13 kernels of the matrix (6.12, newest 7.x), unpacked into a cache; see harness/kernels.sh.

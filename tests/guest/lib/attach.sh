@@ -21,14 +21,18 @@ disconnect() {
     nvme disconnect -n "$NQN" >/dev/null 2>&1
 }
 ns_dev() {
-    local nsid=$1 deadline=$((SECONDS + 20)) b
+    local nsid=$1 deadline=$((SECONDS + 20)) b v
+    # read, not cat or grep: a process costs 0.1-0.3 s under TCG.
     while [ $SECONDS -lt $deadline ]; do
         for b in /sys/block/nvme*n*; do
             [ -e "$b" ] || continue
-            if [ -r "$b/nsid" ]; then [ "$(cat "$b/nsid")" = "$nsid" ] || continue; else [[ $b == *n"$nsid" ]] || continue; fi
-            [ "$(cat "$b/hidden" 2>/dev/null || echo 0)" = 0 ] || continue
+            if [ -r "$b/nsid" ]; then read -r v <"$b/nsid"; [ "$v" = "$nsid" ] || continue; else [[ $b == *n"$nsid" ]] || continue; fi
+            v=0; [ -r "$b/hidden" ] && read -r v <"$b/hidden"
+            [ "$v" = 0 ] || continue
             if [ -n "${NQN:-}" ]; then
-                grep -qx "$NQN" "$b/device/subsysnqn" 2>/dev/null || grep -qx "$NQN" "$b/device/device/subsysnqn" 2>/dev/null || continue
+                v=; { read -r v <"$b/device/subsysnqn"; } 2>/dev/null
+                if [ "$v" != "$NQN" ]; then v=; { read -r v <"$b/device/device/subsysnqn"; } 2>/dev/null; fi
+                [ "$v" = "$NQN" ] || continue
             fi
             [ -b "/dev/${b##*/}" ] && { echo "/dev/${b##*/}"; return 0; }
         done
