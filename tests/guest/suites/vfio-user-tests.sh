@@ -3,7 +3,7 @@
 # Debian 13's QEMU (install/install-trixie-qemu.sh; the host's 7.2 has no vfio-user client) boots Linux 6.1 with
 # -device vfio-user-pci on shareable guest memory, and the guest's nvme-pci driver binds it. The same phases as over
 # NVMe/TCP (lib/transport-phases.sh, TRANSPORT=pcie), plus SGLs; phase 2 ends with btrfs on the namespace. Prints
-# TAP lines; skips (prints one '# skipped' line) without the trixie QEMU.
+# TAP lines; then a power cut under nvme-pci (power_cut_phase). Skips (prints one '# skipped' line) without the trixie QEMU.
 set -uo pipefail
 suites=$(cd "$(dirname "$0")" && pwd)
 guest=$(dirname "$suites")
@@ -28,4 +28,18 @@ run_guest() {
     --qemu-arg -device --qemu-arg "{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"$sock\"}}" "$@"
 }
 
-transport_phases
+# Phase 3: `zns fault power-cut --keep none` under Linux's nvme-pci (in-guest/pcie-power-cut.sh), on a small zoned
+# namespace; the guest asks for the cut through the shared dir.
+power_cut_phase() {
+  local cport=$((20000 + RANDOM % 20000))
+  truncate -s 256M "$work/target/cut.raw"
+  start_server "${listen[@]}" --control "127.0.0.1:$cport" --zone-size 16M --zone-capacity 16M cut.raw ||
+    { tap 1 "power cut: zns serve starts"; return 1; }
+  control_agent_start "127.0.0.1:$cport"
+  run_phase pcie-power-cut.sh
+  control_agent_stop
+  grep -h 'Power cut' "$work/serve.log" | sed 's/^/# zns: /'
+  stop_server; tap $? "power cut: zns serve stops cleanly on SIGTERM"
+}
+
+transport_phases && power_cut_phase
