@@ -203,7 +203,12 @@ public sealed class NvmePcieFunction : IDisposable
     {
         if (offset >= DoorbellOffset)
         {
-            _queues.WriteDoorbell((int)((offset - DoorbellOffset) / 4), value);
+            // While power is off a doorbell write is dropped like any other: a tail the host rang then (an Abort,
+            // a retried I/O) must not be taken by the controller that comes back with power.
+            if (Controller is not null)
+            {
+                _queues.WriteDoorbell((int)((offset - DoorbellOffset) / 4), value);
+            }
             return;
         }
         if (offset is Intms or Intmc or Nssr)

@@ -39,6 +39,10 @@ internal sealed partial class PcieQueuePoller : IMemoryQueueOperations
             var acq = new PcieCompletionQueue(0, completionQueueBase, completionQueueEntries, interruptsEnabled: true, vector: 0) { SubmissionQueues = 1 };
             _ioCq[0] = acq;
             _ioSq[0] = new PcieSubmissionQueue(0, submissionQueueBase, submissionQueueEntries, acq, adminQueue, _target.Options.MaxAdminDataLength);
+            // A new admin queue starts empty (head = tail = 0) whatever was rung before it existed, as the I/O
+            // queues do when created.
+            Volatile.Write(ref _doorbells[0], 0);
+            Volatile.Write(ref _doorbells[1], 0);
             _logger.Enabled(Name, adminQueue.Controller.Cntlid, submissionQueueEntries, completionQueueEntries);
         }
         _wake.Set();

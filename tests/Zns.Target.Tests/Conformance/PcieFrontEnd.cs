@@ -60,7 +60,14 @@ internal sealed class PcieFrontEnd : FrontEnd
     /// <summary>CSTS as the host reads it.</summary>
     public uint Csts => _driver.Csts;
 
-    public override async Task ReconnectAsync()
+    /// <summary>Writes doorbell <paramref name="index"/> (SQ y tail is 2y, CQ y head 2y + 1) as a host does.</summary>
+    public void RingDoorbell(int index, uint value) => _driver.Device.Write32(NvmePcieFunction.DoorbellOffset + 4 * index, value);
+
+    public override Task ReconnectAsync() => ReconnectAsync(TimeSpan.Zero);
+
+    /// <param name="settle">How long the enabled controller is left alone before the first admin command: it must
+    /// post nothing meanwhile (a completion then is for a command the host never submitted).</param>
+    public async Task ReconnectAsync(TimeSpan settle)
     {
         // Power is back when the new controller shows CSTS.CFS; then the host resets it (EN 1 -> 0 is a no-op on a
         // controller never enabled) and enables it, and re-creates its I/O queue pair.
@@ -73,6 +80,11 @@ internal sealed class PcieFrontEnd : FrontEnd
         _driver.Device.Write32(0x14, 0);
         _driver.Enable();
         _driver.WaitReady();
+        if (settle > TimeSpan.Zero)
+        {
+            await Task.Delay(settle);
+            Assert.True(_driver.NoCompletionPending(0), "a completion on the admin queue before any command was submitted");
+        }
         _driver.CreateIoQueuePair(1, IoQueueEntries);
     }
 

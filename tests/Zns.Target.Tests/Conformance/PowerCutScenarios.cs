@@ -165,6 +165,23 @@ public sealed class ArmedPowerCutTests
     });
 
     [Fact]
+    public Task A_pcie_doorbell_rung_while_off_is_dropped() => RunAsync(FrontEndKind.Pcie, async fe =>
+    {
+        var pcie = (PcieFrontEnd)fe;
+        byte[] kept = await WriteOkAsync(fe, 0, 2, 6);
+        Ok(await fe.IoAsync(Sqe.Create(IoOpcode.Flush, ZonedNsid)));
+        fe.Target.Subsystem.CutPower(null, new PowerCutPolicy(PowerCutKeep.None, false, 0), offMs: 100, "test");
+        // What Linux's timeout handler does while the registers read zeros: an Abort on the admin queue, a retry on
+        // the I/O queue. The controller that comes back must start from empty queues, not fetch up to these tails.
+        pcie.RingDoorbell(0, 5);
+        pcie.RingDoorbell(2, 3);
+        await fe.Target.Subsystem.PoweredOn.WaitAsync(Conformance.Timeout);
+        await pcie.ReconnectAsync(settle: TimeSpan.FromMilliseconds(100));
+        Assert.Equal(2ul, (await ZoneAsync(fe, 0)).WritePointer);
+        await ReadsAsync(fe, 0, kept);
+    });
+
+    [Fact]
     public void Bad_requests_are_refused_naming_the_field()
     {
         using var host = new ConformanceTarget(TargetSpec.Default);

@@ -21,6 +21,7 @@ dev=$(ns_dev 1); tap $? "the zoned namespace is attached ($dev)"
 dev=${dev:-/dev/nvme0n1}
 d=${dev#/dev/}
 ctrl=$(basename "$(readlink -f "/sys/block/$d/device")")
+pci=$(basename "$(readlink -f "/sys/class/nvme/$ctrl/device")")
 bs=$(<"/sys/block/$d/queue/logical_block_size")
 zsec=$(<"/sys/block/$d/queue/chunk_sectors")   # zone size in 512-byte sectors
 # The I/O timeout after which nvme-pci looks at CSTS: 2 s instead of 30 (the queue's for reads and writes, the
@@ -54,11 +55,15 @@ log=$(dmesg | sed -n "/$marker/,\$p" | tail -n +2)
 printf '%s\n' "$log" | sed 's/^/# dmesg: /'
 state=$(cat "/sys/class/nvme/$ctrl/state" 2>/dev/null)
 if [ ! -b "$dev" ] || [ "$state" != live ]; then
-    # Linux gave up on the controller: what a PCI rescan brings back, for the report.
-    note "after the cut: $ctrl state '${state:-gone}', $dev $([ -b "$dev" ] && echo present || echo gone)"
+    # Linux gave up on the controller (not expected here): what brings it back, for the report.
+    note "after the cut: $ctrl state '${state:-gone}', $dev $([ -b "$dev" ] && echo present || echo gone), PCI function $pci $([ -e "/sys/bus/pci/devices/$pci" ] && echo present || echo gone)"
     echo 1 >/sys/bus/pci/rescan 2>/dev/null
-    dev2=$(ns_dev 1) && note "after a PCI rescan: $dev2" || note "after a PCI rescan: no namespace"
-    dmesg | sed -n "/$marker/,\$p" | tail -n +2 | tail -n 20 | sed 's/^/# dmesg after rescan: /'
+    dev2=$(ns_dev 1) && note "after a PCI rescan: $dev2" || {
+        note "after a PCI rescan: no namespace; binding $pci to nvme again"
+        echo "$pci" >/sys/bus/pci/drivers/nvme/bind 2>/dev/null
+        dev2=$(ns_dev 1) && note "after the bind: $dev2" || note "after the bind: no namespace"
+    }
+    dmesg | sed -n "/$marker/,\$p" | tail -n +2 | tail -n 20 | sed 's/^/# dmesg later: /'
 fi
 [ $rc = 0 ] && [ "$state" = live ] && [ -b "$dev" ]
 tap $? "the first read after the cut (zone 0) completed after ${took} s with the data written ($ctrl $state, $dev still there)"
