@@ -2,8 +2,9 @@
 # Kernel tests over vfio-user: zns serves the seed's default namespace as a PCIe NVMe controller on a Unix socket,
 # Debian 13's QEMU (install/install-trixie-qemu.sh; the host's 7.2 has no vfio-user client) boots Linux 6.1 with
 # -device vfio-user-pci on shareable guest memory, and the guest's nvme-pci driver binds it. The same phases as over
-# NVMe/TCP (lib/transport-phases.sh, TRANSPORT=pcie), plus SGLs; phase 2 ends with btrfs on the namespace. Prints
-# TAP lines; then a power cut under nvme-pci (power_cut_phase). Skips (prints one '# skipped' line) without the trixie QEMU.
+# NVMe/TCP (lib/transport-phases.sh, TRANSPORT=pcie), plus SGLs; phase 2 ends with btrfs on the namespace; phase 3
+# is a power cut under nvme-pci (power_cut_phase). Prints TAP lines; skips (prints one '# skipped' line) without the
+# trixie QEMU.
 set -uo pipefail
 suites=$(cd "$(dirname "$0")" && pwd)
 guest=$(dirname "$suites")
