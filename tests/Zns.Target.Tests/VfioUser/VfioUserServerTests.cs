@@ -103,12 +103,12 @@ public sealed class VfioUserServerTests : IDisposable
             driver.WaitReady();
             byte[] id = driver.Identify(1);
             Assert.Equal("zns", System.Text.Encoding.ASCII.GetString(id, 24, 40).Trim());
-            Assert.True(vector0.Take() > 0, "admin completion interrupt");
+            Assert.True(vector0.TakeWithin(TimeSpan.FromSeconds(2)) > 0, "admin completion interrupt");
             driver.CreateIoQueuePair(1);
             page = ram.Alloc(4096);
             ram.Span(page, 4096).Fill(0x5A);
             Assert.True(driver.ReadWrite(IoOpcode.Write, 1, 256, [page], 1).IsSuccess);
-            Assert.True(vector1.Take() > 0, "I/O completion interrupt on the CQ's vector");
+            Assert.True(vector1.TakeWithin(TimeSpan.FromSeconds(2)) > 0, "I/O completion interrupt on the CQ's vector");
             // Posted (no-reply) doorbell writes, as QEMU sends them, work too.
             SubmissionQueueEntry read = driver.NewSqe(IoOpcode.Read, 1);
             ulong back = ram.Alloc(4096);

@@ -210,5 +210,20 @@ internal sealed unsafe class TestEventFd : IDisposable
         return Posix.read(Fd, &v, 8) == 8 ? v : 0;
     }
 
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for a signal and takes it: the controller writes a completion entry
+    /// before it signals the vector, so a driver that polled the entry can look before the signal is there.
+    /// </summary>
+    public ulong TakeWithin(TimeSpan timeout)
+    {
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        ulong v;
+        while ((v = Take()) == 0 && Environment.TickCount64 < deadline)
+        {
+            Thread.Sleep(1);
+        }
+        return v;
+    }
+
     public void Dispose() => Posix.close(Fd);
 }
