@@ -116,6 +116,13 @@ for c in $(seq 1 "$CUTS"); do
     if [ $((c % 2)) = 1 ]; then keep=none; else keep=random-torn; fi
     c0=$(ms)
     [ "${RECONNECT:-0}" = 1 ] && dmesg -C
+    if [ ! -b "$dev" ]; then
+        # Seen once on 7.3 right after the control phase: the device was gone before any cut of this boot. Say so,
+        # with the kernel's last lines, and attach again (the mount below still has to succeed).
+        note "cut $c: $dev is gone before the workload; the kernel's last lines, then attach again"
+        dmesg | tail -n 6 | sed 's/^/#   dmesg: /'
+        delete_fs_ctrl; reattach || true
+    fi
     mount_fs || { tap 1 "$label: cut $c: mount before the workload"; break; }
     # The cut comes 0.1-1.6 s after the workload's first completed operation (the seed picks the instant).
     RANDOM=$seed
