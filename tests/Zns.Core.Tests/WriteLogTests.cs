@@ -116,17 +116,20 @@ public sealed class WriteLogTests
         Assert.Equal(Enumerable.Range(0, want.Length).Select(i => (long)i), e.Select(x => x.Index));
     }
 
+    /// <summary><see cref="RunStream"/> into a new log in <paramref name="dir"/>; the log's path and the captures.</summary>
+    private static (string Path, Dictionary<long, (ZoneInfo[], byte[], byte[][])> At) LoggedStream(TempDir dir, ZonedNamespace ns)
+    {
+        string path = WriteLogFormat.PathFor(dir.Path, 1);
+        using var log = WriteLog.Create(path, 1, ns);
+        return (path, RunStream(ns, log));
+    }
+
     [Fact]
     public void ReplayToEveryEntryRebuildsTheLiveStateOfThatPoint()
     {
         using var dir = new TempDir();
         using var ns = TestNamespaces.Ram(Options());
-        string path = WriteLogFormat.PathFor(dir.Path, 1);
-        Dictionary<long, (ZoneInfo[], byte[], byte[][])> at;
-        using (var log = WriteLog.Create(path, 1, ns))
-        {
-            at = RunStream(ns, log);
-        }
+        var (path, at) = LoggedStream(dir, ns);
         foreach ((long index, var live) in at)
         {
             string image = dir.File($"at{index}.raw");
@@ -150,12 +153,7 @@ public sealed class WriteLogTests
     {
         using var dir = new TempDir();
         using var ns = TestNamespaces.Ram(Options());
-        string path = WriteLogFormat.PathFor(dir.Path, 1);
-        Dictionary<long, (ZoneInfo[], byte[], byte[][])> at;
-        using (var log = WriteLog.Create(path, 1, ns))
-        {
-            at = RunStream(ns, log);
-        }
+        var (path, at) = LoggedStream(dir, ns);
         var r = WriteLogReplay.Rebuild(path, dir.File("f2.raw"), new ReplayTarget(null, 2));
         Assert.Equal(15, r.LastEntry);
         Assert.Equal(at[15].Item1, ZonedNamespace.ReadStoredZones(dir.File("f2.raw"))!.Value.Zones);
